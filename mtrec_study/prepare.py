@@ -185,7 +185,7 @@ def positive_keys(inter: pd.DataFrame, n_items_key: int) -> np.ndarray:
 
 
 def sample_negatives(users: np.ndarray, candidates: np.ndarray, pos_keys: np.ndarray, n_items_key: int,
-                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+                     rng: np.random.Generator, max_rounds: int = 1000) -> np.ndarray:
     """Draw one non-interacted item per entry of ``users`` (with replacement across entries).
 
     A drawn item that is a positive of that user (per ``pos_keys``) is redrawn, so a positive

@@ -67,21 +67,20 @@ def _read_delimited(text: str, sep: str, names: list[str], numeric: list[str], f
                     header: bool = False) -> pd.DataFrame:
     """Parse delimited text, naming the file and line of the first bad row."""
     first_line = 2 if header else 1
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, names=names,
-                         dtype=str, quoting=csv.QUOTE_NONE, keep_default_na=False,
-                         na_values=[], engine="c")
-    except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+), saw (\d+)", str(exc))
-        where = f"line {int(m.group(1))}: {m.group(2)} fields, expected {len(names)}" if m else str(exc)
-        raise DataFormatError(f"{filename}: {where} ({', '.join(names)})") from exc
-    if df.empty:
+    lines = pd.Series(text.splitlines()[1 if header else 0:])
+    lines = lines[lines.str.strip() != ""]
+    fields = lines.str.count(re.escape(sep)).to_numpy() + 1
+    wrong = np.flatnonzero(fields != len(names))
+    if wrong.size:
+        i = int(wrong[0])
+        kind = "fewer" if fields[i] < len(names) else "more"
+        raise DataFormatError(f"{filename}: line {int(lines.index[i]) + first_line} has {kind} than "
+                              f"{len(names)} fields ({fields[i]}; expected {', '.join(names)})")
+    if lines.empty:
         raise DataFormatError(f"{filename}: no data rows")
-    short = df[names[-1]].isna()
-    if short.any():
-        i = int(np.flatnonzero(short.to_numpy())[0])
-        raise DataFormatError(f"{filename}: line {i + first_line} has fewer than {len(names)} fields "
-                              f"({', '.join(names)})")
+    df = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, names=names, dtype=str,
+                     quoting=csv.QUOTE_NONE, keep_default_na=False, na_values=[], engine="c",
+                     skip_blank_lines=True)
     for col in numeric:
         values = pd.to_numeric(df[col].str.strip(), errors="coerce")
         bad = values.isna() & (df[col].str.strip() != "")

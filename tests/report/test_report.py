@@ -1,0 +1,97 @@
+"""The report builds, its links resolve, rebuilds are incremental and failures keep the last good one."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from mtrec_study import report
+from mtrec_study.params import notebooks
+
+
+def _links(index: Path) -> list[str]:
+    return re.findall(r"(?:href|src)='([^']+)'", index.read_text())
+
+
+def test_index_links_and_images_resolve(fast_report):
+    index = fast_report / "index.html"
+    links = _links(index)
+    assert len(links) >= 3 * len(notebooks())
+    for link in links:
+        assert (fast_report / link).exists(), link
+    text = index.read_text()
+    for key in ("tensorflow", "git commit", "preset", "run time"):
+        assert key in text
+    assert (fast_report / "results.csv").exists()
+    manifest = json.loads((fast_report / "manifest.json").read_text())
+    assert [r["name"] for r in manifest["notebooks"]] == [p.stem for p in notebooks()]
+
+
+def test_rebuild_is_incremental(fast_report, tmp_path):
+    root = tmp_path / "reports"
+    shutil.copytree(fast_report, root / "fast")
+    report.build_report("fast", out_root=root, progress=False)
+    manifest = json.loads((root / "fast" / "manifest.json").read_text())
+    assert all(r["reused"] for r in manifest["notebooks"])
+    assert not list(root.glob(".tmp-*")) and not list(root.glob(".old-*"))
+
+
+def _toy_notebook(path: Path, body: str) -> Path:
+    nb = new_notebook(cells=[new_markdown_cell("# 99 toy"), new_code_cell("SEED = 1\nDATASET = 'synthetic'\nOUTPUT_DIR = '.'"),
+                             new_code_cell(body)], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_failing_notebook_keeps_last_good_report(tmp_path, monkeypatch):
+    nb_dir, root = tmp_path / "nb", tmp_path / "reports"
+    nb_dir.mkdir()
+    preset = tmp_path / "toy.yaml"
+    preset.write_text("SEED: 3\nDATASET: synthetic\n")
+    good = _toy_notebook(nb_dir / "99_toy.ipynb", "from mtrec_study.results import record_results\nrecord_results({'x': SEED}, OUTPUT_DIR)")
+    monkeypatch.setattr(report, "notebooks", lambda: [good])
+    index = report.build_report(str(preset), out_root=root, progress=False)
+    before = index.read_text()
+    _toy_notebook(good, "raise RuntimeError('deliberate failure')")
+    with pytest.raises(report.ReportError, match=r"99_toy.ipynb failed in cell .*deliberate failure"):
+        report.build_report(str(preset), out_root=root, progress=False)
+    assert index.read_text() == before
+    assert not list(root.glob(".tmp-*")) and (root / "toy-failed.ipynb").exists()
+
+
+def test_missing_data_stops_before_running(tmp_path, monkeypatch, cache):
+    nb_dir = tmp_path / "nb"
+    nb_dir.mkdir()
+    nb = _toy_notebook(nb_dir / "99_toy.ipynb", "raise SystemExit('must not run')")
+    monkeypatch.setattr(report, "notebooks", lambda: [nb])
+    preset = tmp_path / "toy.yaml"
+    preset.write_text("DATASET: ml-1m\n")
+    with pytest.raises(report.ReportError, match="(?s)cannot be obtained, so no notebook was run.*MTREC_DATA_DIR"):
+        report.build_report(str(preset), out_root=tmp_path / "reports", progress=False)
+    assert not (tmp_path / "reports" / "toy").exists()
+
+
+@pytest.mark.browser
+def test_index_renders_in_headless_chromium(fast_report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    shot = fast_report / "index.png"
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1200,1600", f"--screenshot={shot}", (fast_report / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 10_000
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtrec_study import params
+from mtrec_study.config import PROJECT_ROOT
+
+
+def _normalise(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower()
+
+
+def test_environment_yml_matches_pyproject():
+    import tomllib
+
+    deps = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(map(_normalise, deps)) == sorted(_normalise(p) for p in pip if not p.startswith("-e"))
+    assert "-e ." in pip
+    assert not any("tf-keras" in d or "tf_keras" in d for d in deps)
+
+
+def test_presets_validate_against_notebooks():
+    for preset in params.PRESETS:
+        per_nb = params.params_for_notebooks(preset)
+        assert per_nb and all(isinstance(v, dict) for v in per_nb.values())
+
+
+def test_unknown_key_and_wrong_type_are_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("SEED: 1\nEPOCHZ: 3\n")
+    with pytest.raises(params.ParamsError, match="unknown parameter 'EPOCHZ'"):
+        params.params_for_notebooks(str(bad))
+    bad.write_text("SEED: 'forty-two'\n")
+    with pytest.raises(params.ParamsError, match="parameter 'SEED' should be int"):
+        params.params_for_notebooks(str(bad))
+    bad.write_text("seed: 1\n")
+    with pytest.raises(params.ParamsError, match="not an UPPER_CASE"):
+        params.load_preset(str(bad))
+    with pytest.raises(params.ParamsError, match="valid presets: fast, full"):
+        params.load_preset("medium")
+
+
+def test_parameters_cells_hold_literals_only():
+    for nb in params.notebooks():
+        declared = params.notebook_parameters(nb)
+        assert "OUTPUT_DIR" in declared and all(k.isupper() for k in declared), nb.name
+
+
+def test_committed_notebooks_have_no_outputs():
+    import nbformat
+
+    paths = sorted(Path(PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    assert paths
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+
+
+def test_notebooks_follow_the_template():
+    import nbformat
+
+    for path in params.notebooks():
+        nb = nbformat.read(path, as_version=4)
+        md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+        assert md[0].startswith(f"# {path.stem[:2]}"), path.name
+        assert any(s.startswith("## 0 Global settings") for s in md), path.name
+        assert any(s.startswith("## Summary") for s in md) and any(s.startswith("## Exercises") for s in md)
+        assert any("record_results(" in c.source for c in nb.cells if c.cell_type == "code"), path.name
+
+
+def test_set_seed_rejects_bad_seed():
+    from mtrec_study.reproducibility import set_seed
+
+    with pytest.raises(ValueError, match="non-negative integer"):
+        set_seed(-1)

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtrec_study import prepare
+from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK
+from mtrec_study.datasets.movielens import RatingsData
+
+
+def test_clean_reports_each_drop(small_world):
+    d = small_world.data
+    inter = d.interactions.copy()
+    extra = pd.DataFrame({"user_id": [1, 1, 99999, 2, 3], "item_id": [1, 2, 1, 99999, 4],
+                          "rating": [7.0, np.nan, 3.0, 3.0, 2.0], "timestamp": [1, 2, 3, 4, 5]})
+    dup = inter.iloc[[0]].assign(timestamp=inter.iloc[0]["timestamp"] + 10, rating=1.0)
+    dirty = RatingsData("x", pd.concat([inter, extra, dup], ignore_index=True), d.users, d.items)
+    cleaned, log = prepare.clean(dirty)
+    got = dict(zip(log["step"], log["dropped"], strict=True))
+    assert got["missing values"] == 1 and got["out-of-range ratings"] == 1
+    assert got["unknown users"] == 1 and got["unknown items"] == 1
+    assert got["duplicates"] >= 1
+    row = cleaned.interactions.query("user_id == @dup.user_id.iloc[0] and item_id == @dup.item_id.iloc[0]")
+    assert row["rating"].tolist() == [1.0]  # the latest rating is kept
+
+
+def test_temporal_split_respects_each_users_time_order(small_world):
+    inter = small_world.data.interactions
+    idx = prepare.temporal_split(inter, 0.1, 0.2)
+    assert sum(len(v) for v in idx.values()) == len(inter)
+    assert len(set(idx["train"]) & set(idx["test"])) == 0
+    tr, te = inter.iloc[idx["train"]], inter.iloc[idx["test"]]
+    last_train = tr.groupby("user_id")["timestamp"].max()
+    first_test = te.groupby("user_id")["timestamp"].min()
+    assert (first_test >= last_train.reindex(first_test.index)).all()
+
+
+def test_kfold_rejects_k_below_two_and_covers_everything(small_world):
+    inter = small_world.data.interactions
+    for bad in (1, 0, -3):
+        with pytest.raises(ValueError, match="k >= 2"):
+            prepare.kfold_split(inter, bad)
+    folds = prepare.kfold_split(inter, 4, seed=0)
+    tests = np.concatenate([f["test"] for f in folds])
+    assert np.array_equal(np.sort(tests), np.arange(len(inter)))
+    for f in folds:
+        assert not set(f["test"]) & set(f["train"]) and not set(f["valid"]) & set(f["train"])
+
+
+def test_leave_one_out_and_cold_start(small_world):
+    inter = small_world.data.interactions
+    loo = prepare.leave_one_out_split(inter)
+    assert inter.iloc[loo["test"]]["user_id"].is_unique
+    for by, col in (("user", "user_id"), ("item", "item_id")):
+        idx = prepare.cold_start_split(inter, by, frac=0.2, seed=0)
+        cold = set(inter.iloc[idx["test"]][col])
+        assert cold and not cold & set(inter.iloc[idx["train"]][col])
+    with pytest.raises(ValueError, match="valid: 'user', 'item'"):
+        prepare.cold_start_split(inter, "zip")
+
+
+def test_negatives_are_never_positives(small_world):
+    d = small_world.data
+    prepared = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=3.0)
+    observed = set(zip(d.interactions.user_id, d.interactions.item_id, strict=True))
+    for part in ("train", "valid", "test"):
+        ts = getattr(prepared, part)
+        neg = ts.pairs[~ts.pairs["observed"]]
+        assert len(neg) == round(3.0 * ts.pairs["observed"].sum())
+        assert not set(zip(neg.user_id, neg.item_id, strict=True)) & observed
+
+
+def test_labels_and_masks_per_task(small_world):
+    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    ts = p.train
+    obs = ts.pairs["observed"].to_numpy()
+    assert np.array_equal(ts.masks[INTEREST], obs.astype("float32"))
+    assert np.array_equal(ts.masks[BEHAVIOUR], obs.astype("float32"))
+    assert (ts.masks[ITEM_TASK] == 1).all() and np.array_equal(ts.labels[ITEM_TASK], obs.astype("float32"))
+    rating = ts.pairs["rating"].to_numpy()
+    assert np.array_equal(ts.labels[INTEREST][obs] == 1, rating[obs] >= 4)
+    assert set(np.unique(ts.labels[BEHAVIOUR][obs])) <= {1, 2, 3, 4, 5}
+    assert (ts.labels[INTEREST][~obs] == 0).all() and (ts.labels["ctcvr"] <= ts.labels[ITEM_TASK]).all()
+    p.spec.validate(ts.features)
+
+
+def test_no_test_interaction_leaks_into_training_features(small_world):
+    d = small_world.data
+    base = prepare.prepare_tasks(d, "temporal", seed=0)
+    # Change every test interaction (its rating): training features must not move.
+    inter = base.data.interactions.copy()
+    test_rows = base.indices["test"]
+    inter.loc[inter.index[test_rows], "rating"] = 1.0
+    changed = RatingsData(d.name, inter, d.users, d.items)
+    other = prepare.prepare_tasks(changed, indices=base.indices, seed=0)
+    for name, arr in base.train.features.items():
+        np.testing.assert_array_equal(arr, other.train.features[name], err_msg=name)
+    # Drop the test rows altogether: the fitted builder is the same.
+    only_train = prepare.FeatureBuilder(d.users, d.items).fit(base.interactions("train"))
+    feats = only_train.transform(base.test.pairs["user_id"], base.test.pairs["item_id"])
+    for name, arr in base.test.features.items():
+        np.testing.assert_array_equal(arr, feats[name], err_msg=name)
+    # The counts the builder uses are the training counts exactly.
+    train = base.interactions("train")
+    assert base.builder.item_counts.sum() == len(train)
+    assert (base.builder.user_counts == train.groupby("user_id").size()).all()
+
+
+def test_cold_users_map_to_unknown_index(small_world):
+    p = prepare.prepare_tasks(small_world.data, "cold_user", seed=0, cold_frac=0.2)
+    obs = p.test.pairs["observed"].to_numpy()
+    assert (p.test.features["user_idx"][obs] == 0).all()
+    assert (p.train.features["user_idx"] > 0).all()
+
+
+def test_bad_arguments_are_named(small_world):
+    inter = small_world.data.interactions
+    with pytest.raises(ValueError, match="unknown split 'weekly'"):
+        prepare.split_indices(inter, "weekly")
+    with pytest.raises(ValueError, match="neg_ratio"):
+        prepare.prepare_tasks(small_world.data, neg_ratio=-1)
+    with pytest.raises(ValueError, match="valid_frac"):
+        prepare.temporal_split(inter, 0.6, 0.6)
