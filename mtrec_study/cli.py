@@ -38,12 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
     p.add_argument("--force", action="store_true", help="rerun notebooks even when unchanged")
     p.set_defaults(func=_cmd_report)
-    try:
-        from mtrec_study.train import add_train_parser
-    except ImportError:  # the training module arrives with the models
-        pass
-    else:
-        add_train_parser(sub)
+    from mtrec_study.train import add_train_parser  # imports TensorFlow only when training runs
+
+    add_train_parser(sub)
     return parser
 
 

@@ -1,0 +1,232 @@
+"""Serializable Keras 3 layers shared by the models (no Python lambdas: ``.keras`` round trips
+load with the default ``safe_mode``)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from mtrec_study.features import FeatureSpec
+
+PACKAGE = "mtrec"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FeatureEncoder(layers.Layer):
+    """The one place where inputs become vectors.
+
+    Ids get ``id_dim``-wide embeddings, other categoricals ``side_dim``-wide ones; multi-hot and
+    dense features pass through; precomputed vectors (text embeddings) are projected to
+    ``vector_dim`` so a 384-wide embedding does not swamp the rest. ``call(inputs, side=...)``
+    returns the user part, the item part or (default) both, concatenated.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+
+    def __init__(self, spec: dict, id_dim: int = 32, side_dim: int = 8, vector_dim: int = 32,
+                 l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.spec_dict = spec
+        self.spec = FeatureSpec.from_dict(spec)
+        self.id_dim, self.side_dim, self.vector_dim, self.l2 = id_dim, side_dim, vector_dim, l2
+        reg = keras.regularizers.L2(l2) if l2 else None
+        self.embeddings = {
+            name: layers.Embedding(size, id_dim if name.endswith("_idx") else side_dim,
+                                   embeddings_regularizer=reg, name=f"emb_{name}")
+            for name, size in self.spec.categorical.items()
+        }
+        self.projections = {name: layers.Dense(vector_dim, name=f"proj_{name}") for name in self.spec.vectors}
+
+    def build(self, input_shape):
+        for name, emb in self.embeddings.items():
+            emb.build((None,))
+        for name, proj in self.projections.items():
+            proj.build((None, self.spec.vectors[name]))
+        self.built = True
+
+    def _part(self, name, inputs):
+        x = inputs[name]
+        if name in self.embeddings:
+            return self.embeddings[name](x)
+        if name in self.projections:
+            return self.projections[name](x)
+        if name in self.spec.dense:
+            return ops.expand_dims(ops.cast(x, "float32"), -1)
+        return ops.cast(x, "float32")
+
+    def call(self, inputs, side: str = "all"):
+        if side == "user":
+            names = self.spec.user_side
+        elif side == "item":
+            names = self.spec.item_side
+        else:
+            names = self.spec.names
+        return ops.concatenate([self._part(n, inputs) for n in names], axis=-1)
+
+    def output_width(self, side: str = "all") -> int:
+        names = {"user": self.spec.user_side, "item": self.spec.item_side}.get(side, self.spec.names)
+        width = 0
+        for n in names:
+            if n in self.spec.categorical:
+                width += self.id_dim if n.endswith("_idx") else self.side_dim
+            elif n in self.spec.vectors:
+                width += self.vector_dim
+            elif n in self.spec.multi_hot:
+                width += self.spec.multi_hot[n]
+            else:
+                width += 1
+        return width
+
+    def get_config(self):
+        return {**super().get_config(), "spec": self.spec_dict, "id_dim": self.id_dim,
+                "side_dim": self.side_dim, "vector_dim": self.vector_dim, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RatingHead(layers.Layer):
+    r"""Map a tower's output onto the rating scale: :math:`\hat r = lo + (hi-lo)\,\sigma(w^\top h + b)`.
+
+    The article puts a sigmoid on every head. A rating is not a probability, but squashing into
+    [1, 5] with ``1 + 4·sigmoid`` keeps the article's sigmoid while making the output a valid
+    rating; it is trained with MSE against the raw rating.
+
+    Introduced in notebooks/03_model_math.ipynb.
+    """
+
+    def __init__(self, lo: float = 1.0, hi: float = 5.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lo, self.hi = lo, hi
+        self.dense = layers.Dense(1, name="logit")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.built = True
+
+    def call(self, x):
+        return self.lo + (self.hi - self.lo) * ops.sigmoid(self.dense(x))
+
+    def get_config(self):
+        return {**super().get_config(), "lo": self.lo, "hi": self.hi}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MixtureOfExperts(layers.Layer):
+    r"""MMoE (Ma et al., 2018): :math:`f^k(x) = \sum_i g^k_i(x)\, e_i(x)`, :math:`g^k = \mathrm{softmax}(W_k x)`.
+
+    ``n_gates=1`` gives OMoE (one gate shared by every task). Returns a list: the ``n_gates``
+    mixed outputs followed by the ``n_gates`` gate-weight tensors (batch, n_experts), so gate
+    usage can be read out for plots.
+
+    Introduced in notebooks/03_model_math.ipynb.
+    """
+
+    def __init__(self, n_experts: int, expert_units: list[int], n_gates: int, dropout: float = 0.0,
+                 l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if n_experts < 1 or n_gates < 1:
+            raise ValueError(f"n_experts and n_gates must be >= 1, got {n_experts}, {n_gates}")
+        self.n_experts, self.expert_units, self.n_gates = n_experts, list(expert_units), n_gates
+        self.dropout, self.l2 = dropout, l2
+        self.experts = [mlp(expert_units, dropout, l2, name=f"expert_{i}") for i in range(n_experts)]
+        self.gates = [layers.Dense(n_experts, activation="softmax", name=f"gate_{k}") for k in range(n_gates)]
+
+    def build(self, input_shape):
+        for e in self.experts:
+            e.build(input_shape)
+        for g in self.gates:
+            g.build(input_shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        experts = ops.stack([e(x, training=training) for e in self.experts], axis=1)  # (b, E, d)
+        gates = [g(x) for g in self.gates]  # each (b, E)
+        mixed = [ops.sum(experts * ops.expand_dims(g, -1), axis=1) for g in gates]
+        return [*mixed, *gates]
+
+    def compute_output_shape(self, input_shape):
+        d = self.expert_units[-1]
+        return [(input_shape[0], d)] * self.n_gates + [(input_shape[0], self.n_experts)] * self.n_gates
+
+    def get_config(self):
+        return {**super().get_config(), "n_experts": self.n_experts, "expert_units": self.expert_units,
+                "n_gates": self.n_gates, "dropout": self.dropout, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CGC(layers.Layer):
+    r"""One Customized Gate Control level of PLE (Tang et al., RecSys 2020).
+
+    Task :math:`k` mixes its own ``n_specific`` experts and the ``n_shared`` shared experts with
+    gate :math:`g^k(x_k) = \mathrm{softmax}(W_k x_k)`; unless this is the last level, a shared gate
+    mixes all experts for the next level's shared input. Inputs: a list of ``n_tasks + 1`` tensors
+    (each task's input, then the shared input). Outputs: ``n_tasks`` task tensors (+ the shared
+    tensor if not last), then the ``n_tasks`` task gate weights.
+
+    Introduced in notebooks/03_model_math.ipynb.
+    """
+
+    def __init__(self, n_tasks: int, n_specific: int, n_shared: int, expert_units: list[int],
+                 last: bool, dropout: float = 0.0, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_tasks, self.n_specific, self.n_shared = n_tasks, n_specific, n_shared
+        self.expert_units, self.last, self.dropout, self.l2 = list(expert_units), last, dropout, l2
+        self.task_experts = [[mlp(expert_units, dropout, l2, name=f"t{k}_expert_{i}") for i in range(n_specific)]
+                             for k in range(n_tasks)]
+        self.shared_experts = [mlp(expert_units, dropout, l2, name=f"shared_expert_{i}") for i in range(n_shared)]
+        self.task_gates = [layers.Dense(n_specific + n_shared, activation="softmax", name=f"gate_{k}")
+                           for k in range(n_tasks)]
+        self.shared_gate = None if last else layers.Dense(n_tasks * n_specific + n_shared, activation="softmax",
+                                                          name="gate_shared")
+
+    def build(self, input_shape):
+        for k in range(self.n_tasks):
+            for e in self.task_experts[k]:
+                e.build(input_shape[k])
+            self.task_gates[k].build(input_shape[k])
+        for e in self.shared_experts:
+            e.build(input_shape[-1])
+        if self.shared_gate is not None:
+            self.shared_gate.build(input_shape[-1])
+        self.built = True
+
+    def call(self, inputs, training=None):
+        shared_out = [e(inputs[-1], training=training) for e in self.shared_experts]
+        task_out, gates, all_specific = [], [], []
+        for k in range(self.n_tasks):
+            own = [e(inputs[k], training=training) for e in self.task_experts[k]]
+            all_specific += own
+            experts = ops.stack(own + shared_out, axis=1)
+            g = self.task_gates[k](inputs[k])
+            gates.append(g)
+            task_out.append(ops.sum(experts * ops.expand_dims(g, -1), axis=1))
+        outputs = list(task_out)
+        if self.shared_gate is not None:
+            experts = ops.stack(all_specific + shared_out, axis=1)
+            g = self.shared_gate(inputs[-1])
+            outputs.append(ops.sum(experts * ops.expand_dims(g, -1), axis=1))
+        return [*outputs, *gates]
+
+    def compute_output_shape(self, input_shape):
+        b, d = input_shape[0][0], self.expert_units[-1]
+        n_out = self.n_tasks + (0 if self.last else 1)
+        return [(b, d)] * n_out + [(b, self.n_specific + self.n_shared)] * self.n_tasks
+
+    def get_config(self):
+        return {**super().get_config(), "n_tasks": self.n_tasks, "n_specific": self.n_specific,
+                "n_shared": self.n_shared, "expert_units": self.expert_units, "last": self.last,
+                "dropout": self.dropout, "l2": self.l2}
+
+
+def mlp(units: list[int], dropout: float = 0.0, l2: float = 0.0, name: str | None = None,
+        activation: str = "relu") -> keras.Sequential:
+    """A stack of Dense(relu) layers with optional dropout and L2.
+
+    Introduced in notebooks/03_model_math.ipynb.
+    """
+    reg = keras.regularizers.L2(l2) if l2 else None
+    stack = []
+    for i, u in enumerate(units):
+        stack.append(layers.Dense(u, activation=activation, kernel_regularizer=reg, name=f"dense_{i}"))
+        if dropout:
+            stack.append(layers.Dropout(dropout, name=f"dropout_{i}"))
+    return keras.Sequential(stack, name=name)

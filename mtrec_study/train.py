@@ -1,0 +1,400 @@
+"""Training: one trainer for every model and weighting strategy, driven by ``model.fit``.
+
+:class:`MultiTaskTrainer` wraps a functional network. Its ``train_step`` computes the masked
+per-task losses, combines them with the weighting strategy (for GradNorm and PCGrad it takes
+per-task gradients on the shared layers), and applies the update — so callbacks, early stopping
+and the progress bar keep working. Only the wrapped network is saved (``.keras``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from mtrec_study.config import TASK_TYPES
+from mtrec_study.losses import task_loss
+from mtrec_study.models.zoo import build_model, loss_tasks
+from mtrec_study.prepare import PreparedData, TaskSet
+from mtrec_study.reproducibility import set_seed
+from mtrec_study.results import atomic_write_text
+from mtrec_study.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
+
+TASK_TYPES_ALL = {**TASK_TYPES, "ctcvr": "binary"}
+
+
+def _gradients(tape: tf.GradientTape, target, variables: list) -> list:
+    """Gradients with zeros for unconnected variables.
+
+    (``unconnected_gradients=ZERO`` fails on Keras 3 variables, whose dtype is a string.)
+    """
+    grads = tape.gradient(target, variables)
+    # Embedding gradients arrive as IndexedSlices; make them dense so they can be flattened.
+    return [ops.zeros(v.shape, "float32") if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(grads, variables, strict=True)]
+
+
+def shared_variables(net: keras.Model, tasks: list[str]) -> list:
+    """Trainable variables of layers that belong to no task tower or head.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    prefixes = tuple(f"{t}_" for t in (*tasks, "interest", "ctcvr"))
+    out = []
+    for layer in net.layers:
+        if layer.trainable_weights and not layer.name.startswith(prefixes):
+            out += layer.trainable_weights
+    return out
+
+
+def last_shared_layer(net: keras.Model, tasks: list[str]) -> keras.layers.Layer:
+    """The last shared layer with weights (GradNorm measures gradient norms there)."""
+    prefixes = tuple(f"{t}_" for t in (*tasks, "interest", "ctcvr"))
+    shared = [la for la in net.layers if la.trainable_weights and not la.name.startswith(prefixes)]
+    return shared[-1]
+
+
+class MultiTaskTrainer(keras.Model):
+    """Trains ``net`` on its tasks with masked losses and a weighting strategy.
+
+    ``fit(x=features, y=targets)`` where ``targets`` holds each task's labels and
+    ``<task>_mask`` (see :meth:`mtrec_study.prepare.TaskSet.targets`). Logged per epoch:
+    ``<task>_loss`` (unweighted, masked), ``weight_<task>`` and the total ``loss``; with
+    validation data the same with ``val_`` in front. ``val_loss`` is the unweighted sum of the
+    task losses, so early stopping does not depend on the weighting strategy.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+
+    def __init__(self, net: keras.Model, weighting: Weighting, tasks: list[str] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.tasks = list(tasks or loss_tasks(net))
+        self.weighting = weighting
+        weighting.setup(self, self.tasks, [TASK_TYPES_ALL[t] == "regression" for t in self.tasks])
+        self.loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.tasks}
+        self.weight_trackers = {t: keras.metrics.Mean(name=f"weight_{t}") for t in self.tasks}
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self._shared = None
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, *self.loss_trackers.values(), *self.weight_trackers.values()]
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def task_losses(self, y, preds):
+        """Masked per-task losses as a list (one scalar per task)."""
+        return [task_loss(TASK_TYPES_ALL[t], y[t], preds[t], y[f"{t}_mask"]) for t in self.tasks]
+
+    def _record(self, losses, total):
+        self.total_tracker.update_state(total)
+        w = self.weighting.weights()
+        for k, t in enumerate(self.tasks):
+            self.loss_trackers[t].update_state(losses[k])
+            self.weight_trackers[t].update_state(w[k])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        variables = self.trainable_variables
+        wt = self.weighting
+        # Every quantity we differentiate must be computed inside the tape (a slice taken
+        # after the `with` block is not recorded and would get no gradient).
+        with tf.GradientTape(persistent=wt.gradient_based) as tape:
+            preds = self.net(x, training=True)
+            per_task = self.task_losses(y, preds)
+            losses = ops.stack(per_task)
+            reg = ops.sum(ops.stack(self.net.losses)) if self.net.losses else ops.convert_to_tensor(0.0)
+            total = wt.total(losses) + reg
+            if wt.name == "pcgrad":
+                lam = ops.convert_to_tensor(wt.lam)
+                weighted = [lam[k] * per_task[k] for k in range(len(per_task))]
+        if wt.name == "pcgrad":
+            grads = self._pcgrad_gradients(tape, weighted, total, reg, variables)
+        else:
+            if wt.name == "gradnorm":
+                self._gradnorm_update(tape, per_task, losses)
+            grads = tape.gradient(total, variables)
+        del tape
+        self.optimizer.apply(grads, variables)
+        return self._record(losses, total)
+
+    def _shared_vars(self):
+        if self._shared is None:
+            self._shared = shared_variables(self.net, self.tasks)
+        return self._shared
+
+    def _gradnorm_update(self, tape, per_task, losses):
+        wt = self.weighting
+        layer_vars = last_shared_layer(self.net, self.tasks).trainable_weights
+        norms = []
+        for loss in per_task:
+            g = _gradients(tape, loss, layer_vars)
+            norms.append(ops.sqrt(sum(ops.sum(ops.square(gi)) for gi in g)))
+        norms = ops.stack(norms)
+        initial = ops.where(ops.sum(wt.initial) > 0, wt.initial, ops.stop_gradient(losses))
+        wt.initial.assign(initial)
+        ratios = ops.stop_gradient(losses) / ops.maximum(initial, 1e-12)
+        wt.w.assign(gradnorm_step(wt.w, ops.stop_gradient(norms), ratios, wt.alpha, wt.lr))
+
+    def _pcgrad_gradients(self, tape, weighted, total, reg, variables):
+        shared = self._shared_vars()
+        shared_ids = {id(v) for v in shared}
+        flat = []
+        for loss in weighted:
+            g = _gradients(tape, loss, shared)
+            flat.append(ops.concatenate([ops.reshape(gi, (-1,)) for gi in g]))
+        combined = pcgrad(ops.stack(flat))
+        rest = [v for v in variables if id(v) not in shared_ids]
+        # Task-specific parameters get their ordinary gradient (total = Σ λ_k L_k + reg).
+        rest_grads = _gradients(tape, total, rest)
+        reg_shared = _gradients(tape, reg, shared) if self.net.losses else None
+        out, offset = {}, 0
+        for i, v in enumerate(shared):
+            n = int(np.prod(v.shape))
+            g = ops.reshape(combined[offset:offset + n], v.shape)
+            out[id(v)] = g + reg_shared[i] if reg_shared is not None else g
+            offset += n
+        for v, g in zip(rest, rest_grads, strict=True):
+            out[id(v)] = g
+        return [out[id(v)] for v in variables]
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        preds = self.net(x, training=False)
+        losses = ops.stack(self.task_losses(y, preds))
+        return self._record(losses, ops.sum(losses))
+
+
+class WeightingCallback(keras.callbacks.Callback):
+    """Feeds epoch-average task losses to the strategy (DWA) and guards against NaN losses.
+
+    On a NaN loss it stops training, restores the last good epoch's weights and records which
+    task and epoch went wrong in :attr:`stopped`.
+    """
+
+    def __init__(self, trainer: MultiTaskTrainer):
+        super().__init__()
+        self.trainer = trainer
+        self.stopped: str | None = None
+        self._good = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._good = self.trainer.get_weights()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for t in self.trainer.tasks:
+            v = logs.get(f"{t}_loss")
+            if v is not None and not math.isfinite(float(v)):
+                self.stopped = (f"NaN loss in task '{t}' at epoch {self._epoch + 1} (batch {batch + 1}); "
+                                f"training stopped and the weights from the end of epoch {self._epoch} kept")
+                self.trainer.set_weights(self._good)
+                self.trainer.stop_training = True
+                return
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped is None and logs is not None:
+            self.trainer.weighting.on_epoch_end(epoch, [logs[f"{t}_loss"] for t in self.trainer.tasks])
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained network and everything logged about it.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+
+    net: keras.Model
+    trainer: MultiTaskTrainer
+    history: dict[str, list[float]]
+    seconds: float
+    epoch_seconds: list[float]
+    best_epoch: int
+    config: dict = field(default_factory=dict)
+    stopped: str | None = None
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "history": self.history, "seconds": self.seconds,
+                "epoch_seconds": self.epoch_seconds, "best_epoch": self.best_epoch, "stopped": self.stopped}
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
+          batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int = 3,
+          tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
+          verbose: int = 0, callbacks: list | None = None, **model_hp) -> TrainResult:
+    """Build, train (early stopping on validation, best weights restored) and log one model.
+
+    Args:
+        model: A name from :data:`mtrec_study.models.MODELS`.
+        prepared: The prepared task sets (train and valid are used).
+        weighting: A name from :data:`mtrec_study.weighting.WEIGHTINGS`.
+        lambdas: Fixed task weights λ, one per trained task (default: all 1).
+        epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
+        seed: Seeds everything; two runs with the same seed give identical weights on the CPU.
+        tasks: For ``single_task``, the one task (``tasks=["interest"]``).
+        weighting_kwargs: Hyperparameters of the strategy (``alpha``, ``temperature`` ...).
+        output_dir: If given, the history is written there as ``history_<model>_<weighting>.json``.
+        verbose: Keras verbosity (1 shows the progress bar).
+        callbacks: Extra Keras callbacks.
+        **model_hp: Passed to the model builder (widths, dropout, experts ...).
+
+    Raises:
+        ValueError: For unknown names, invalid λ, or features that do not match the spec.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    set_seed(seed)
+    if model == "single_task":
+        if not tasks or len(tasks) != 1:
+            raise ValueError("single_task needs tasks=[<one task>]")
+        model_hp["task"] = tasks[0]
+    strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
+    spec = prepared.spec
+    spec.validate(prepared.train.features)
+    net = build_model(model, spec, **model_hp)
+    trainer = MultiTaskTrainer(net, strategy, tasks=None if model != "single_task" else tasks)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    guard, timer = WeightingCallback(trainer), _EpochTimer()
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    start = time.perf_counter()
+    hist = trainer.fit(prepared.train.features, prepared.train.targets(), batch_size=batch_size, epochs=epochs,
+                       validation_data=(prepared.valid.features, prepared.valid.targets()), shuffle=True,
+                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or [])])
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    val = history.get("val_loss", [])
+    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(val)
+    config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
+              "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
+              "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
+    if guard.stopped:
+        warnings.warn(guard.stopped, RuntimeWarning, stacklevel=2)
+    result = TrainResult(net, trainer, history, seconds, timer.times, best, config, guard.stopped)
+    if output_dir is not None:
+        path = Path(output_dir) / f"history_{model}_{weighting}.json"
+        atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=True))
+    return result
+
+
+def predict(net: keras.Model, taskset: TaskSet | dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
+    """Predictions per output as flat arrays.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    feats = taskset.features if isinstance(taskset, TaskSet) else taskset
+    out = net.predict(feats, batch_size=batch_size, verbose=0)
+    return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
+
+
+def gate_weights(net: keras.Model, features: dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
+    """Mean gate weight per expert for each gate of an MMoE/OMoE/PLE network.
+
+    Returns:
+        ``{gate_name: (n_experts,) mean weights}``; empty for models without gates.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    from mtrec_study.models.layers import CGC, MixtureOfExperts
+
+    out = {}
+    for layer in net.layers:
+        if isinstance(layer, MixtureOfExperts):
+            gates = layer.output[layer.n_gates:]
+            names = [f"{layer.name}/gate_{k}" for k in range(layer.n_gates)]
+        elif isinstance(layer, CGC):
+            gates = layer.output[-layer.n_tasks:]
+            names = [f"{layer.name}/gate_{k}" for k in range(layer.n_tasks)]
+        else:
+            continue
+        probe = keras.Model(net.inputs, gates)
+        values = probe.predict(features, batch_size=batch_size, verbose=0)
+        values = values if isinstance(values, list) else [values]
+        out.update({n: np.asarray(v).mean(axis=0) for n, v in zip(names, values, strict=True)})
+    return out
+
+
+def task_gradient_cosines(trainer: MultiTaskTrainer, features: dict, targets: dict) -> dict[str, float]:
+    """Cosine similarity of each pair of task gradients on the shared parameters, on one batch.
+
+    Negative values are conflicts: a step that helps one task hurts the other.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    shared = shared_variables(trainer.net, trainer.tasks)
+    x = {k: ops.convert_to_tensor(v) for k, v in features.items()}
+    y = {k: ops.convert_to_tensor(v) for k, v in targets.items()}
+    with tf.GradientTape(persistent=True) as tape:
+        losses = trainer.task_losses(y, trainer.net(x, training=False))  # a list: each recorded
+    flat = []
+    for k in range(len(trainer.tasks)):
+        g = _gradients(tape, losses[k], shared)
+        flat.append(np.concatenate([np.asarray(gi).ravel() for gi in g]))
+    out = {}
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            den = np.linalg.norm(flat[i]) * np.linalg.norm(flat[j])
+            out[f"{trainer.tasks[i]}~{trainer.tasks[j]}"] = float(flat[i] @ flat[j] / den) if den else float("nan")
+    return out
+
+
+def add_train_parser(sub) -> None:
+    """Register ``python -m mtrec_study train``."""
+    from mtrec_study.models import MODELS
+    from mtrec_study.weighting import WEIGHTINGS
+
+    p = sub.add_parser("train", help="train one model on a prepared data set")
+    p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--weighting", default="fixed", help=f"one of {', '.join(WEIGHTINGS)}")
+    p.add_argument("--lambdas", type=float, nargs="*", default=None, help="fixed λ per task")
+    p.add_argument("--task", default=None, help="the task of single_task")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--split", default="temporal")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default="reports/dev/train")
+    p.add_argument("--save", default=None, help="save the trained network to this .keras file")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from mtrec_study.datasets import load_dataset
+    from mtrec_study.prepare import prepare_tasks
+
+    data = load_dataset(args.dataset, seed=args.seed)
+    prepared = prepare_tasks(data, args.split, seed=args.seed)
+    result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
+                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                   tasks=[args.task] if args.task else None, output_dir=args.output_dir, verbose=2)
+    print(f"trained {args.model} with {args.weighting} in {result.seconds:.1f} s; best epoch {result.best_epoch}; "
+          f"history in {args.output_dir}")
+    if args.save:
+        result.net.save(args.save)
+        print(f"saved {args.save}")
+    return 0 if result.stopped is None else 1
