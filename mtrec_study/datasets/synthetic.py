@@ -157,7 +157,7 @@ def make_recsys_world(n_users: int = 500, n_items: int = 400, n_interactions: in
         counts[idx] = np.clip(counts[idx] + np.sign(diff), 5, n_items)
         if counts.sum() == n_interactions or (diff < 0 and (counts <= 5).all()):
             break
-    users_col, items_col, ratings_col = [], [], []
+    users_col, items_col = [], []
     for start in range(0, n_users, block):
         stop = min(start + block, n_users)
         logits = pop + u[start:stop] @ v.T  # (b, n_items)

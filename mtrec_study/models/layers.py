@@ -38,7 +38,7 @@ class FeatureEncoder(layers.Layer):
         self.projections = {name: layers.Dense(vector_dim, name=f"proj_{name}") for name in self.spec.vectors}
 
     def build(self, input_shape):
-        for name, emb in self.embeddings.items():
+        for emb in self.embeddings.values():
             emb.build((None,))
         for name, proj in self.projections.items():
             proj.build((None, self.spec.vectors[name]))
