@@ -64,3 +64,62 @@ def label_balance(summary: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("share of positive labels")
     ax.set_title("Label balance of the binary tasks")
     return fig
+
+
+def learning_curves(histories: dict[str, dict], tasks: list[str]) -> plt.Figure:
+    """Train (solid) vs validation (dashed) loss per task, one panel per task, one colour per model.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for c, (name, h) in enumerate(histories.items()):
+            if f"{task}_loss" not in h:
+                continue
+            epochs = np.arange(1, len(h[f"{task}_loss"]) + 1)
+            color = colors[c % len(colors)]
+            ax.plot(epochs, h[f"{task}_loss"], color=color, label=f"{name} train")
+            ax.plot(epochs, h[f"val_{task}_loss"], color=color, ls="--", label=f"{name} valid")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("masked loss (" + ("MSE" if task == "behaviour" else "BCE") + ")")
+        ax.set_title(task)
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def weight_curves(history: dict, tasks: list[str], title: str) -> plt.Figure:
+    """Each task's effective loss weight per epoch.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for task in tasks:
+        w = history[f"weight_{task}"]
+        ax.plot(np.arange(1, len(w) + 1), w, marker="o", label=task)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("effective task weight (epoch mean)")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def gate_usage(gates: dict[str, np.ndarray], tasks: list[str]) -> plt.Figure:
+    """Mean gate weight per expert, one group of bars per gate.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    names = list(gates)
+    n_exp = max(len(g) for g in gates.values())
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        label = tasks[int(name.rsplit("_", 1)[-1])] if name.rsplit("_", 1)[-1].isdigit() and len(names) == len(tasks) else name
+        ax.bar(np.arange(len(gates[name])) + k * width, gates[name], width, label=f"gate of {label}")
+    ax.set_xticks(np.arange(n_exp) + 0.4 - width / 2, [f"expert {i}" for i in range(n_exp)])
+    ax.set_ylabel("mean gate weight (share)")
+    ax.set_xlabel("expert")
+    ax.set_title("How often each task's gate uses each expert")
+    ax.legend(fontsize=8)
+    return fig

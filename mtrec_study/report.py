@@ -253,12 +253,12 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
 
     out_root = Path(out_root or REPORTS_DIR)
     paths = notebooks()
+    per_nb = params_for_notebooks(preset, paths)  # every key is checked against every notebook
     if only:
         unknown = sorted(set(only) - {p.stem for p in paths})
         if unknown:
             raise ReportError(f"unknown notebooks {unknown}; valid: {[p.stem for p in paths]}")
         paths = [p for p in paths if p.stem in only]
-    per_nb = params_for_notebooks(preset, paths)
     values = load_preset(preset)
     check_data(values)
     name = Path(preset).stem

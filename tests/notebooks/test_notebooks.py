@@ -36,3 +36,22 @@ def test_01_data_preprocessing(fast_report):
     assert splits["loo"]["test"] == 943
     tasks = {(r["part"], r["task"]): r for r in s["task_summary"]}
     assert tasks[("train", "item")]["mean_label"] == pytest.approx(0.5)
+
+
+def test_04_training(fast_report):
+    s = _summary(fast_report, "04_training")
+    table = {r["model"]: r for r in s["table"]}
+    expected = {"article", "shared_bottom", "mmoe", "ple", "esmm", "single_interest", "single_item",
+                "single_behaviour", "mf"}
+    assert expected <= set(table)
+    for name in ("shared_bottom", "mmoe", "ple", "esmm", "single_interest"):
+        assert 0.7 < table[name]["interest_auc"] < 0.95, name
+    for name in ("shared_bottom", "mmoe", "ple", "single_behaviour"):
+        assert 0.85 < table[name]["behaviour_rmse"] < 1.2, name
+    # The article's interest head sees no item: it must trail the corrected model.
+    assert table["article"]["interest_auc"] < table["shared_bottom"]["interest_auc"] - 0.05
+    assert s["gates"] and all(abs(sum(g) - 1) < 1e-4 for g in s["gates"].values())
+    for fig in ("learning_curves.png", "task_weights.png", "gate_usage.png"):
+        assert (fast_report / "04_training" / "figures" / fig).stat().st_size > 5_000
+    tidy = json.loads((fast_report / "04_training" / "results.json").read_text())["tidy"]
+    assert {r["metric"] for r in tidy} == {"auc", "rmse"}
