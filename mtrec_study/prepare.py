@@ -290,7 +290,8 @@ def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: fl
         neg_users = rng.choice(pos["user_id"].to_numpy(), size=n_neg)
         neg_items = sample_negatives(neg_users, candidates, pos_keys, n_items_key, rng)
         neg = pd.DataFrame({"user_id": neg_users, "item_id": neg_items, "rating": np.nan})
-        pairs = pd.concat([pos, neg], ignore_index=True)
+        # Shuffle once so every batch mixes observed rows and negatives.
+        pairs = pd.concat([pos, neg], ignore_index=True).iloc[rng.permutation(len(pos) + n_neg)].reset_index(drop=True)
     else:
         pairs = pos
     pairs["observed"] = pairs["rating"].notna()

@@ -96,13 +96,18 @@ class MultiTaskTrainer(keras.Model):
         """Masked per-task losses as a list (one scalar per task)."""
         return [task_loss(TASK_TYPES_ALL[t], y[t], preds[t], y[f"{t}_mask"]) for t in self.tasks]
 
-    def _record(self, losses, total):
-        self.total_tracker.update_state(total)
+    def _record(self, losses, total, y, evaluation: bool = False):
+        # Each task's epoch loss is weighted by its labelled rows per batch, so batches without
+        # labels for a task do not drag its average towards 0.
         w = self.weighting.weights()
         for k, t in enumerate(self.tasks):
-            self.loss_trackers[t].update_state(losses[k])
+            self.loss_trackers[t].update_state(losses[k], sample_weight=ops.sum(ops.cast(y[f"{t}_mask"], "float32")))
             self.weight_trackers[t].update_state(w[k])
-        return {m.name: m.result() for m in self.metrics}
+        self.total_tracker.update_state(total)
+        logs = {m.name: m.result() for m in self.metrics}
+        if evaluation:  # val_loss: the unweighted sum of the exact masked task averages
+            logs["loss"] = ops.sum(ops.stack([self.loss_trackers[t].result() for t in self.tasks]))
+        return logs
 
     def train_step(self, data):
         x, y = data[0], data[1]
@@ -127,7 +132,7 @@ class MultiTaskTrainer(keras.Model):
             grads = tape.gradient(total, variables)
         del tape
         self.optimizer.apply(grads, variables)
-        return self._record(losses, total)
+        return self._record(losses, total, y)
 
     def _shared_vars(self):
         if self._shared is None:
@@ -173,7 +178,7 @@ class MultiTaskTrainer(keras.Model):
         x, y = data[0], data[1]
         preds = self.net(x, training=False)
         losses = ops.stack(self.task_losses(y, preds))
-        return self._record(losses, ops.sum(losses))
+        return self._record(losses, ops.sum(losses), y, evaluation=True)
 
 
 class WeightingCallback(keras.callbacks.Callback):

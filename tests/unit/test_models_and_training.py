@@ -133,3 +133,14 @@ def test_nan_loss_stops_and_names_the_task(prepared):
         r = train("shared_bottom", broken, epochs=3, batch_size=256, seed=0)
     assert r.stopped is not None and "task 'behaviour'" in r.stopped and "epoch 1" in r.stopped
     assert all(np.isfinite(w).all() for w in r.net.get_weights())
+
+
+def test_logged_validation_loss_is_the_exact_masked_average(prepared):
+    r = train("shared_bottom", prepared, epochs=1, batch_size=256, seed=0)
+    logs = r.trainer.evaluate(prepared.valid.features, prepared.valid.targets(), batch_size=64,
+                              return_dict=True, verbose=0)
+    pred = predict(r.net, prepared.valid)
+    m = prepared.valid.masks["behaviour"] > 0
+    mse = np.mean((pred["behaviour"][m] - prepared.valid.labels["behaviour"][m]) ** 2)
+    assert logs["behaviour_loss"] == pytest.approx(mse, rel=1e-4)
+    assert logs["loss"] == pytest.approx(sum(logs[f"{t}_loss"] for t in TASKS), rel=1e-5)
