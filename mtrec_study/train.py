@@ -62,14 +62,32 @@ def last_shared_layer(net: keras.Model, tasks: list[str]) -> keras.layers.Layer:
     return shared[-1]
 
 
+class SumOfTrackers(keras.metrics.Metric):
+    """A metric whose result is the sum of other Mean trackers' results (they own the state)."""
+
+    def __init__(self, trackers: list, name: str = "loss"):
+        super().__init__(name=name)
+        self._trackers = trackers
+
+    def update_state(self, *args, **kwargs):
+        pass
+
+    def result(self):
+        return ops.sum(ops.stack([t.result() for t in self._trackers]))
+
+    def reset_state(self):
+        pass
+
+
 class MultiTaskTrainer(keras.Model):
     """Trains ``net`` on its tasks with masked losses and a weighting strategy.
 
     ``fit(x=features, y=targets)`` where ``targets`` holds each task's labels and
     ``<task>_mask`` (see :meth:`mtrec_study.prepare.TaskSet.targets`). Logged per epoch:
-    ``<task>_loss`` (unweighted, masked), ``weight_<task>`` and the total ``loss``; with
-    validation data the same with ``val_`` in front. ``val_loss`` is the unweighted sum of the
-    task losses, so early stopping does not depend on the weighting strategy.
+    ``<task>_loss`` (unweighted, masked), ``weight_<task>`` and ``loss``, the unweighted sum of the
+    task losses (the weighted objective differs by strategy, so it is not what we compare); with
+    validation data the same with ``val_`` in front. Early stopping watches ``val_loss``, so it does
+    not depend on the weighting strategy.
 
     Introduced in notebooks/04_training.ipynb.
     """
@@ -82,7 +100,7 @@ class MultiTaskTrainer(keras.Model):
         weighting.setup(self, self.tasks, [TASK_TYPES_ALL[t] == "regression" for t in self.tasks])
         self.loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.tasks}
         self.weight_trackers = {t: keras.metrics.Mean(name=f"weight_{t}") for t in self.tasks}
-        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.total_tracker = SumOfTrackers(list(self.loss_trackers.values()), name="loss")
         self._shared = None
 
     @property
@@ -96,18 +114,14 @@ class MultiTaskTrainer(keras.Model):
         """Masked per-task losses as a list (one scalar per task)."""
         return [task_loss(TASK_TYPES_ALL[t], y[t], preds[t], y[f"{t}_mask"]) for t in self.tasks]
 
-    def _record(self, losses, total, y, evaluation: bool = False):
+    def _record(self, losses, y):
         # Each task's epoch loss is weighted by its labelled rows per batch, so batches without
         # labels for a task do not drag its average towards 0.
         w = self.weighting.weights()
         for k, t in enumerate(self.tasks):
             self.loss_trackers[t].update_state(losses[k], sample_weight=ops.sum(ops.cast(y[f"{t}_mask"], "float32")))
             self.weight_trackers[t].update_state(w[k])
-        self.total_tracker.update_state(total)
-        logs = {m.name: m.result() for m in self.metrics}
-        if evaluation:  # val_loss: the unweighted sum of the exact masked task averages
-            logs["loss"] = ops.sum(ops.stack([self.loss_trackers[t].result() for t in self.tasks]))
-        return logs
+        return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         x, y = data[0], data[1]
@@ -132,7 +146,7 @@ class MultiTaskTrainer(keras.Model):
             grads = tape.gradient(total, variables)
         del tape
         self.optimizer.apply(grads, variables)
-        return self._record(losses, total, y)
+        return self._record(losses, y)
 
     def _shared_vars(self):
         if self._shared is None:
@@ -178,7 +192,7 @@ class MultiTaskTrainer(keras.Model):
         x, y = data[0], data[1]
         preds = self.net(x, training=False)
         losses = ops.stack(self.task_losses(y, preds))
-        return self._record(losses, ops.sum(losses), y, evaluation=True)
+        return self._record(losses, y)
 
 
 class WeightingCallback(keras.callbacks.Callback):
