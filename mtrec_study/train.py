@@ -42,24 +42,26 @@ def _gradients(tape: tf.GradientTape, target, variables: list) -> list:
             for g, v in zip(grads, variables, strict=True)]
 
 
-def shared_variables(net: keras.Model, tasks: list[str]) -> list:
-    """Trainable variables of layers that belong to no task tower or head.
+def shared_layers(net: keras.Model, tasks: list[str]) -> list[keras.layers.Layer]:
+    """Layers with weights that belong to no task tower or head (not named ``<task>_...``).
 
     Introduced in notebooks/04_training.ipynb.
     """
     prefixes = tuple(f"{t}_" for t in (*tasks, "interest", "ctcvr"))
-    out = []
-    for layer in net.layers:
-        if layer.trainable_weights and not layer.name.startswith(prefixes):
-            out += layer.trainable_weights
-    return out
+    return [la for la in net.layers if la.trainable_weights and not la.name.startswith(prefixes)]
+
+
+def shared_variables(net: keras.Model, tasks: list[str]) -> list:
+    """Trainable variables of the shared layers.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    return [v for layer in shared_layers(net, tasks) for v in layer.trainable_weights]
 
 
 def last_shared_layer(net: keras.Model, tasks: list[str]) -> keras.layers.Layer:
     """The last shared layer with weights (GradNorm measures gradient norms there)."""
-    prefixes = tuple(f"{t}_" for t in (*tasks, "interest", "ctcvr"))
-    shared = [la for la in net.layers if la.trainable_weights and not la.name.startswith(prefixes)]
-    return shared[-1]
+    return shared_layers(net, tasks)[-1]
 
 
 class SumOfTrackers(keras.metrics.Metric):
