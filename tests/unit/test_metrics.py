@@ -103,10 +103,10 @@ def test_labels_and_probabilities_are_checked():
 def _brute_force(scores, relevant, k, ties):
     """An independent reference: sort every candidate with Python's sorted() and a tie key."""
     out = []
-    for s, r in zip(scores, relevant):
+    sign = {"pessimistic": 1, "optimistic": -1, "stable": 0}[ties]
+    for s, r in zip(scores, relevant, strict=True):
         cands = [j for j in range(len(s)) if not np.isneginf(s[j])]
-        tie = {"pessimistic": lambda j: r[j], "optimistic": lambda j: not r[j], "stable": lambda j: 0}[ties]
-        order = sorted(cands, key=lambda j: (-s[j], tie(j), j))[:k]
+        order = sorted(cands, key=lambda j, s=s, r=r: (-s[j], sign * int(r[j]), j))[:k]
         hits = [bool(r[j]) for j in order]
         n_rel = int(np.sum(r))
         if n_rel == 0:
