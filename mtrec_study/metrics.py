@@ -171,12 +171,17 @@ def gauc(users: np.ndarray, y_true: np.ndarray, y_score: np.ndarray, task: str =
     y = _binary_labels(y_true, task)
     s = check_scores(y_score, task)
     frame = pd.DataFrame({"u": np.asarray(users), "y": y, "s": s})
-    num, den = 0.0, 0
-    for _, g in frame.groupby("u", sort=False):
-        if g["y"].nunique() == 2:
-            num += len(g) * skm.roc_auc_score(g["y"], g["s"])
-            den += len(g)
-    return num / den if den else float("nan")
+    # Mann-Whitney form of each user's AUC from within-user average ranks (ties count 1/2).
+    rank = frame.groupby("u", sort=False)["s"].rank(method="average")
+    by_user = frame.assign(rank_pos=rank * frame["y"]).groupby("u", sort=False)
+    n = by_user.size()
+    n_pos = by_user["y"].sum()
+    n_neg = n - n_pos
+    ok = (n_pos > 0) & (n_neg > 0)
+    if not ok.any():
+        return float("nan")
+    auc = (by_user["rank_pos"].sum()[ok] - n_pos[ok] * (n_pos[ok] + 1) / 2) / (n_pos[ok] * n_neg[ok])
+    return float((n[ok] * auc).sum() / n[ok].sum())
 
 
 def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5, users: np.ndarray | None = None,
@@ -397,7 +402,7 @@ def rank_in_blocks(score_block: Callable[[np.ndarray], np.ndarray], users: np.nd
         m = ranking_metrics(s, relevant(u), ks, ties)
         m.index = u[m.index]
         frames.append(m)
-        lists.append(top_k(s, list_k, ties="stable"))
+        lists.append(top_k(s, list_k, ties="stable"))  # relevance-blind: what the user would see
     metrics = pd.concat(frames) if frames else pd.DataFrame()
     return metrics, (np.concatenate(lists) if lists else np.empty((0, list_k), "int64"))
 

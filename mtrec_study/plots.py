@@ -123,3 +123,44 @@ def gate_usage(gates: dict[str, np.ndarray], tasks: list[str]) -> plt.Figure:
     ax.set_title("How often each task's gate uses each expert")
     ax.legend(fontsize=8)
     return fig
+
+
+def reliability(curves: dict[str, pd.DataFrame], title: str = "Calibration") -> plt.Figure:
+    """Reliability diagram: observed positive rate against mean predicted probability per bin.
+
+    Args:
+        curves: ``{model: frame}`` from :func:`mtrec_study.metrics.reliability_curve`.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfectly calibrated")
+    for name, c in curves.items():
+        used = c[c["count"] > 0]
+        ax.plot(used["mean_pred"], used["frac_pos"], marker="o", label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean predicted probability (bin)")
+    ax.set_ylabel("observed positive rate (bin)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def ci_panels(summary: pd.DataFrame, keys, title: str) -> plt.Figure:
+    """One panel per (task, metric): each model's mean with its CI, from
+    :func:`mtrec_study.evaluation.summarise`.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    keys = list(keys)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.2), squeeze=False)
+    for ax, (task, metric) in zip(axes[0], keys, strict=True):
+        s = summary[(summary["task"] == task) & (summary["metric"] == metric)].reset_index(drop=True)
+        err = np.vstack([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]])
+        ax.errorbar(s["mean"], np.arange(len(s)), xerr=np.nan_to_num(err), fmt="o", capsize=4)
+        ax.set_yticks(np.arange(len(s)), s["model"])
+        ax.set_xlabel(f"{task} {metric} (mean, 95% CI)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -172,19 +172,31 @@ def collect_tidy(report_dir: Path, names: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def headline_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Models × tasks × metrics with mean ± std over folds (and the number of folds).
+HEADLINE_REPORT_METRICS = ("auc", "gauc", "f1_tuned", "ece", "rmse", "mae", "hr@10", "ndcg@10", "recall@10")
+
+
+def headline_table(tidy: pd.DataFrame, metrics=HEADLINE_REPORT_METRICS) -> pd.DataFrame:
+    """Models × (notebook, protocol, task, metric) with mean ± std over folds, segment ``all``.
+
+    Single-task models (``single_<task>``) are merged into one ``single_task`` column. Runs of
+    different notebooks stay apart: they are different experiments, not folds.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
+    from mtrec_study.evaluation import merge_single_task  # lazy: it imports TensorFlow
+
     if tidy.empty:
         return pd.DataFrame()
-    df = tidy[tidy["segment"].fillna("all") == "all"]
-    g = df.groupby(["protocol", "task", "metric", "model"])["value"]
+    df = tidy[(tidy["segment"].fillna("all") == "all") & tidy["metric"].isin(metrics)]
+    if "notebook" not in df:
+        df = df.assign(notebook="")
+    df = pd.concat([merge_single_task(g).assign(notebook=nb) for nb, g in df.groupby("notebook")], ignore_index=True)
+    g = df.groupby(["notebook", "protocol", "task", "metric", "model"])["value"]
     out = g.agg(["mean", "std", "count"]).reset_index()
     out["value"] = [f"{m:.4f}" + (f" ± {s:.4f}" if c > 1 and pd.notna(s) else "")
                     for m, s, c in zip(out["mean"], out["std"], out["count"], strict=True)]
-    return out.pivot_table(index=["protocol", "task", "metric"], columns="model", values="value", aggfunc="first")
+    return out.pivot_table(index=["notebook", "protocol", "task", "metric"], columns="model", values="value",
+                           aggfunc="first")
 
 
 def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: dict) -> Path:
@@ -238,7 +250,8 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
 
     Args:
         preset: ``fast``, ``full`` or a path to a YAML preset.
-        only: Notebook stems to include (default: all, in order).
+        only: Notebook stems to run (default: all, in order). The others are carried over
+            unchanged from the last report where it has them.
         out_root: Where reports go (default ``reports/``).
         force: Rerun every notebook even when its hash is unchanged.
         progress: Show a tqdm bar over notebooks.
@@ -258,7 +271,6 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
         unknown = sorted(set(only) - {p.stem for p in paths})
         if unknown:
             raise ReportError(f"unknown notebooks {unknown}; valid: {[p.stem for p in paths]}")
-        paths = [p for p in paths if p.stem in only]
     values = load_preset(preset)
     check_data(values)
     name = Path(preset).stem
@@ -280,7 +292,14 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
             h = notebook_hash(path, per_nb[path], previous, pkg)
             previous = h
             old = old_manifest.get(path.stem)
-            if not force and old and old["hash"] == h and (final / path.stem / f"{path.stem}.html").exists():
+            have_old = bool(old) and (final / path.stem / f"{path.stem}.html").exists()
+            if only and path.stem not in only:
+                # Not asked for: keep what the last report had (as it was), or leave it out.
+                if have_old:
+                    shutil.copytree(final / path.stem, tmp / path.stem)
+                    runs.append(NotebookRun(path.stem, old["hash"], old["seconds"], True))
+                continue
+            if not force and have_old and old["hash"] == h:
                 shutil.copytree(final / path.stem, tmp / path.stem)
                 runs.append(NotebookRun(path.stem, h, old["seconds"], True))
                 continue

@@ -55,3 +55,37 @@ def test_04_training(fast_report):
         assert (fast_report / "04_training" / "figures" / fig).stat().st_size > 5_000
     tidy = json.loads((fast_report / "04_training" / "results.json").read_text())["tidy"]
     assert {r["metric"] for r in tidy} == {"auc", "rmse"}
+
+
+def test_05_evaluation(fast_report):
+    s = _summary(fast_report, "05_evaluation")
+    tvt = {(r["model"], r["part"]): r for r in s["train_vs_test"]}
+    # Training rows flatter the article's model: the lesson of section 2.
+    assert tvt[("article", "train")]["interest_accuracy"] > tvt[("article", "test")]["interest_accuracy"]
+    holdout = {(r["task"], r["metric"]): r for r in s["holdout"]}
+    for key in [("interest", "auc"), ("interest", "f1_tuned"), ("interest", "ece"), ("interest", "gauc"),
+                ("item", "logloss"), ("behaviour", "rmse"), ("behaviour", "mae")]:
+        assert key in holdout, key
+    assert 0.7 < holdout[("interest", "auc")]["shared_bottom"] < 0.95
+    assert 0.85 < holdout[("behaviour", "rmse")]["single_task"] < 1.2
+    ranking = {(r["protocol"], r["metric"]): r for r in s["ranking"]}
+    for protocol in ("full catalogue", "sampled 99"):
+        for model in ("popularity", "article", "shared_bottom", "single_item"):
+            assert 0.0 < ranking[(protocol, "ndcg@10")][model] < ranking[(protocol, "hr@10")][model] <= 1.0
+    # 99 sampled negatives are far easier than the full catalogue.
+    assert ranking[("sampled 99", "hr@10")]["shared_bottom"] > ranking[("full catalogue", "hr@10")]["shared_bottom"]
+    beyond = {r["model"]: r for r in s["beyond_accuracy"]}
+    for r in beyond.values():
+        assert 0 < r["coverage"] <= 1 and 0 <= r["gini"] <= 1 and r["novelty"] > 0 and 0 <= r["ild_genre"] <= 1
+    cv = s["cv_summary"]
+    assert {r["model"] for r in cv} == {"shared_bottom", "single_task"} and all(r["n"] == s["cv_folds"] for r in cv)
+    assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in cv)
+    assert {r["task"] for r in s["paired_tests"]} == {"interest", "item", "behaviour"}
+    assert all(0 <= r["p_t"] <= 1 for r in s["paired_tests"])
+    boot = s["delta_m_bootstrap"]
+    assert boot["ci_low"] <= boot["estimate"] <= boot["ci_high"] and boot["n_users"] == 943
+    assert len(s["delta_m_folds"]) == s["cv_folds"]
+    tidy = json.loads((fast_report / "05_evaluation" / "results.json").read_text())["tidy"]
+    assert {r["protocol"] for r in tidy} >= {"temporal holdout", "full catalogue", "sampled 99", f"{s['cv_folds']}-fold CV"}
+    for fig in ("cv_ci.png", "calibration.png"):
+        assert (fast_report / "05_evaluation" / "figures" / fig).stat().st_size > 5_000

@@ -67,6 +67,25 @@ def test_failing_notebook_keeps_last_good_report(tmp_path, monkeypatch):
     assert not list(root.glob(".tmp-*")) and (root / "toy-failed.ipynb").exists()
 
 
+def test_only_reruns_the_named_notebook_and_keeps_the_others(tmp_path, monkeypatch):
+    nb_dir, root = tmp_path / "nb", tmp_path / "reports"
+    nb_dir.mkdir()
+    preset = tmp_path / "toy.yaml"
+    preset.write_text("SEED: 3\nDATASET: synthetic\n")
+    record = "from mtrec_study.results import record_results\nrecord_results({'x': %d}, OUTPUT_DIR)"
+    first = _toy_notebook(nb_dir / "98_toy.ipynb", record % 1)
+    second = _toy_notebook(nb_dir / "99_toy.ipynb", record % 2)
+    monkeypatch.setattr(report, "notebooks", lambda: [first, second])
+    report.build_report(str(preset), out_root=root, progress=False)
+    _toy_notebook(first, record % 10)
+    _toy_notebook(second, record % 20)
+    report.build_report(str(preset), out_root=root, only=["99_toy"], progress=False)
+    summary = {n: json.loads((root / "toy" / n / "results.json").read_text())["summary"]["x"] for n in ("98_toy", "99_toy")}
+    assert summary == {"98_toy": 1, "99_toy": 20}  # 98 carried over as it was, 99 rerun
+    manifest = json.loads((root / "toy" / "manifest.json").read_text())
+    assert [(r["name"], r["reused"]) for r in manifest["notebooks"]] == [("98_toy", True), ("99_toy", False)]
+
+
 def test_missing_data_stops_before_running(tmp_path, monkeypatch, cache):
     nb_dir = tmp_path / "nb"
     nb_dir.mkdir()

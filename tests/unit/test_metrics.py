@@ -64,6 +64,20 @@ def test_gauc_worked_example():
     assert math.isnan(M.gauc([1, 1], [1, 1], [0.2, 0.3]))
 
 
+def test_gauc_matches_a_per_user_sklearn_loop_with_ties():
+    rng = np.random.default_rng(5)
+    users = rng.integers(0, 40, 2000)
+    y = rng.integers(0, 2, 2000)
+    s = rng.integers(0, 5, 2000) / 4  # heavy ties
+    num = den = 0.0
+    for u in np.unique(users):
+        m = users == u
+        if len(set(y[m])) == 2:
+            num += m.sum() * skm.roc_auc_score(y[m], s[m])
+            den += m.sum()
+    assert M.gauc(users, y, s) == pytest.approx(num / den)
+
+
 def test_regression_metrics():
     out = M.regression_metrics([1, 2, 3, 4], [1.5, 2, 2, 4])
     assert out["rmse"] == pytest.approx(math.sqrt((0.25 + 1) / 4))

@@ -1,0 +1,100 @@
+"""Protocols that train: holdout and k-fold cross-validation of a set of model runs.
+
+A *run* is a name and the keyword arguments of :func:`mtrec_study.train.train` (``model``,
+``weighting``, ``tasks`` ...). Every run of a fold sees the same prepared data, so the fold
+metrics of two runs are paired and :func:`mtrec_study.evaluation.paired_test` applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from mtrec_study.datasets import RatingsData
+from mtrec_study.evaluation import as_tidy, evaluate_predictions, segment_masks, tuned_thresholds
+from mtrec_study.prepare import PreparedData, prepare_tasks
+from mtrec_study.train import TrainResult, predict, train
+
+
+@dataclass
+class RunOutcome:
+    """What one run on one fold left behind, for the analyses that need more than metrics.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+
+    result: TrainResult
+    test_preds: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+
+
+@dataclass
+class ProtocolResult:
+    """Tidy metrics of every run and fold, plus the per-fold outcomes.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+
+    tidy: pd.DataFrame
+    outcomes: dict[tuple[str, int], RunOutcome] = field(default_factory=dict)
+    prepared: dict[int, PreparedData] = field(default_factory=dict)
+
+
+def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, fold: int = 0,
+                  common: dict | None = None, segments: bool = True, progress: bool = True,
+                  keep: bool = True) -> ProtocolResult:
+    """Train each run on ``prepared.train`` (early stopping on ``valid``), score ``test``.
+
+    Thresholds for the article's metrics are chosen on ``valid`` predictions and applied to test.
+
+    Args:
+        prepared: One split's task sets.
+        runs: ``{name: train kwargs}``.
+        protocol, fold: Written into the tidy rows.
+        common: Keyword arguments shared by all runs (epochs, batch size, seed ...).
+        segments: Also score the warm / cold-user / cold-item segments.
+        progress: A tqdm bar over runs.
+        keep: Keep networks and predictions in ``outcomes`` (set False to free memory).
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    seg = segment_masks(prepared, prepared.test) if segments else None
+    frames, outcomes = [], {}
+    for name, cfg in tqdm(runs.items(), desc=f"{protocol} fold {fold}", unit="model", disable=not progress,
+                          leave=False):
+        result = train(prepared=prepared, **{**(common or {}), **cfg})
+        thresholds = tuned_thresholds(predict(result.net, prepared.valid), prepared.valid)
+        preds = predict(result.net, prepared.test)
+        frames.append(evaluate_predictions(preds, prepared.test, name, protocol, fold, thresholds, seg))
+        if keep:
+            outcomes[(name, fold)] = RunOutcome(result, preds, thresholds)
+    return ProtocolResult(pd.concat(frames, ignore_index=True) if frames else as_tidy([]), outcomes,
+                          {fold: prepared})
+
+
+def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: int = 0, neg_ratio: float = 1.0,
+                   common: dict | None = None, segments: bool = False, keep: bool = False,
+                   progress: bool = True) -> ProtocolResult:
+    """k-fold cross-validation: random folds over interactions, every run on every fold.
+
+    Each fold holds out 10% of its training part as validation for early stopping and
+    thresholds, so the fold's test part is never used for any choice.
+
+    Returns:
+        Tidy rows with ``protocol = "{k}-fold CV"`` and ``fold`` = 0..k-1.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    protocol = f"{k}-fold CV"
+    frames, outcomes, prepared_by_fold = [], {}, {}
+    for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not progress):
+        prepared = prepare_tasks(data, "kfold", seed=seed, neg_ratio=neg_ratio, fold=fold, k=k)
+        res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep)
+        frames.append(res.tidy)
+        outcomes.update(res.outcomes)
+        if keep:
+            prepared_by_fold[fold] = prepared
+    return ProtocolResult(pd.concat(frames, ignore_index=True), outcomes, prepared_by_fold)

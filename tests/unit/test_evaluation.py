@@ -1,0 +1,188 @@
+"""Protocols: tidy results, CIs, paired tests, the user bootstrap, Δm%, segments and ranking."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mtrec_study import evaluation as E
+from mtrec_study.experiment import cross_validate
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.results import TIDY_COLUMNS, load_results, record_results
+from mtrec_study.train import predict, train
+
+
+@pytest.fixture(scope="module")
+def prepared(small_world):
+    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+
+
+@pytest.fixture(scope="module")
+def trained(prepared):
+    return train("shared_bottom", prepared, epochs=2, batch_size=256, seed=0)
+
+
+def _folds(values_a, values_b, metric="auc", task="interest"):
+    rows = []
+    for model, values in (("a", values_a), ("b", values_b)):
+        rows += [E.tidy_rows({metric: v}, model, task, "cv", fold)[0] for fold, v in enumerate(values)]
+    return E.as_tidy(rows)
+
+
+def test_summarise_gives_t_interval_and_counts_undefined_folds():
+    tidy = _folds([0.80, 0.82, 0.81, np.nan], [0.7, 0.7, 0.7, 0.7])
+    s = E.summarise(tidy).set_index("model")
+    x = np.array([0.80, 0.82, 0.81])
+    low, high = stats.t.interval(0.95, 2, loc=x.mean(), scale=stats.sem(x))
+    assert s.loc["a", "n"] == 4 and s.loc["a", "n_undefined"] == 1
+    assert s.loc["a", "mean"] == pytest.approx(x.mean()) and s.loc["a", "std"] == pytest.approx(x.std(ddof=1))
+    assert (s.loc["a", "ci_low"], s.loc["a", "ci_high"]) == pytest.approx((low, high))
+    assert s.loc["b", "std"] == 0
+
+
+def test_paired_test_worked_example():
+    a, b = [0.80, 0.83, 0.81, 0.85, 0.84], [0.78, 0.80, 0.80, 0.81, 0.83]
+    out = E.paired_test(_folds(a, b), "a", "b", "interest", "auc")
+    d = np.subtract(a, b)
+    assert out["mean_diff"] == pytest.approx(d.mean())
+    assert out["t"] == pytest.approx(d.mean() / (d.std(ddof=1) / math.sqrt(5)))
+    assert out["p_wilcoxon"] == pytest.approx(2 / 2 ** 5)  # every difference positive: the smallest p at n = 5
+    with pytest.raises(ValueError, match=r"no interest/rmse rows.*models present"):
+        E.paired_test(_folds(a, b), "a", "b", "interest", "rmse")
+    with pytest.raises(ValueError, match=r"model\(s\) \['c'\]"):
+        E.paired_test(_folds(a, b), "a", "c", "interest", "auc")
+
+
+def test_user_bootstrap_resamples_users_not_rows():
+    # User 0 has 100 rows of value 0, user 1 one row of value 1. Resampling users draws
+    # {1, 1} a quarter of the time, so the upper bound is 1; row resampling would never get there.
+    users = np.r_[np.zeros(100, int), 1]
+    values = np.r_[np.zeros(100), 1.0]
+    out = E.user_bootstrap(users, lambda rows: values[rows].mean(), n_boot=400, seed=0)
+    assert out["estimate"] == pytest.approx(1 / 101)
+    assert out["ci_high"] == 1.0 and out["ci_low"] == 0.0 and out["n_users"] == 2
+    again = E.user_bootstrap(users, lambda rows: values[rows].mean(), n_boot=400, seed=0)
+    assert again == out
+
+
+def test_delta_m_worked_example():
+    single = {("interest", "auc"): 0.75, ("behaviour", "rmse"): 1.0}
+    mtl = {("interest", "auc"): 0.80, ("behaviour", "rmse"): 0.9}
+    # +0.05/0.75 for AUC (higher is better), +0.1/1.0 for RMSE (lower is better, sign flipped).
+    assert E.delta_m(mtl, single) == pytest.approx(100 * (0.05 / 0.75 + 0.1) / 2)
+    assert E.delta_m(single, single) == 0
+    with pytest.raises(ValueError, match="same"):
+        E.delta_m({("interest", "auc"): 0.8}, single)
+    with pytest.raises(ValueError, match="non-zero baseline"):
+        E.delta_m(mtl, {**single, ("interest", "auc"): float("nan")})
+
+
+def test_merge_single_task_keeps_each_model_own_task():
+    rows = (E.tidy_rows({"auc": 0.7}, "single_interest", "interest", "p")
+            + E.tidy_rows({"auc": 0.6}, "single_item", "item", "p")
+            + E.tidy_rows({"auc": 0.9}, "single_item", "interest", "p")  # a stray output: dropped
+            + E.tidy_rows({"auc": 0.8}, "mtl", "interest", "p"))
+    merged = E.merge_single_task(E.as_tidy(rows))
+    single = merged[merged["model"] == "single_task"].set_index("task")["value"]
+    assert single.to_dict() == {"interest": 0.7, "item": 0.6}
+    assert set(merged["model"]) == {"single_task", "mtl"}
+
+
+def test_tidy_round_trips_through_csv_and_json(tmp_path):
+    tidy = _folds([0.8, np.nan], [0.7, 0.75])
+    record_results({"x": 1}, tmp_path, tidy=tidy)
+    back = pd.DataFrame(load_results(tmp_path)["tidy"], columns=list(TIDY_COLUMNS))
+    pd.testing.assert_frame_equal(back, tidy, check_dtype=False)
+    tidy.to_csv(tmp_path / "t.csv", index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv"), tidy, check_dtype=False)
+
+
+def test_segments_partition_by_what_training_saw(prepared):
+    seg = E.segment_masks(prepared, prepared.test)
+    train_users = set(prepared.interactions("train")["user_id"])
+    users = prepared.test.pairs["user_id"].to_numpy()
+    assert np.array_equal(seg["cold_user"], ~np.isin(users, list(train_users)))
+    assert not (seg["warm"] & (seg["cold_user"] | seg["cold_item"])).any()
+    assert seg["all"].all()
+
+
+def test_evaluate_predictions_scores_each_task_on_its_mask(prepared, trained):
+    preds = predict(trained.net, prepared.test)
+    thr = E.tuned_thresholds(predict(trained.net, prepared.valid), prepared.valid)
+    tidy = E.evaluate_predictions(preds, prepared.test, "sb", "holdout", thresholds=thr)
+    assert list(tidy.columns) == list(TIDY_COLUMNS)
+    got = tidy.set_index(["task", "metric"])["value"]
+    m = prepared.test.masks["interest"] > 0
+    from sklearn.metrics import roc_auc_score
+    assert got[("interest", "auc")] == pytest.approx(roc_auc_score(prepared.test.labels["interest"][m],
+                                                                   preds["interest"][m]))
+    assert ("behaviour", "rmse") in got and ("behaviour", "auc") not in got
+    assert ("interest", "f1_tuned") in got and 0 < got[("interest", "threshold")] < 1
+    bad = {**preds, "interest": np.where(np.arange(len(preds["interest"])) < 3, np.nan, preds["interest"])}
+    with pytest.raises(ValueError, match="task 'interest': .* NaN"):
+        E.evaluate_predictions(bad, prepared.test, "sb", "holdout")
+
+
+def test_pair_features_equal_row_by_row_transform(prepared):
+    users = np.array([3, 7, 11])
+    items = np.array([1, 5, 9, 13])
+    got = E.pair_features(prepared.builder, users, items)
+    ref = prepared.builder.transform(np.repeat(users, 4), np.tile(items, 3))
+    for name in ref:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+
+
+def test_full_catalogue_excludes_seen_items_and_sampled_ranks_100(prepared, trained):
+    items = prepared.data.items.index.to_numpy()
+    scorer = E.catalogue_scorer(trained.net, prepared.builder, items)
+    per_user, lists, users = E.full_catalogue_ranking(prepared, scorer, ks=(5, 10), block_size=16)
+    seen = pd.concat([prepared.interactions("train"), prepared.interactions("valid")])
+    seen_pairs = set(zip(seen["user_id"], seen["item_id"], strict=True))
+    assert not any((u, i) in seen_pairs for u, row in zip(users, lists, strict=True) for i in row)
+    assert set(per_user.index) <= set(users) and (per_user["hr@10"] >= per_user["hr@5"]).all()
+    sampled = E.sampled_ranking(prepared, E.pair_scorer(trained.net, prepared.builder), n_negatives=49,
+                                ks=(10,), seed=0)
+    assert len(sampled) == len(prepared.interactions("test"))
+    # A trained model ranks the held-out item above random guessing (HR@10 = 0.2 at random).
+    assert sampled["hr@10"].mean() > 0.3
+    # Popularity gives every user the same list: the most-trained items not yet seen.
+    pop_cat, pop_pair = E.popularity_scorers(prepared.interactions("train"), items)
+    _, pop_lists, _ = E.full_catalogue_ranking(prepared, pop_cat, ks=(5,))
+    counts = prepared.interactions("train").groupby("item_id").size()
+    assert counts.reindex(pop_lists[:, 0]).min() >= counts.quantile(0.9)
+    pop_sampled = E.sampled_ranking(prepared, pop_pair, n_negatives=49, ks=(10,), seed=0)
+    assert pop_sampled.index.tolist() == sampled.index.tolist()
+
+
+def test_cross_validation_runs_two_models_with_paired_folds(small_world):
+    runs = {"sb": dict(model="shared_bottom"), "single_interest": dict(model="single_task", tasks=["interest"])}
+    res = cross_validate(small_world.data, runs, k=2, seed=0,
+                         common=dict(epochs=1, batch_size=512, seed=0), progress=False)
+    assert set(res.tidy["fold"]) == {0, 1} and set(res.tidy["protocol"]) == {"2-fold CV"}
+    out = E.paired_test(res.tidy, "sb", "single_interest", "interest", "auc")
+    assert out["n"] == 2
+    summary = E.summarise(res.tidy)
+    assert (summary["n"] == 2).all()
+
+
+def test_delta_m_by_fold_and_headline_values(prepared, trained):
+    rows = []
+    for fold, (mtl_auc, single_auc) in enumerate([(0.8, 0.75), (0.7, 0.7)]):
+        for model, auc, rmse in (("mtl", mtl_auc, 0.9), ("single_task", single_auc, 1.0)):
+            rows += E.tidy_rows({"auc": auc}, model, "interest", "cv", fold)
+            rows += E.tidy_rows({"auc": 0.8}, model, "item", "cv", fold)
+            rows += E.tidy_rows({"rmse": rmse}, model, "behaviour", "cv", fold)
+    dm = E.delta_m_by_fold(E.as_tidy(rows), "mtl")
+    assert dm[("cv", 0)] == pytest.approx(100 * (0.05 / 0.75 + 0 + 0.1) / 3)
+    assert dm[("cv", 1)] == pytest.approx(100 * 0.1 / 3)
+    preds = predict(trained.net, prepared.test)
+    vals = E.headline_values(preds, prepared.test)
+    tidy = E.evaluate_predictions(preds, prepared.test, "sb", "h").set_index(["task", "metric"])["value"]
+    for key, v in vals.items():
+        assert v == pytest.approx(tidy[key])
+    boot = E.delta_m_bootstrap(prepared.test, preds, preds, n_boot=20)
+    assert boot["estimate"] == 0 and boot["ci_low"] == 0 and boot["ci_high"] == 0
