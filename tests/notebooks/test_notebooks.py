@@ -38,6 +38,28 @@ def test_01_data_preprocessing(fast_report):
     assert tasks[("train", "item")]["mean_label"] == pytest.approx(0.5)
 
 
+def test_02_feature_extraction(fast_report):
+    s = _summary(fast_report, "02_feature_extraction")
+    assert s["leak_free"] is True
+    names = {r["feature"]: r for r in s["features"]}
+    assert {"user_idx", "item_idx", "genres", "age_bucket"} <= set(names)
+    assert names["genres"]["size"] == 19 and names["user_idx"]["side"] == "user" and names["genres"]["side"] == "item"
+    assert s["encoded_widths"]["all"] == s["encoded_widths"]["user"] + s["encoded_widths"]["item"]
+    assert 0 < s["unseen_item_test_ratings"] < 1000 and s["unseen_user_test_ratings"] == 0
+    assert (fast_report / "02_feature_extraction" / "figures" / "feature_distributions.png").stat().st_size > 5_000
+
+
+def test_03_model_math(fast_report):
+    s = _summary(fast_report, "03_model_math")
+    # float32 autodiff against a float64 hand derivation: round-off only.
+    assert s["grad_max_rel_diff"] < 1e-4 and s["loss_abs_diff"] < 1e-5
+    assert len(s["grad_rows"]) == 7
+    assert s["empty_mask_loss"] == 0 and s["empty_mask_grad_norm"] == 0
+    assert max(s["mmoe_max_diff"], s["cgc_max_diff"], s["esmm_max_diff"]) < 1e-5
+    assert sum(s["dwa_example"]) == pytest.approx(3) and abs(s["pcgrad_projected_dot"]) < 1e-5
+    assert s["uncertainty_optimum_gap"] < 1e-3
+
+
 def test_04_training(fast_report):
     s = _summary(fast_report, "04_training")
     table = {r["model"]: r for r in s["table"]}
