@@ -60,7 +60,8 @@ lint: $(STAMP)
 
 ## Run the speed benchmarks into benchmarks/results/ and refresh benchmarks/README.md.
 benchmark: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
 ## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
 clean:

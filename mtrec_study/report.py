@@ -199,6 +199,21 @@ def headline_table(tidy: pd.DataFrame, metrics=HEADLINE_REPORT_METRICS) -> pd.Da
                            aggfunc="first")
 
 
+def _benchmark_section() -> str:
+    """The measured build times of ``make report-fast`` / ``make report`` (benchmarks/bench_report.py)."""
+    path = PROJECT_ROOT / "benchmarks" / "results" / "report.json"
+    if not path.exists():
+        return ("<h2>Build time benchmark</h2><p>Not measured on this checkout yet: run "
+                "<code>make benchmark BENCH_ARGS=\"--only report\"</code>.</p>")
+    res = json.loads(path.read_text())
+    m = res["machine"]
+    rows = "".join(f"<tr><td>{html.escape(r['preset'])}</td><td>{r['seconds']:.0f}</td><td>{r['limit_s']}</td>"
+                   f"<td>{'yes' if r['seconds'] < r['limit_s'] else 'no'}</td></tr>" for r in res["rows"])
+    return ("<h2>Build time benchmark</h2><p>A from-scratch build measured by <code>benchmarks/bench_report.py</code> "
+            f"on {m['cpus']} CPUs, {html.escape(str(m['date']))}:</p><table><tr><th>preset</th><th>seconds</th>"
+            f"<th>target (s)</th><th>met?</th></tr>{rows}</table>")
+
+
 def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: dict) -> Path:
     """Write ``index.html``: headline tables, key figures, notebook links and the stamp."""
     tidy = collect_tidy(report_dir, [r.name for r in runs])
@@ -232,6 +247,7 @@ def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: 
                             f"<figcaption>{html.escape(r.name)}: {html.escape(Path(fig).stem)}</figcaption></figure>")
     if figs:
         parts.append("<h2>Key figures</h2>" + "".join(figs))
+    parts.append(_benchmark_section())
     parts.append("<h2>Environment stamp</h2><table>" + "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in stamp.items()) + "</table>")
     css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"

@@ -1,0 +1,1 @@
+"""Speed benchmarks (``make benchmark``): JSON results in ``results/``, a table in README.md."""

@@ -1,0 +1,66 @@
+"""What every benchmark shares: the machine stamp, JSON results and the README tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mtrec_study.report import versions
+from mtrec_study.results import atomic_write_text
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+
+
+def machine() -> dict:
+    """Where a benchmark ran: ratios are only comparable within one run on one machine."""
+    v = versions()
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": v.get("tensorflow"), "keras": v.get("keras")}
+
+
+def write_result(name: str, rows: list[dict], checks: dict, notes: str = "") -> Path:
+    """Write ``results/<name>.json`` (rows, pass/fail checks and the machine stamp)."""
+    path = RESULTS / f"{name}.json"
+    atomic_write_text(path, json.dumps({"benchmark": name, "machine": machine(), "rows": rows,
+                                        "checks": checks, "notes": notes}, indent=2))
+    return path
+
+
+def update_readme(name: str, table: pd.DataFrame, checks: dict) -> None:
+    """Replace the README block between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    stamp = machine()
+    lines = [f"<!-- {name}:start -->",
+             f"*Measured {stamp['date']} on {stamp['cpus']} CPUs ({stamp['machine']}), "
+             f"TensorFlow {stamp['tensorflow']}, Keras {stamp['keras']}.*", "",
+             markdown_table(table), ""]
+    lines += [f"- {'✅' if ok['pass'] else '❌'} {desc}: {ok['value']}" for desc, ok in checks.items()]
+    lines.append(f"<!-- {name}:end -->")
+    block = "\n".join(lines)
+    text = README.read_text()
+    pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    atomic_write_text(README, text)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (3 significant digits for floats)."""
+    def cell(v) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def check(value: float, ok: bool, fmt: str = "{:.3g}") -> dict:
+    return {"value": fmt.format(value), "pass": bool(ok)}
