@@ -110,6 +110,54 @@ class RatingHead(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ExpertGroup(layers.Layer):
+    r"""``n`` parallel MLP experts of the same widths, computed as one batched matmul per layer.
+
+    Expert :math:`i` is :math:`e_i(x) = \mathrm{relu}(\dots\mathrm{relu}(x W^{(1)}_i + b^{(1)}_i)\dots)`;
+    the kernels of all experts are stacked as ``(n, d_in, d_out)``, so one ``einsum`` replaces
+    ``n`` small matmuls. Output: ``(batch, n, units[-1])``. Each expert is initialised like a
+    Glorot-uniform ``Dense`` of its own shape.
+
+    Introduced in notebooks/03_model_math.ipynb.
+    """
+
+    def __init__(self, n: int, units: list[int], dropout: float = 0.0, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if n < 1 or not units:
+            raise ValueError(f"an expert group needs n >= 1 and at least one layer width, got n={n}, units={units}")
+        self.n, self.units, self.dropout, self.l2 = n, list(units), dropout, l2
+        self.drop = layers.Dropout(dropout) if dropout else None
+
+    def build(self, input_shape):
+        reg = keras.regularizers.L2(self.l2) if self.l2 else None
+        self.kernels, self.biases = [], []
+        d_in = input_shape[-1]
+        for i, u in enumerate(self.units):
+            limit = (6.0 / (d_in + u)) ** 0.5
+            self.kernels.append(self.add_weight(shape=(self.n, d_in, u), name=f"kernel_{i}", regularizer=reg,
+                                                initializer=keras.initializers.RandomUniform(-limit, limit)))
+            self.biases.append(self.add_weight(shape=(self.n, u), name=f"bias_{i}", initializer="zeros"))
+            d_in = u
+        self.built = True
+
+    def call(self, x, training=None):
+        h = ops.einsum("bi,nio->bno", x, self.kernels[0]) + self.biases[0]
+        for i in range(len(self.units)):
+            if i:
+                h = ops.einsum("bni,nio->bno", h, self.kernels[i]) + self.biases[i]
+            h = ops.relu(h)
+            if self.drop is not None:
+                h = self.drop(h, training=training)
+        return h
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n, self.units[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n, "units": self.units, "dropout": self.dropout, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MixtureOfExperts(layers.Layer):
     r"""MMoE (Ma et al., 2018): :math:`f^k(x) = \sum_i g^k_i(x)\, e_i(x)`, :math:`g^k = \mathrm{softmax}(W_k x)`.
 
@@ -127,18 +175,17 @@ class MixtureOfExperts(layers.Layer):
             raise ValueError(f"n_experts and n_gates must be >= 1, got {n_experts}, {n_gates}")
         self.n_experts, self.expert_units, self.n_gates = n_experts, list(expert_units), n_gates
         self.dropout, self.l2 = dropout, l2
-        self.experts = [mlp(expert_units, dropout, l2, name=f"expert_{i}") for i in range(n_experts)]
+        self.experts = ExpertGroup(n_experts, expert_units, dropout, l2, name="experts")
         self.gates = [layers.Dense(n_experts, activation="softmax", name=f"gate_{k}") for k in range(n_gates)]
 
     def build(self, input_shape):
-        for e in self.experts:
-            e.build(input_shape)
+        self.experts.build(input_shape)
         for g in self.gates:
             g.build(input_shape)
         self.built = True
 
     def call(self, x, training=None):
-        experts = ops.stack([e(x, training=training) for e in self.experts], axis=1)  # (b, E, d)
+        experts = self.experts(x, training=training)  # (b, E, d)
         gates = [g(x) for g in self.gates]  # each (b, E)
         mixed = [ops.sum(experts * ops.expand_dims(g, -1), axis=1) for g in gates]
         return [*mixed, *gates]
@@ -170,9 +217,11 @@ class CGC(layers.Layer):
         super().__init__(**kwargs)
         self.n_tasks, self.n_specific, self.n_shared = n_tasks, n_specific, n_shared
         self.expert_units, self.last, self.dropout, self.l2 = list(expert_units), last, dropout, l2
-        self.task_experts = [[mlp(expert_units, dropout, l2, name=f"t{k}_expert_{i}") for i in range(n_specific)]
+        if n_specific < 1 or n_shared < 1:
+            raise ValueError(f"CGC needs n_specific >= 1 and n_shared >= 1, got {n_specific}, {n_shared}")
+        self.task_experts = [ExpertGroup(n_specific, expert_units, dropout, l2, name=f"t{k}_experts")
                              for k in range(n_tasks)]
-        self.shared_experts = [mlp(expert_units, dropout, l2, name=f"shared_expert_{i}") for i in range(n_shared)]
+        self.shared_experts = ExpertGroup(n_shared, expert_units, dropout, l2, name="shared_experts")
         self.task_gates = [layers.Dense(n_specific + n_shared, activation="softmax", name=f"gate_{k}")
                            for k in range(n_tasks)]
         self.shared_gate = None if last else layers.Dense(n_tasks * n_specific + n_shared, activation="softmax",
@@ -180,28 +229,26 @@ class CGC(layers.Layer):
 
     def build(self, input_shape):
         for k in range(self.n_tasks):
-            for e in self.task_experts[k]:
-                e.build(input_shape[k])
+            self.task_experts[k].build(input_shape[k])
             self.task_gates[k].build(input_shape[k])
-        for e in self.shared_experts:
-            e.build(input_shape[-1])
+        self.shared_experts.build(input_shape[-1])
         if self.shared_gate is not None:
             self.shared_gate.build(input_shape[-1])
         self.built = True
 
     def call(self, inputs, training=None):
-        shared_out = [e(inputs[-1], training=training) for e in self.shared_experts]
+        shared_out = self.shared_experts(inputs[-1], training=training)  # (b, S, d)
         task_out, gates, all_specific = [], [], []
         for k in range(self.n_tasks):
-            own = [e(inputs[k], training=training) for e in self.task_experts[k]]
-            all_specific += own
-            experts = ops.stack(own + shared_out, axis=1)
+            own = self.task_experts[k](inputs[k], training=training)  # (b, s, d)
+            all_specific.append(own)
+            experts = ops.concatenate([own, shared_out], axis=1)
             g = self.task_gates[k](inputs[k])
             gates.append(g)
             task_out.append(ops.sum(experts * ops.expand_dims(g, -1), axis=1))
         outputs = list(task_out)
         if self.shared_gate is not None:
-            experts = ops.stack(all_specific + shared_out, axis=1)
+            experts = ops.concatenate([*all_specific, shared_out], axis=1)
             g = self.shared_gate(inputs[-1])
             outputs.append(ops.sum(experts * ops.expand_dims(g, -1), axis=1))
         return [*outputs, *gates]

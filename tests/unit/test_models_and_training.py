@@ -144,3 +144,17 @@ def test_logged_validation_loss_is_the_exact_masked_average(prepared):
     mse = np.mean((pred["behaviour"][m] - prepared.valid.labels["behaviour"][m]) ** 2)
     assert logs["behaviour_loss"] == pytest.approx(mse, rel=1e-4)
     assert logs["loss"] == pytest.approx(sum(logs[f"{t}_loss"] for t in TASKS), rel=1e-5)
+
+
+def test_expert_group_equals_separate_dense_experts():
+    from mtrec_study.models import ExpertGroup
+
+    group = ExpertGroup(3, [5, 4])
+    x = np.random.default_rng(0).normal(size=(7, 6)).astype("float32")
+    out = np.asarray(group(x))
+    k0, b0, k1, b1 = (w.numpy() for w in group.weights)
+    for i in range(3):
+        h = np.maximum(x @ k0[i] + b0[i], 0)
+        np.testing.assert_allclose(out[:, i], np.maximum(h @ k1[i] + b1[i], 0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="n >= 1"):
+        ExpertGroup(0, [4])
