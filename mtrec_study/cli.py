@@ -14,6 +14,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
           f"{data.n_items:,} items from {data.source}")
     for note in data.notes:
         print(f"  note: {note}")
+    if args.text:
+        from mtrec_study.text import fetch_minilm
+
+        print(f"text model: {fetch_minilm(progress=True)}")
     return 0
 
 
@@ -32,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="obtain a data set into the cache and describe it")
     p.add_argument("--dataset", default="ml-100k", help="ml-100k (default), ml-1m or synthetic")
     p.add_argument("--data-dir", default=None, help="a folder holding the files by hand")
+    p.add_argument("--text", action="store_true", help="also fetch the all-MiniLM-L6-v2 text model")
     p.set_defaults(func=_cmd_data)
     p = sub.add_parser("report", help="run the notebooks with a preset and build reports/<preset>/")
     p.add_argument("--preset", default="fast", help="fast, full or a YAML file")
@@ -50,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     from mtrec_study.datasets import DataError
     from mtrec_study.params import ParamsError
     from mtrec_study.report import ReportError
+    from mtrec_study.text import TextModelError
 
     try:
         return args.func(args)
-    except (DataError, ParamsError, ReportError, ValueError) as exc:
+    except (DataError, ParamsError, ReportError, TextModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

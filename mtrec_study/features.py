@@ -97,6 +97,36 @@ class FeatureBuilder:
         self.users = users
         self.items = items
         self.fitted = False
+        self.vectors: dict[str, tuple[str, pd.DataFrame]] = {}
+
+    def with_vectors(self, vectors: dict[str, tuple[str, pd.DataFrame]]) -> FeatureBuilder:
+        """A copy that also emits precomputed vectors (for example text embeddings).
+
+        Args:
+            vectors: ``name -> (side, table)``, ``side`` is ``"user"`` or ``"item"`` and
+                ``table`` is indexed by user or item id. Ids missing from the table get zeros.
+
+        Introduced in notebooks/02_feature_extraction.ipynb.
+        """
+        import copy
+
+        for name, (side, table) in vectors.items():
+            if side not in ("user", "item"):
+                raise ValueError(f"vector feature {name!r}: side must be 'user' or 'item', got {side!r}")
+            if table.ndim != 2 or table.shape[1] < 1:
+                raise ValueError(f"vector feature {name!r}: need a 2-D table of vectors, got shape {table.shape}")
+        out = copy.copy(self)
+        out.vectors = {**self.vectors, **vectors}
+        return out
+
+    def vector_features(self, user_ids: np.ndarray, item_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Only the precomputed vector columns for (user, item) pairs.
+
+        Introduced in notebooks/02_feature_extraction.ipynb.
+        """
+        ids = {"user": np.asarray(user_ids), "item": np.asarray(item_ids)}
+        return {name: table.reindex(ids[side]).fillna(0.0).to_numpy("float32")
+                for name, (side, table) in self.vectors.items()}
 
     def fit(self, train: pd.DataFrame) -> FeatureBuilder:
         """Learn everything from ``train`` (interactions) and nothing from any other split."""
@@ -118,7 +148,7 @@ class FeatureBuilder:
     def spec(self) -> FeatureSpec:
         """The :class:`FeatureSpec` of what :meth:`transform` returns."""
         self._check()
-        return FeatureSpec(
+        spec = FeatureSpec(
             categorical={"user_idx": len(self.user_index) + 1, "item_idx": len(self.item_index) + 1,
                          "age_bucket": len(AGE_EDGES) + 1, "gender": len(self.genders) + 1,
                          "occupation": len(self.occupations) + 1, "year_bucket": len(YEAR_EDGES) + 2},
@@ -127,6 +157,10 @@ class FeatureBuilder:
             user_side=["user_idx", "age_bucket", "gender", "occupation", "user_log_count", "age_z"],
             item_side=["item_idx", "year_bucket", "genres", "item_log_count"],
         )
+        if self.vectors:
+            spec = spec.with_vectors({n: t.shape[1] for n, (_, t) in self.vectors.items()},
+                                     {n: side for n, (side, _) in self.vectors.items()})
+        return spec
 
     def _check(self) -> None:
         if not self.fitted:
@@ -153,6 +187,7 @@ class FeatureBuilder:
         ucount = self.user_counts.reindex(user_ids).fillna(0).to_numpy()
         icount = self.item_counts.reindex(item_ids).fillna(0).to_numpy()
         return {
+            **self.vector_features(user_ids, item_ids),
             "user_idx": self.user_index.reindex(user_ids).fillna(0).to_numpy("int32"),
             "item_idx": self.item_index.reindex(item_ids).fillna(0).to_numpy("int32"),
             "age_bucket": np.digitize(age, AGE_EDGES).astype("int32"),

@@ -99,20 +99,26 @@ def kernel_name() -> str:
 
 
 def check_data(preset_values: dict) -> None:
-    """Make sure the preset's data set can be obtained before any notebook runs.
+    """Make sure the preset's data set (and text model) can be obtained before any notebook runs.
 
     Raises:
         ReportError: With the loader's message, which says how to supply the data.
     """
     from mtrec_study.datasets import DataError, load_dataset
+    from mtrec_study.text import TextModelError, check_model_dir, fetch_minilm
 
     name = preset_values.get("DATASET", "ml-100k")
-    if name == "synthetic":
-        return
-    try:
-        load_dataset(name, log=None)
-    except (DataError, ValueError) as exc:
-        raise ReportError(f"the data set {name!r} cannot be obtained, so no notebook was run.\n{exc}") from exc
+    if name != "synthetic":
+        try:
+            load_dataset(name, log=None)
+        except (DataError, ValueError) as exc:
+            raise ReportError(f"the data set {name!r} cannot be obtained, so no notebook was run.\n{exc}") from exc
+    if "TEXT_MODEL_DIR" in preset_values:
+        folder = preset_values["TEXT_MODEL_DIR"]
+        try:
+            check_model_dir(folder) if folder else fetch_minilm(progress=True)
+        except TextModelError as exc:
+            raise ReportError(f"the text model cannot be obtained, so no notebook was run.\n{exc}") from exc
 
 
 def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = None) -> float:

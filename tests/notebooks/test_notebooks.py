@@ -46,7 +46,17 @@ def test_02_feature_extraction(fast_report):
     assert names["genres"]["size"] == 19 and names["user_idx"]["side"] == "user" and names["genres"]["side"] == "item"
     assert s["encoded_widths"]["all"] == s["encoded_widths"]["user"] + s["encoded_widths"]["item"]
     assert 0 < s["unseen_item_test_ratings"] < 1000 and s["unseen_user_test_ratings"] == 0
-    assert (fast_report / "02_feature_extraction" / "figures" / "feature_distributions.png").stat().st_size > 5_000
+    for fig in ("feature_distributions.png", "text_embedding_map.png"):
+        assert (fast_report / "02_feature_extraction" / "figures" / fig).stat().st_size > 5_000
+    # The large-model part: MiniLM loaded offline, cached second run, sane neighbours, the switch.
+    assert s["text_model"] == "all-MiniLM-L6-v2" and s["text_dim"] == 384
+    assert 22_000_000 < s["text_parameters"] < 23_500_000
+    assert s["cached_seconds"] < s["encode_seconds"]
+    star_wars = next(r for r in s["neighbours"] if r["item"] == "Star Wars")
+    assert "Return of the Jedi" in star_wars["MiniLM neighbours"]
+    switch = {r["task"]: r for r in s["text_switch_auc"]}
+    assert set(switch) == {"interest", "item"}
+    assert all(0.3 < switch[t][c] < 1 for t in switch for c in ("with text", "without text"))
 
 
 def test_03_model_math(fast_report):
