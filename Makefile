@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv lab data report report-fast test test-fast lint clean benchmark
+.PHONY: help venv lab data report report-fast test test-fast lint clean benchmark assignments grade
 
 ## Show this list of targets.
 help:
@@ -56,14 +56,23 @@ test-fast: $(STAMP)
 
 ## Lint the package and tests with ruff.
 lint: $(STAMP)
-	$(BIN)/ruff check mtrec_study tests benchmarks
+	$(BIN)/ruff check mtrec_study tests benchmarks assignments
 
 ## Run the speed benchmarks into benchmarks/results/ and refresh benchmarks/README.md.
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
+## Generate the student notebooks and autograder zips into assignments/dist/ (otter assign).
+assignments: $(STAMP)
+	$(BIN)/python assignments/manage.py build
+
+## Grade a folder of submitted notebooks: make grade SUBMISSIONS=dir (CSV in assignments/dist/grades.csv).
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of .ipynb>"; exit 2; }
+	$(BIN)/python assignments/manage.py grade "$(SUBMISSIONS)"
+
 ## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
 clean:
-	rm -rf reports/fast reports/full reports/.tmp-* $(VENV) .pytest_cache .ruff_cache
+	rm -rf reports/fast reports/full reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
