@@ -1,0 +1,96 @@
+"""Controlled experiments: the MMoE paper's synthetic study (Ma et al., KDD 2018, section 3.3).
+
+Two regression tasks whose label correlation is set by ``p`` (see
+:func:`mtrec_study.datasets.synthetic.make_mmoe_tasks`) are learnt by a shared-bottom network, a
+one-gate mixture of experts (OMoE) and MMoE with the paper's sizes: 8 experts of 16 units, task
+towers of 8 units, and a 113-unit shared bottom (so the three have about the same number of
+parameters). The paper finds that MMoE degrades least as ``p`` falls and that both MoE models
+beat shared-bottom; :func:`mmoe_synthetic_study` measures whether we see the same.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from mtrec_study.datasets.synthetic import MMOE_DIM, make_mmoe_tasks
+from mtrec_study.evaluation import as_tidy, tidy_rows
+from mtrec_study.models.layers import MixtureOfExperts, mlp
+from mtrec_study.reproducibility import set_seed
+
+SYNTHETIC_MODELS = ("shared_bottom", "omoe", "mmoe")
+PAPER_SIZES = {"n_experts": 8, "expert_units": 16, "tower_units": 8, "bottom_units": 113}
+
+
+def build_synthetic_model(kind: str, dim: int = MMOE_DIM, n_experts: int = 8, expert_units: int = 16,
+                          tower_units: int = 8, bottom_units: int = 113) -> keras.Model:
+    """A two-task regression network for dense inputs: ``shared_bottom``, ``omoe`` or ``mmoe``.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    if kind not in SYNTHETIC_MODELS:
+        raise ValueError(f"unknown synthetic model {kind!r}; valid: {', '.join(SYNTHETIC_MODELS)}")
+    x = keras.Input((dim,), name="x")
+    if kind == "shared_bottom":
+        shared = mlp([bottom_units], name="shared_bottom")(x)
+        mixed = [shared, shared]
+    else:
+        n_gates = 1 if kind == "omoe" else 2
+        out = MixtureOfExperts(n_experts, [expert_units], n_gates, name="shared_moe")(x)
+        mixed = [out[0], out[0]] if n_gates == 1 else out[:2]
+    outputs = {f"task{k + 1}": keras.layers.Dense(1, name=f"task{k + 1}_head")(
+        mlp([tower_units], name=f"task{k + 1}_tower")(h)) for k, h in enumerate(mixed)}
+    return keras.Model(x, outputs, name=kind)
+
+
+def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test: int = 2_000, epochs: int = 20,
+                  batch_size: int = 256, learning_rate: float = 1e-3) -> dict[str, float]:
+    """Train one model on one draw of the two tasks; return its test MSE per task and summed.
+
+    Train and test rows come from one draw (same task structure), split by position.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    data = make_mmoe_tasks(n_train + n_test, p, seed=seed)
+    x, y = data.x, data.y
+    set_seed(seed)
+    net = build_synthetic_model(kind)
+    net.compile(keras.optimizers.Adam(learning_rate), loss={"task1": "mse", "task2": "mse"})
+    targets = {"task1": y[:n_train, 0], "task2": y[:n_train, 1]}
+    net.fit(x[:n_train], targets, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+    pred = net.predict(x[n_train:], batch_size=4096, verbose=0)
+    mse = {k: float(np.mean((np.asarray(pred[k]).reshape(-1) - y[n_train:, i]) ** 2))
+           for i, k in enumerate(("task1", "task2"))}
+    return {**mse, "total": mse["task1"] + mse["task2"], "parameters": int(net.count_params())}
+
+
+def mmoe_synthetic_study(ps=(0.5, 0.7, 0.9, 1.0), seeds=(0, 1, 2, 3, 4), models=SYNTHETIC_MODELS,
+                         progress: bool = True, **kwargs) -> pd.DataFrame:
+    """Every model × correlation × seed; tidy rows (``protocol = "p=<p>"``, ``fold = seed``).
+
+    Metrics: ``test_mse_task1``, ``test_mse_task2`` and ``test_mse_total``. Seeds index repeated
+    draws of the data *and* the initialisation, so rows with the same seed are paired across models.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    rows = []
+    grid = [(m, p, s) for p in ps for s in seeds for m in models]
+    for model, p, seed in tqdm(grid, desc="MMoE synthetic study", unit="run", disable=not progress):
+        out = run_synthetic(model, p, seed, **kwargs)
+        rows += tidy_rows({"test_mse_task1": out["task1"], "test_mse_task2": out["task2"],
+                           "test_mse_total": out["total"]}, model, "synthetic", f"p={p:g}", seed)
+    return as_tidy(rows)
+
+
+def degradation(tidy: pd.DataFrame, metric: str = "test_mse_total") -> pd.DataFrame:
+    """Per model: mean loss at the highest and lowest ``p`` and how much it grows between them.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    sel = tidy[tidy["metric"] == metric].assign(p=lambda d: d["protocol"].str.removeprefix("p=").astype(float))
+    means = sel.groupby(["model", "p"])["value"].mean().unstack("p")
+    hi, lo = means.columns.max(), means.columns.min()
+    return pd.DataFrame({f"loss at p={hi:g}": means[hi], f"loss at p={lo:g}": means[lo],
+                         "growth": means[lo] - means[hi], "growth_pct": 100 * (means[lo] / means[hi] - 1)})
