@@ -164,3 +164,41 @@ def ci_panels(summary: pd.DataFrame, keys, title: str) -> plt.Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def loss_vs_p(summary: pd.DataFrame, metric: str = "test_mse_total") -> plt.Figure:
+    """The MMoE paper's figure: final test loss against task correlation ``p``, mean with 95% CI.
+
+    Args:
+        summary: :func:`mtrec_study.evaluation.summarise` rows with ``protocol = "p=<p>"``.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    s = summary[summary["metric"] == metric].assign(p=lambda d: d["protocol"].str.removeprefix("p=").astype(float))
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for model, g in s.sort_values("p").groupby("model", sort=False):
+        err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]))
+        ax.errorbar(g["p"], g["mean"], yerr=err, marker="o", capsize=3, label=model)
+    ax.set_xlabel("task correlation p (cosine of the task weight vectors)")
+    ax.set_ylabel("final test MSE, both tasks summed")
+    ax.set_title("Synthetic study of Ma et al. (2018), mean and 95% CI over seeds")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def series(frame: pd.DataFrame, x: str, columns: list[str], xlabel: str, ylabel: str, title: str) -> plt.Figure:
+    """Several columns of a frame against one column, one line each.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for c in columns:
+        ax.plot(frame[x], frame[c], marker="o", label=c)
+    ax.axhline(0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ and the progress bar keep working. Only the wrapped network is saved (``.keras``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import warnings
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from keras import ops
 
@@ -30,6 +32,20 @@ from mtrec_study.weighting import Weighting, gradnorm_step, make_weighting, pcgr
 
 TASK_TYPES_ALL = {**TASK_TYPES, "ctcvr": "binary"}
 
+
+
+class _RetracingNoise(logging.Filter):
+    """Drop TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning.
+
+    Each model gets its own predict function, and a study trains dozens of models in one process
+    by design, so TensorFlow's global retracing counter fires although nothing is retraced in vain.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_RetracingNoise())
 
 def _gradients(tape: tf.GradientTape, target, variables: list) -> list:
     """Gradients with zeros for unconnected variables.
@@ -332,14 +348,8 @@ def predict(net: keras.Model, taskset: TaskSet | dict, batch_size: int = 8192) -
     return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
 
 
-def gate_weights(net: keras.Model, features: dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
-    """Mean gate weight per expert for each gate of an MMoE/OMoE/PLE network.
-
-    Returns:
-        ``{gate_name: (n_experts,) mean weights}``; empty for models without gates.
-
-    Introduced in notebooks/04_training.ipynb.
-    """
+def _gate_outputs(net: keras.Model, features: dict, batch_size: int) -> dict[str, np.ndarray]:
+    """Per-example gate weights ``(rows, n_experts)`` of every gate of an MMoE/OMoE/PLE network."""
     from mtrec_study.models.layers import CGC, MixtureOfExperts
 
     out = {}
@@ -355,8 +365,55 @@ def gate_weights(net: keras.Model, features: dict, batch_size: int = 8192) -> di
         probe = keras.Model(net.inputs, gates)
         values = probe.predict(features, batch_size=batch_size, verbose=0)
         values = values if isinstance(values, list) else [values]
-        out.update({n: np.asarray(v).mean(axis=0) for n, v in zip(names, values, strict=True)})
+        out.update({n: np.asarray(v) for n, v in zip(names, values, strict=True)})
     return out
+
+
+def gate_weights(net: keras.Model, features: dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
+    """Mean gate weight per expert for each gate of an MMoE/OMoE/PLE network.
+
+    Returns:
+        ``{gate_name: (n_experts,) mean weights}``; empty for models without gates.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    return {n: v.mean(axis=0) for n, v in _gate_outputs(net, features, batch_size).items()}
+
+
+def gate_statistics(net: keras.Model, features: dict, batch_size: int = 8192) -> pd.DataFrame:
+    r"""Per gate: how peaked each example's gate is, and how evenly the experts are used overall.
+
+    ``entropy`` is the mean per-example entropy :math:`-\sum_i g_i \log g_i` (0 = one expert per
+    example, :math:`\log n` = uniform); ``utilisation_entropy`` is the entropy of the mean gate
+    (low = some experts are rarely used by anyone); ``max_share`` is the most used expert's share.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    rows = []
+    for name, g in _gate_outputs(net, features, batch_size).items():
+        g = np.clip(g, 1e-12, 1.0)
+        mean = g.mean(axis=0)
+        rows.append({"gate": name, "n_experts": g.shape[1], "entropy": float(np.mean(-(g * np.log(g)).sum(axis=1))),
+                     "utilisation_entropy": float(-(mean * np.log(mean)).sum()), "max_share": float(mean.max()),
+                     "uniform_entropy": float(np.log(g.shape[1]))})
+    return pd.DataFrame(rows)
+
+
+class GradientConflictCallback(keras.callbacks.Callback):
+    """Record :func:`task_gradient_cosines` on a fixed batch at the end of every epoch.
+
+    Pass it to :func:`train` (``callbacks=[...]``); Keras sets ``self.model`` to the trainer.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+
+    def __init__(self, features: dict, targets: dict):
+        super().__init__()
+        self.features, self.targets = features, targets
+        self.history: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({"epoch": epoch + 1, **task_gradient_cosines(self.model, self.features, self.targets)})
 
 
 def task_gradient_cosines(trainer: MultiTaskTrainer, features: dict, targets: dict) -> dict[str, float]:

@@ -121,3 +121,23 @@ def test_05_evaluation(fast_report):
     assert {r["protocol"] for r in tidy} >= {"temporal holdout", "full catalogue", "sampled 99", f"{s['cv_folds']}-fold CV"}
     for fig in ("cv_ci.png", "calibration.png"):
         assert (fast_report / "05_evaluation" / "figures" / fig).stat().st_size > 5_000
+
+
+def test_06_ablations(fast_report):
+    s = _summary(fast_report, "06_ablations")
+    sizes = s["synthetic_parameters"]
+    assert max(sizes.values()) / min(sizes.values()) < 1.15  # the paper's models are about the same size
+    degr = {r["model"]: r for r in s["synthetic_degradation"]}
+    assert set(degr) == {"shared_bottom", "omoe", "mmoe"}
+    assert all(r["n"] >= 2 for r in s["synthetic_summary"])
+    assert {r["comparison"].split(" at ")[0] for r in s["synthetic_tests"]} == {
+        "mmoe vs shared_bottom", "omoe vs shared_bottom", "mmoe vs omoe"}
+    models = {r["model"] for r in s["weighting_summary"]}
+    assert "fixed" in models and len(models) >= 2
+    assert all(0 <= r["p_t"] <= 1 for r in s["weighting_tests"])
+    assert all(0.7 < r["interest_auc"] < 0.95 for r in s["experts"])
+    for g in s["gates"]:
+        assert 0 <= g["entropy"] <= g["uniform_entropy"] + 1e-6 and 0 < g["max_share"] <= 1
+    assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
+    for fig in ("mmoe_synthetic.png", "gradient_conflict.png"):
+        assert (fast_report / "06_ablations" / "figures" / fig).stat().st_size > 5_000
