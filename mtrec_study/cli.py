@@ -24,7 +24,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from mtrec_study.report import build_report
 
-    index = build_report(args.preset, only=args.only, force=args.force)
+    index = build_report(args.preset, only=args.only, force=args.force, jobs=args.jobs)
     print(f"report written: {index}")
     return 0
 
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="fast", help="fast, full or a YAML file")
     p.add_argument("--only", nargs="*", default=None, help="notebook stems to run (default: all)")
     p.add_argument("--force", action="store_true", help="rerun notebooks even when unchanged")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at once (default: MTREC_REPORT_JOBS, else 2 on 2+ CPUs)")
     p.set_defaults(func=_cmd_report)
     from mtrec_study.train import add_train_parser  # imports TensorFlow only when training runs
 

@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,16 @@ MANIFEST = "manifest.json"
 
 
 class ReportError(RuntimeError):
-    """A report step failed; the message names the notebook and cell."""
+    """A report step failed; the message names the notebook and cell.
+
+    Args:
+        message: What failed and where.
+        executed: The executed notebook holding the error, when there is one.
+    """
+
+    def __init__(self, message: str, executed: Path | None = None):
+        super().__init__(message)
+        self.executed = executed
 
 
 @dataclass
@@ -137,22 +148,51 @@ def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     params = {**params, "OUTPUT_DIR": str(out_dir)}
-    env_backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
     start = time.perf_counter()
-    try:
-        pm.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel or kernel_name(),
-                            cwd=str(path.parent), progress_bar=False, log_output=False)
-    except pm.PapermillExecutionError as exc:
-        raise ReportError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue})") from exc
-    finally:
-        if env_backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_backend
+    with _agg_backend():
+        try:
+            pm.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel or kernel_name(),
+                                cwd=str(path.parent), progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as exc:
+            raise ReportError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue})",
+                              executed) from exc
     seconds = time.perf_counter() - start
     render_html(executed, out_dir / (path.stem + ".html"))
     return seconds
+
+
+@contextmanager
+def _agg_backend():
+    """Kernels started inside draw with matplotlib's Agg backend (no display needed).
+
+    Set once by :func:`build_report` before its worker threads start, so the threads only read it.
+    """
+    if os.environ.get("MPLBACKEND") == "Agg":
+        yield
+        return
+    before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = before
+
+
+def default_jobs() -> int:
+    """How many notebooks run at once: ``MTREC_REPORT_JOBS``, else 2 when there are 2+ CPUs.
+
+    The notebooks are independent (each reads the data itself), and much of a fast-preset run is
+    single-threaded Python (kernel start, imports, graph tracing), so two at a time use two cores.
+    """
+    env = os.environ.get("MTREC_REPORT_JOBS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ReportError(f"MTREC_REPORT_JOBS={env!r} is not valid: use a whole number of notebooks, 1 or more")
+        return int(env)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def render_html(notebook: Path, dest: Path) -> None:
@@ -220,12 +260,13 @@ def _benchmark_section() -> str:
             f"<th>target (s)</th><th>met?</th></tr>{rows}</table>")
 
 
-def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: dict) -> Path:
+def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: dict, jobs: int = 1) -> Path:
     """Write ``index.html``: headline tables, key figures, notebook links and the stamp."""
     tidy = collect_tidy(report_dir, [r.name for r in runs])
     tidy.drop(columns="notebook").to_csv(report_dir / "results.csv", index=False)
     stamp = {"preset": preset, "seed": values.get("SEED"), "git commit": git_commit(),
              "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+             "notebooks at a time": jobs,
              **versions()}
     parts = [f"<h1>mtrec-study report — preset <code>{html.escape(preset)}</code></h1>",
              "<p>Multi-task learning for recommender systems, reproduced from the article's four steps. "
@@ -236,7 +277,8 @@ def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: 
                      f"<td>{r.seconds:.1f}</td><td>{'reused (unchanged)' if r.reused else 'ran'}</td>"
                      f"<td><a href='{r.name}/{r.name}.ipynb'>ipynb</a> · <a href='{r.name}/results.json'>results.json</a></td></tr>")
     total = sum(r.seconds for r in runs)
-    parts.append(f"</table><p>Total notebook time: {total:.1f} s.</p>")
+    parts.append(f"</table><p>Total notebook time: {total:.1f} s; {jobs} notebook(s) ran at a time, so a "
+                 "notebook's run time includes waiting for the CPU it shared.</p>")
     table = headline_table(tidy)
     if not table.empty:
         parts.append("<h2>Headline results</h2><p>Mean ± std over folds where there are several; "
@@ -267,7 +309,7 @@ def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: 
 
 
 def build_report(preset: str = "fast", only: list[str] | None = None, out_root: Path | None = None,
-                 force: bool = False, progress: bool = True) -> Path:
+                 force: bool = False, progress: bool = True, jobs: int | None = None) -> Path:
     """Run the study's notebooks into ``reports/<preset>/`` and return the index page.
 
     Args:
@@ -277,6 +319,8 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
         out_root: Where reports go (default ``reports/``).
         force: Rerun every notebook even when its hash is unchanged.
         progress: Show a tqdm bar over notebooks.
+        jobs: Notebooks run at once (default :func:`default_jobs`). Every notebook reads the data
+            itself and writes only its own folder, so the results do not depend on ``jobs``.
 
     Raises:
         ReportError: If the data cannot be obtained (nothing runs) or a notebook fails (the
@@ -305,12 +349,11 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
         old_manifest = {r["name"]: r for r in json.loads((final / MANIFEST).read_text())["notebooks"]}
     pkg = package_hash()
     kernel = kernel_name()
-    runs: list[NotebookRun] = []
-    previous = ""
     try:
-        bar = tqdm(paths, desc=f"report {name}", unit="notebook", disable=not progress, file=sys.stderr)
-        for path in bar:
-            bar.set_postfix_str(path.stem)
+        runs: dict[str, NotebookRun] = {}
+        todo: list[tuple[Path, str]] = []
+        previous = ""
+        for path in paths:
             h = notebook_hash(path, per_nb[path], previous, pkg)
             previous = h
             old = old_manifest.get(path.stem)
@@ -319,24 +362,41 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                 # Not asked for: keep what the last report had (as it was), or leave it out.
                 if have_old:
                     shutil.copytree(final / path.stem, tmp / path.stem)
-                    runs.append(NotebookRun(path.stem, old["hash"], old["seconds"], True))
-                continue
-            if not force and have_old and old["hash"] == h:
+                    runs[path.stem] = NotebookRun(path.stem, old["hash"], old["seconds"], True)
+            elif not force and have_old and old["hash"] == h:
                 shutil.copytree(final / path.stem, tmp / path.stem)
-                runs.append(NotebookRun(path.stem, h, old["seconds"], True))
-                continue
-            secs = run_notebook(path, tmp / path.stem, per_nb[path], kernel)
-            runs.append(NotebookRun(path.stem, h, secs, False))
-        atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "notebooks": [r.__dict__ for r in runs]}, indent=2))
-        write_index(tmp, name, runs, values)
+                runs[path.stem] = NotebookRun(path.stem, h, old["seconds"], True)
+            else:
+                todo.append((path, h))
+        jobs = max(1, min(jobs or default_jobs(), len(todo) or 1))
+        with _agg_backend(), ThreadPoolExecutor(max_workers=jobs) as pool, \
+                tqdm(total=len(todo), desc=f"report {name} ({jobs} at a time)", unit="notebook",
+                     disable=not progress, file=sys.stderr) as bar:
+            futures = {pool.submit(run_notebook, path, tmp / path.stem, per_nb[path], kernel): (path, h)
+                       for path, h in todo}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    path, h = futures[fut]
+                    if fut.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise fut.exception()
+                    runs[path.stem] = NotebookRun(path.stem, h, fut.result(), False)
+                    bar.set_postfix_str(path.stem)
+                    bar.update()
+        ordered = [runs[p.stem] for p in paths if p.stem in runs]
+        atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "jobs": jobs,
+                                                      "notebooks": [r.__dict__ for r in ordered]}, indent=2))
+        write_index(tmp, name, ordered, values, jobs)
     except ReportError as exc:
-        failed = sorted(tmp.glob("*/*.ipynb"))[-1:] if tmp.exists() else []
         keep = out_root / f"{name}-failed.ipynb"
-        if failed:
-            shutil.copyfile(failed[0], keep)
+        if exc.executed is not None and exc.executed.exists():
+            shutil.copyfile(exc.executed, keep)
         shutil.rmtree(tmp, ignore_errors=True)
         raise ReportError(f"{exc}. The last good report in {final} is kept"
-                          + (f"; the executed notebook with the error is {keep}" if failed else "")) from exc
+                          + (f"; the executed notebook with the error is {keep}" if keep.exists() else "")) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -114,3 +114,11 @@ def test_index_renders_in_headless_chromium(fast_report, tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
+
+
+def test_report_jobs_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("MTREC_REPORT_JOBS", "two")
+    with pytest.raises(report.ReportError, match="MTREC_REPORT_JOBS='two' is not valid"):
+        report.default_jobs()
+    monkeypatch.setenv("MTREC_REPORT_JOBS", "3")
+    assert report.default_jobs() == 3
