@@ -154,18 +154,36 @@ class TextEncoder:
 
     def __init__(self, folder: str | Path | None = None, max_length: int = 256, batch_size: int = 128,
                  cache: bool = True):
-        import keras_hub
-
         self.folder = check_model_dir(folder) if folder is not None else fetch_minilm()
         self.max_length, self.batch_size = int(max_length), int(batch_size)
-        self.tokenizer = keras_hub.models.BertTokenizer.from_preset(str(self.folder))
-        self.backbone = keras_hub.models.BertBackbone.from_preset(str(self.folder))
         self.hash = model_hash(self.folder)
-        self.dim = int(self.backbone.hidden_dim)
+        cfg = json.loads((self.folder / "config.json").read_text())
+        if "hidden_size" not in cfg:
+            raise TextModelError(f"{self.folder / 'config.json'} has no 'hidden_size'; a Hugging Face BERT "
+                                 "config.json must give it (384 for all-MiniLM-L6-v2)")
+        self.dim = int(cfg["hidden_size"])
         self.store = EmbeddingStore(cache_dir() / "embeddings" / self.hash[:16]) if cache else None
         self._forward = None
-        cfg = json.loads((self.folder / "config.json").read_text())
+        self._tokenizer = self._backbone = None
         self.max_length = min(self.max_length, int(cfg.get("max_position_embeddings", self.max_length)))
+
+    @property
+    def tokenizer(self):
+        """The keras-hub ``BertTokenizer``, loaded on first use (cached embeddings never need it)."""
+        if self._tokenizer is None:
+            import keras_hub
+
+            self._tokenizer = keras_hub.models.BertTokenizer.from_preset(str(self.folder))
+        return self._tokenizer
+
+    @property
+    def backbone(self):
+        """The keras-hub ``BertBackbone``, loaded on first use."""
+        if self._backbone is None:
+            import keras_hub
+
+            self._backbone = keras_hub.models.BertBackbone.from_preset(str(self.folder))
+        return self._backbone
 
     @property
     def n_parameters(self) -> int:
