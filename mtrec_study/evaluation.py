@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from mtrec_study import metrics as M
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, TASK_TYPES, TASKS
+from mtrec_study.config import BEHAVIOUR, GENRES, INTEREST, ITEM_TASK, TASK_TYPES, TASKS
 from mtrec_study.features import FeatureBuilder
 from mtrec_study.models.classic import Popularity
 from mtrec_study.prepare import PreparedData, TaskSet, sample_eval_negatives
@@ -25,7 +25,7 @@ from mtrec_study.results import TIDY_COLUMNS
 SEGMENTS = ("all", "warm", "cold_user", "cold_item")
 # One headline metric per task: what Δm% averages and what the report's headline tables show.
 HEADLINE_METRICS = ((INTEREST, "auc"), (ITEM_TASK, "auc"), (BEHAVIOUR, "rmse"))
-_FAST_METRICS = {"auc": M.roc_auc, "rmse": lambda y, p, task: M.regression_metrics(y, p, task)["rmse"],
+_FAST_METRICS = {"auc": M.rank_auc, "rmse": lambda y, p, task: M.regression_metrics(y, p, task)["rmse"],
                  "mae": lambda y, p, task: M.regression_metrics(y, p, task)["mae"]}
 
 
@@ -188,6 +188,46 @@ def catalogue_scorer(net: keras.Model, builder: FeatureBuilder, items: np.ndarra
     return score
 
 
+def cached_scorers(catalogue: Callable[[np.ndarray], np.ndarray],
+                   items: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """A catalogue scorer and a pair scorer that share one score row per user, computed once.
+
+    Both ranking protocols score the same (user, item) pairs: the full-catalogue ranking
+    computes each test user's row over the whole catalogue, and the sampled protocol then reads
+    its 100 candidates from those rows instead of running the network again.
+
+    Args:
+        catalogue: ``users -> (len(users), len(items))`` (from :func:`catalogue_scorer`).
+        items: The catalogue's item ids, in the scorer's column order.
+
+    Raises:
+        ValueError: If the pair scorer is asked for an item outside ``items``.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    items = np.asarray(items)
+    pos = pd.Series(np.arange(items.size), index=items)
+    rows: dict[int, np.ndarray] = {}
+
+    def score_catalogue(users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        missing = np.unique([u for u in users.tolist() if u not in rows])
+        if missing.size:
+            for u, row in zip(missing.tolist(), catalogue(missing), strict=True):
+                rows[u] = row
+        return np.stack([rows[u] for u in users.tolist()]) if users.size else np.empty((0, items.size))
+
+    def score_pairs(users: np.ndarray, pair_items: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(np.asarray(users), return_inverse=True)
+        col = pos.reindex(np.asarray(pair_items)).to_numpy()
+        if np.isnan(col).any():
+            bad = np.asarray(pair_items)[np.isnan(col)][:5].tolist()
+            raise ValueError(f"items {bad} are not in the scorer's catalogue of {items.size} items")
+        return score_catalogue(uniq)[inv, col.astype("int64")]
+
+    return score_catalogue, score_pairs
+
+
 def popularity_scorers(train: pd.DataFrame, items: np.ndarray) -> tuple[Callable, Callable]:
     """Catalogue and pair scorers of the popularity baseline (training counts; same for everyone).
 
@@ -242,6 +282,46 @@ def full_catalogue_ranking(prepared: PreparedData, scorer: Callable[[np.ndarray]
                                        progress=progress)
     item_lists = np.where(lists >= 0, items[np.maximum(lists, 0)], -1)
     return per_user, item_lists, users
+
+
+def item_positions(prepared: PreparedData, item_lists: np.ndarray) -> np.ndarray:
+    """Item ids (``-1`` pads) of top-K lists turned into row positions of ``prepared.data.items``.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    items = prepared.data.items.index.to_numpy("int64")
+    pos = pd.Series(np.arange(items.size), index=items)
+    lists = np.asarray(item_lists)
+    out = pos.reindex(lists.ravel()).fillna(-1).to_numpy("int64").reshape(lists.shape)
+    return np.where(lists >= 0, out, -1)
+
+
+def list_diversity(prepared: PreparedData, item_lists: np.ndarray, k: int = 10,
+                   item_vectors: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Coverage, novelty, Gini and ILD of users' top-``k`` lists, with training counts as popularity.
+
+    Args:
+        prepared: The split (its training interactions give each item's popularity).
+        item_lists: Item-id lists from :func:`full_catalogue_ranking`.
+        k: List length to judge.
+        item_vectors: ``{name: vectors in item order}`` for ILD; default the genre multi-hot rows.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    items = prepared.data.items.index.to_numpy()
+    train = prepared.interactions("train")
+    counts = train.groupby("item_id")["user_id"].nunique().reindex(items).fillna(0).to_numpy()
+    vectors = item_vectors if item_vectors is not None else {"genre": genre_vectors(prepared)}
+    return M.beyond_accuracy(item_positions(prepared, np.asarray(item_lists)[:, :k]), items.size, counts,
+                             train["user_id"].nunique(), vectors)
+
+
+def genre_vectors(prepared: PreparedData) -> np.ndarray:
+    """The items' genre multi-hot rows, in ``prepared.data.items`` order (for ILD).
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    return prepared.data.items[list(GENRES)].to_numpy("float64")
 
 
 def sampled_candidates(prepared: PreparedData, n_negatives: int = 99, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -464,6 +544,41 @@ def delta_m_by_fold(tidy: pd.DataFrame, model: str, baseline: str = "single_task
             continue
         out[(protocol, fold)] = delta_m(mtl, single)
     return pd.Series(out, name="delta_m_pct", dtype="float64")
+
+
+def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray], preds_b: dict[str, np.ndarray],
+                                task: str, metric: str, rows: np.ndarray | None = None, n_boot: int = 1000,
+                                seed: int = 0) -> dict[str, float]:
+    """User-bootstrap CI of ``metric(a) - metric(b)`` for one task on ``rows`` (a boolean mask or positions).
+
+    Both models are scored on the same resampled rows, so the interval is for the paired
+    difference. For RMSE a negative difference means model ``a`` is better.
+
+    Args:
+        taskset: The scored set.
+        preds_a, preds_b: ``{task: predictions}`` of the two models (aligned with ``taskset``).
+        task, metric: One of the fast metrics (``auc``, ``rmse``, ``mae``).
+        rows: Restrict to a segment (default: every row).
+        n_boot, seed: See :func:`user_bootstrap`.
+
+    Returns:
+        :func:`user_bootstrap`'s dictionary plus ``rows`` (labelled rows used).
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    if metric not in _FAST_METRICS:
+        raise ValueError(f"metric {metric!r} has no bootstrap form; valid: {sorted(_FAST_METRICS)}")
+    sel = np.arange(len(taskset)) if rows is None else np.asarray(rows)
+    if sel.dtype == bool:
+        sel = np.flatnonzero(sel)
+    sel = sel[taskset.masks[task][sel] > 0]
+    y, a, b = taskset.labels[task][sel], preds_a[task][sel], preds_b[task][sel]
+    fn = _FAST_METRICS[metric]
+
+    def stat(r: np.ndarray) -> float:
+        return float(fn(y[r], a[r], task) - fn(y[r], b[r], task))
+
+    return {**user_bootstrap(taskset.pairs["user_id"].to_numpy()[sel], stat, n_boot, seed), "rows": int(sel.size)}
 
 
 def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single_preds: dict[str, np.ndarray],

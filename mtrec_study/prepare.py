@@ -25,7 +25,7 @@ from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, LIKE_THRESHOLD, T
 from mtrec_study.datasets.movielens import RatingsData
 from mtrec_study.features import FeatureBuilder, FeatureSpec
 
-SPLITS = ("temporal", "random", "kfold", "loo", "cold_user", "cold_item")
+SPLITS = ("temporal", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -148,22 +148,27 @@ def leave_one_out_split(inter: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def cold_start_split(inter: pd.DataFrame, by: str, frac: float = 0.1, seed: int = 0,
                      valid_frac: float = 0.1) -> dict[str, np.ndarray]:
-    """Withhold a share of users (``by='user'``) or items (``by='item'``) entirely.
+    """Withhold a share of users (``by='user'``), items (``by='item'``) or both (``by='both'``).
 
     Every interaction of a withheld user or item goes to test; training and validation are a
-    random split of the rest. Test rows thus have ids that training never saw.
+    random split of the rest. Test rows thus have ids that training never saw. With ``both``,
+    ``frac`` of the users and ``frac`` of the items are withheld, so one trained model can be
+    judged on new users, on new items and on rows where both are new
+    (:func:`mtrec_study.evaluation.segment_masks` separates them).
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
-    col = {"user": "user_id", "item": "item_id"}.get(by)
-    if col is None:
-        raise ValueError(f"cold-start split by {by!r}; valid: 'user', 'item'")
+    cols = {"user": ["user_id"], "item": ["item_id"], "both": ["user_id", "item_id"]}.get(by)
+    if cols is None:
+        raise ValueError(f"cold-start split by {by!r}; valid: 'user', 'item', 'both'")
     if not 0 < frac < 1:
         raise ValueError(f"cold-start frac must lie in (0, 1), got {frac}")
     rng = np.random.default_rng(seed)
-    ids = np.sort(inter[col].unique())
-    cold = rng.choice(ids, size=max(1, int(round(frac * ids.size))), replace=False)
-    test = inter[col].isin(cold).to_numpy()
+    test = np.zeros(len(inter), bool)
+    for col in cols:
+        ids = np.sort(inter[col].unique())
+        cold = rng.choice(ids, size=max(1, int(round(frac * ids.size))), replace=False)
+        test |= inter[col].isin(cold).to_numpy()
     valid = ~test & (rng.random(len(inter)) < valid_frac)
     return _as_split(test, valid)
 
@@ -342,7 +347,7 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
         return folds[fold]
     if split == "loo":
         return leave_one_out_split(inter)
-    if split in ("cold_user", "cold_item"):
+    if split in ("cold_user", "cold_item", "cold_both"):
         return cold_start_split(inter, split.split("_")[1], cold_frac, seed, valid_frac)
     raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
 

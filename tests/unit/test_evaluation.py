@@ -186,3 +186,51 @@ def test_delta_m_by_fold_and_headline_values(prepared, trained):
         assert v == pytest.approx(tidy[key])
     boot = E.delta_m_bootstrap(prepared.test, preds, preds, n_boot=20)
     assert boot["estimate"] == 0 and boot["ci_low"] == 0 and boot["ci_high"] == 0
+
+
+def test_metric_difference_bootstrap_is_paired_and_segmented(prepared, trained):
+    preds = predict(trained.net, prepared.test)
+    same = E.metric_difference_bootstrap(prepared.test, preds, preds, "interest", "auc", n_boot=50, seed=0)
+    assert same["estimate"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0
+    # A model that is worse on every row gets a wholly negative AUC interval.
+    y = prepared.test.labels["interest"]
+    noisy = {"interest": np.where(y > 0, 0.4, 0.6)}
+    perfect = {"interest": y.astype(float)}
+    d = E.metric_difference_bootstrap(prepared.test, noisy, perfect, "interest", "auc", n_boot=50, seed=0)
+    assert d["estimate"] == pytest.approx(-1.0) and d["ci_high"] < 0
+    users = prepared.test.pairs["user_id"].to_numpy()
+    rows = users == users[0]
+    part = E.metric_difference_bootstrap(prepared.test, noisy, perfect, "interest", "auc", rows=rows, n_boot=10)
+    assert part["n_users"] == 1 and part["rows"] == int((rows & (prepared.test.masks["interest"] > 0)).sum())
+    with pytest.raises(ValueError, match="valid: .*'auc'"):
+        E.metric_difference_bootstrap(prepared.test, preds, preds, "interest", "ndcg@10")
+
+
+def test_list_diversity_of_top_lists(prepared, trained):
+    items = prepared.data.items.index.to_numpy()
+    _, lists, _ = E.full_catalogue_ranking(prepared, E.catalogue_scorer(trained.net, prepared.builder, items), ks=(10,))
+    pos = E.item_positions(prepared, lists)
+    assert (items[pos[pos >= 0]] == lists[lists >= 0]).all() and ((pos >= 0) == (lists >= 0)).all()
+    div = E.list_diversity(prepared, lists, k=10)
+    assert 0 < div["coverage"] <= 1 and 0 <= div["ild_genre"] <= 1 and div["novelty"] > 0
+
+
+def test_cached_scorers_give_the_network_scores_and_compute_each_user_once(prepared, trained):
+    items = prepared.data.items.index.to_numpy()
+    calls = []
+    base = E.catalogue_scorer(trained.net, prepared.builder, items)
+
+    def counting(users):
+        calls.append(len(users))
+        return base(users)
+
+    cat, pairs = E.cached_scorers(counting, items)
+    users, cand = E.sampled_candidates(prepared, n_negatives=9, seed=0)
+    direct = E.pair_scorer(trained.net, prepared.builder)(np.repeat(users, 10), cand.ravel())
+    cached = pairs(np.repeat(users, 10), cand.ravel())
+    np.testing.assert_allclose(cached, direct, rtol=1e-5, atol=1e-6)
+    assert sum(calls) == np.unique(users).size
+    cat(users[:3])  # already scored: no new network call
+    assert sum(calls) == np.unique(users).size
+    with pytest.raises(ValueError, match="not in the scorer's catalogue"):
+        pairs(users[:1], np.array([10**9]))

@@ -245,3 +245,19 @@ def test_gini_matches_mean_absolute_difference_formula():
     reference = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
     assert g == pytest.approx(reference)
     assert M.gini_index(np.arange(10)[:, None], 10) == pytest.approx(0.0)
+
+
+def test_rank_auc_matches_sklearn_with_ties(binary_data):
+    y, p = binary_data
+    tied = np.round(p, 1)  # heavy ties: both must count them one half
+    for scores in (p, tied):
+        assert M.rank_auc(y, scores) == pytest.approx(skm.roc_auc_score(y, scores), abs=1e-12)
+    assert math.isnan(M.rank_auc(np.ones(5), np.arange(5.0)))
+
+
+def test_per_list_ild_averages_to_the_mean_and_skips_short_lists():
+    vecs = np.array([[1, 0], [0, 1], [1, 1], [1, 0]], dtype=float)
+    lists = np.array([[0, 1, -1], [0, 3, -1], [2, -1, -1]])
+    per = M.intra_list_diversity(lists, vecs, per_list=True)
+    assert per[0] == pytest.approx(1.0) and per[1] == pytest.approx(0.0) and math.isnan(per[2])
+    assert M.intra_list_diversity(lists, vecs) == pytest.approx(0.5)

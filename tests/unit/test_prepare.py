@@ -56,7 +56,15 @@ def test_leave_one_out_and_cold_start(small_world):
         idx = prepare.cold_start_split(inter, by, frac=0.2, seed=0)
         cold = set(inter.iloc[idx["test"]][col])
         assert cold and not cold & set(inter.iloc[idx["train"]][col])
-    with pytest.raises(ValueError, match="valid: 'user', 'item'"):
+    both = prepare.cold_start_split(inter, "both", frac=0.2, seed=0)
+    train = inter.iloc[both["train"]]
+    test = inter.iloc[both["test"]]
+    new_user = ~test["user_id"].isin(train["user_id"])
+    new_item = ~test["item_id"].isin(train["item_id"])
+    # Every test row has a withheld user or item, and all three kinds of cold row occur.
+    assert (new_user | new_item).all() and (new_user & ~new_item).any() and (new_item & ~new_user).any()
+    assert (new_user & new_item).any()
+    with pytest.raises(ValueError, match="valid: 'user', 'item', 'both'"):
         prepare.cold_start_split(inter, "zip")
 
 

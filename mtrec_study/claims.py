@@ -1,0 +1,115 @@
+"""Verdicts on the article's claims, generated from measured differences and their intervals.
+
+A claim is judged by one or more *comparisons*, each a difference ``a - b`` with a confidence
+interval, oriented so that the claim predicts a positive (or, for lower-is-better metrics, a
+negative) difference. The rules are deliberately plain and stated once:
+
+* a comparison is ``better`` when its whole interval lies on the side the claim predicts,
+  ``worse`` when it lies wholly on the other side, ``no difference`` when it contains 0, and
+  ``undefined`` when the interval could not be computed;
+* a claim is ``supported`` when every defined comparison is ``better``, ``not supported`` when
+  none is, and ``mixed`` otherwise; with no defined comparison it is ``undecided``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from mtrec_study.metrics import LOWER_IS_BETTER
+
+OUTCOMES = ("better", "worse", "no difference", "undefined")
+VERDICTS = ("supported", "not supported", "mixed", "undecided")
+
+
+def outcome(ci_low: float, ci_high: float, metric: str | None = None, higher_is_better: bool | None = None) -> str:
+    """Classify one difference ``a - b`` by its interval: ``better``, ``worse`` or ``no difference``.
+
+    Args:
+        ci_low, ci_high: The interval of the difference.
+        metric: Its metric name; lower-is-better metrics (RMSE, Gini ...) flip the direction.
+        higher_is_better: Set the direction explicitly instead of through ``metric``.
+
+    Raises:
+        ValueError: If the interval is reversed.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "undefined"
+    if ci_low > ci_high:
+        raise ValueError(f"interval [{ci_low}, {ci_high}] is reversed: ci_low must not exceed ci_high")
+    up = (metric not in LOWER_IS_BETTER) if higher_is_better is None else higher_is_better
+    if ci_low > 0:
+        return "better" if up else "worse"
+    if ci_high < 0:
+        return "worse" if up else "better"
+    return "no difference"
+
+
+def verdict(outcomes: Iterable[str]) -> str:
+    """Combine comparison outcomes into ``supported`` / ``not supported`` / ``mixed`` / ``undecided``.
+
+    Raises:
+        ValueError: For an outcome outside :data:`OUTCOMES`.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    outs = list(outcomes)
+    bad = sorted(set(outs) - set(OUTCOMES))
+    if bad:
+        raise ValueError(f"unknown outcomes {bad}; valid: {', '.join(OUTCOMES)}")
+    defined = [o for o in outs if o != "undefined"]
+    if not defined:
+        return "undecided"
+    better = sum(o == "better" for o in defined)
+    if better == len(defined):
+        return "supported"
+    return "not supported" if better == 0 else "mixed"
+
+
+def comparison(label: str, metric: str, result: dict, higher_is_better: bool | None = None) -> dict:
+    """One evidence row: a label, the metric, the estimate with its CI, and its outcome.
+
+    Args:
+        label: What was compared (``"MTL - single, cold users, interest"``).
+        metric: The metric of the difference.
+        result: A dict with ``estimate``, ``ci_low`` and ``ci_high`` (for example from
+            :func:`mtrec_study.evaluation.metric_difference_bootstrap`).
+        higher_is_better: Override the metric's direction.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    return {"comparison": label, "metric": metric, "estimate": float(result["estimate"]),
+            "ci_low": float(result["ci_low"]), "ci_high": float(result["ci_high"]),
+            "outcome": outcome(result["ci_low"], result["ci_high"], metric, higher_is_better)}
+
+
+def verdict_table(claims: list[dict]) -> pd.DataFrame:
+    """One row per claim: wording, section, experiment, the evidence formatted, verdict, caveats.
+
+    Args:
+        claims: Dicts with ``claim``, ``section``, ``experiment``, ``evidence`` (rows from
+            :func:`comparison`) and ``caveats``; an optional ``verdict`` overrides the rule (for
+            claims such as training time whose evidence is a ratio, not a difference), and must
+            then be one of :data:`VERDICTS`.
+
+    Raises:
+        ValueError: If a claim has no evidence or an invalid verdict.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    rows = []
+    for c in claims:
+        if not c.get("evidence"):
+            raise ValueError(f"claim {c.get('claim')!r} has no evidence rows")
+        v = c.get("verdict") or verdict(e["outcome"] for e in c["evidence"])
+        if v not in VERDICTS:
+            raise ValueError(f"verdict {v!r} of claim {c['claim']!r} is not one of {', '.join(VERDICTS)}")
+        numbers = "; ".join(f"{e['comparison']}: {e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] "
+                            f"({e['outcome']})" for e in c["evidence"])
+        rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
+                     "numbers (95% CI)": numbers, "verdict": v, "caveats": c["caveats"]})
+    return pd.DataFrame(rows)
