@@ -94,3 +94,72 @@ def degradation(tidy: pd.DataFrame, metric: str = "test_mse_total") -> pd.DataFr
     hi, lo = means.columns.max(), means.columns.min()
     return pd.DataFrame({f"loss at p={hi:g}": means[hi], f"loss at p={lo:g}": means[lo],
                          "growth": means[lo] - means[hi], "growth_pct": 100 * (means[lo] / means[hi] - 1)})
+
+
+# --------------------------------------------------------------------------- the λ simplex (06_ablations)
+def simplex_grid(steps: int, n_tasks: int = 3) -> list[tuple[float, ...]]:
+    """Every λ on the simplex with coordinates in multiples of ``1/steps``, plus equal weights.
+
+    ``steps=1`` gives the vertices (one task only), ``steps=2`` adds the edge midpoints, and so
+    on. Equal weights :math:`(1/T, ..., 1/T)` are always included. Since Adam is invariant to a
+    constant factor on the loss, :math:`(1/3, 1/3, 1/3)` trains like the article's (1, 1, 1).
+
+    Raises:
+        ValueError: If ``steps`` or ``n_tasks`` is below 1.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    if steps < 1 or n_tasks < 1:
+        raise ValueError(f"simplex_grid needs steps >= 1 and n_tasks >= 1, got steps={steps}, n_tasks={n_tasks}")
+
+    def compositions(total: int, parts: int):
+        if parts == 1:
+            yield (total,)
+            return
+        for first in range(total, -1, -1):
+            for rest in compositions(total - first, parts - 1):
+                yield (first, *rest)
+
+    points = [tuple(c / steps for c in comp) for comp in compositions(steps, n_tasks)]
+    equal = tuple(1.0 / n_tasks for _ in range(n_tasks))
+    if not any(np.allclose(p, equal) for p in points):
+        points.append(equal)
+    return points
+
+
+def lambda_name(lambdas) -> str:
+    """A run name for a λ vector, such as ``λ=(0.50,0.50,0.00)``.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    return "λ=(" + ",".join(f"{x:.2f}" for x in lambdas) + ")"
+
+
+def pareto_front(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.Series:
+    """Which rows no other row dominates (at least as good on every objective, better on one).
+
+    Args:
+        frame: One row per configuration, one column per objective.
+        objectives: ``{column: "max" | "min"}``.
+
+    Returns:
+        A boolean Series aligned with ``frame``; rows with a NaN objective are never on the front.
+
+    Raises:
+        ValueError: For a direction other than ``max`` / ``min`` or a missing column.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    for col, d in objectives.items():
+        if d not in ("max", "min"):
+            raise ValueError(f"objective {col!r} has direction {d!r}; valid: 'max', 'min'")
+        if col not in frame:
+            raise ValueError(f"objective {col!r} is not a column; columns: {list(frame.columns)}")
+    vals = np.column_stack([frame[c].to_numpy("float64") * (1 if d == "max" else -1) for c, d in objectives.items()])
+    ok = ~np.isnan(vals).any(axis=1)
+    front = np.zeros(len(frame), bool)
+    for i in np.flatnonzero(ok):
+        others = vals[ok]
+        dominated = ((others >= vals[i]).all(axis=1) & (others > vals[i]).any(axis=1)).any()
+        front[i] = not dominated
+    return pd.Series(front, index=frame.index, name="pareto")

@@ -379,6 +379,24 @@ def ranking_rows(per_user: pd.DataFrame, model: str, protocol: str, fold: int = 
 
 
 # --------------------------------------------------------------------------- uncertainty
+def popularity_rows(prepared: PreparedData, protocol: str, fold: int = 0, ks=(10,)) -> pd.DataFrame:
+    """The popularity reference on one split: item-task AUC and full-catalogue ranking, as tidy rows.
+
+    Popularity scores each item by its number of training interactions, the same for every user.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    items = prepared.data.items.index.to_numpy()
+    catalogue, pairs = popularity_scorers(prepared.interactions("train"), items)
+    ts = prepared.test
+    m = ts.masks[ITEM_TASK] > 0
+    scores = pairs(ts.pairs["user_id"].to_numpy()[m], ts.pairs["item_id"].to_numpy()[m])
+    auc = tidy_rows({"auc": M.roc_auc(ts.labels[ITEM_TASK][m], scores, ITEM_TASK)}, "popularity", ITEM_TASK,
+                    protocol, fold)
+    per_user, _, _ = full_catalogue_ranking(prepared, catalogue, ks=ks)
+    return pd.concat([as_tidy(auc), ranking_rows(per_user, "popularity", protocol, fold)], ignore_index=True)
+
+
 def summarise(tidy: pd.DataFrame, confidence: float = 0.95,
               by=("model", "task", "metric", "protocol", "segment")) -> pd.DataFrame:
     """Mean, std and a t-based CI over folds; undefined (NaN) folds are counted, not averaged.

@@ -7,6 +7,7 @@ metrics of two runs are paired and :func:`mtrec_study.evaluation.paired_test` ap
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mtrec_study.datasets import RatingsData
-from mtrec_study.evaluation import as_tidy, evaluate_predictions, segment_masks, tuned_thresholds
+from mtrec_study.evaluation import (
+    as_tidy,
+    catalogue_scorer,
+    evaluate_predictions,
+    full_catalogue_ranking,
+    ranking_rows,
+    segment_masks,
+    tuned_thresholds,
+)
 from mtrec_study.prepare import PreparedData, prepare_tasks
 from mtrec_study.train import TrainResult, predict, train
 
@@ -45,30 +54,54 @@ class ProtocolResult:
 
 def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, fold: int = 0,
                   common: dict | None = None, segments: bool = True, progress: bool = True,
-                  keep: bool = True) -> ProtocolResult:
+                  keep: bool = True, views: dict[str, Callable[[PreparedData], PreparedData]] | None = None,
+                  ranked: Iterable[str] = (), ks=(10,)) -> ProtocolResult:
     """Train each run on ``prepared.train`` (early stopping on ``valid``), score ``test``.
 
     Thresholds for the article's metrics are chosen on ``valid`` predictions and applied to test.
 
     Args:
         prepared: One split's task sets.
-        runs: ``{name: train kwargs}``.
+        runs: ``{name: train kwargs}``. A run may also name a ``view``: a key of ``views``.
         protocol, fold: Written into the tidy rows.
         common: Keyword arguments shared by all runs (epochs, batch size, seed ...).
         segments: Also score the warm / cold-user / cold-item segments.
         progress: A tqdm bar over runs.
         keep: Keep networks and predictions in ``outcomes`` (set False to free memory).
+        views: ``{name: prepared -> prepared}``, for example adding text features built from this
+            split's training part. Each view is built once per split, when a run first asks for
+            it; its test rows are the same pairs, so its runs stay paired with the others.
+        ranked: Run names whose item head also gets a full-catalogue ranking (rows of task
+            ``item``, metrics such as ``ndcg@10``, same protocol and fold).
+        ks: Cut-offs of those ranking metrics.
+
+    Raises:
+        ValueError: If a run names a view that ``views`` does not have.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
-    seg = segment_masks(prepared, prepared.test) if segments else None
+    views = views or {}
+    built: dict[str | None, PreparedData] = {None: prepared}
+    ranked = set(ranked)
     frames, outcomes = [], {}
     for name, cfg in tqdm(runs.items(), desc=f"{protocol} fold {fold}", unit="model", disable=not progress,
                           leave=False):
-        result = train(prepared=prepared, **{**(common or {}), **cfg})
-        thresholds = tuned_thresholds(predict(result.net, prepared.valid), prepared.valid)
-        preds = predict(result.net, prepared.test)
-        frames.append(evaluate_predictions(preds, prepared.test, name, protocol, fold, thresholds, seg))
+        cfg = dict(cfg)
+        view = cfg.pop("view", None)
+        if view not in built:
+            if view not in views:
+                raise ValueError(f"run {name!r} asks for view {view!r}; valid: {sorted(views) or 'none given'}")
+            built[view] = views[view](prepared)
+        data = built[view]
+        seg = segment_masks(data, data.test) if segments else None
+        result = train(prepared=data, **{**(common or {}), **cfg})
+        thresholds = tuned_thresholds(predict(result.net, data.valid), data.valid)
+        preds = predict(result.net, data.test)
+        frames.append(evaluate_predictions(preds, data.test, name, protocol, fold, thresholds, seg))
+        if name in ranked:
+            items = data.data.items.index.to_numpy()
+            per_user, _, _ = full_catalogue_ranking(data, catalogue_scorer(result.net, data.builder, items), ks=ks)
+            frames.append(ranking_rows(per_user, name, protocol, fold))
         if keep:
             outcomes[(name, fold)] = RunOutcome(result, preds, thresholds)
     return ProtocolResult(pd.concat(frames, ignore_index=True) if frames else as_tidy([]), outcomes,
@@ -77,11 +110,20 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
 
 def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: int = 0, neg_ratio: float = 1.0,
                    common: dict | None = None, segments: bool = False, keep: bool = False,
-                   progress: bool = True) -> ProtocolResult:
+                   progress: bool = True, views: dict[str, Callable[[PreparedData], PreparedData]] | None = None,
+                   ranked: Iterable[str] = (), ks=(10,),
+                   per_fold: Callable[[PreparedData, str, int], pd.DataFrame] | None = None) -> ProtocolResult:
     """k-fold cross-validation: random folds over interactions, every run on every fold.
 
     Each fold holds out 10% of its training part as validation for early stopping and
     thresholds, so the fold's test part is never used for any choice.
+
+    Args:
+        data: The data set.
+        runs, common, segments, keep, progress, views, ranked, ks: See :func:`evaluate_runs`.
+        k, seed, neg_ratio: The folds and their sampled negatives.
+        per_fold: ``(prepared, protocol, fold) -> tidy rows`` added for every fold, for
+            references that do not train (:func:`mtrec_study.evaluation.popularity_rows`).
 
     Returns:
         Tidy rows with ``protocol = "{k}-fold CV"`` and ``fold`` = 0..k-1.
@@ -92,8 +134,10 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
     frames, outcomes, prepared_by_fold = [], {}, {}
     for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not progress):
         prepared = prepare_tasks(data, "kfold", seed=seed, neg_ratio=neg_ratio, fold=fold, k=k)
-        res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep)
+        res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep, views, ranked, ks)
         frames.append(res.tidy)
+        if per_fold is not None:
+            frames.append(per_fold(prepared, protocol, fold))
         outcomes.update(res.outcomes)
         if keep:
             prepared_by_fold[fold] = prepared

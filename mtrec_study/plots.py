@@ -202,3 +202,34 @@ def series(frame: pd.DataFrame, x: str, columns: list[str], xlabel: str, ylabel:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def pareto(points: pd.DataFrame, x: str, y: str, colour: str, front: pd.Series, kind: pd.Series,
+           title: str) -> plt.Figure:
+    """Configurations in two objectives, a third as colour; the Pareto front circled.
+
+    Args:
+        points: One row per configuration (index = its name).
+        x, y, colour: Columns to plot.
+        front: Boolean, on the front (from :func:`mtrec_study.ablations.pareto_front`).
+        kind: Marker group per row (``λ grid``, ``equal weights``, ``learned``).
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    markers = {"λ grid": "o", "equal weights": "*", "learned": "s"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    norm = plt.Normalize(points[colour].min(), points[colour].max())
+    for k, g in points.groupby(kind, sort=False):
+        sc = ax.scatter(g[x], g[y], c=g[colour], cmap="viridis", norm=norm, marker=markers.get(k, "o"),
+                        s=140 if k != "λ grid" else 60, edgecolors="black", label=k)
+    on = points[front.to_numpy()]
+    ax.scatter(on[x], on[y], s=320, facecolors="none", edgecolors="crimson", linewidths=1.5, label="Pareto front")
+    for name, r in points.iterrows():
+        ax.annotate(str(name), (r[x], r[y]), fontsize=6.5, xytext=(4, 3), textcoords="offset points")
+    fig.colorbar(sc, ax=ax, label=colour)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig

@@ -234,3 +234,26 @@ def test_cached_scorers_give_the_network_scores_and_compute_each_user_once(prepa
     assert sum(calls) == np.unique(users).size
     with pytest.raises(ValueError, match="not in the scorer's catalogue"):
         pairs(users[:1], np.array([10**9]))
+
+
+def test_cross_validation_with_a_view_ranking_and_a_per_fold_reference(small_world):
+    seen = []
+
+    def marked(p):
+        seen.append(len(p.train))
+        return p
+
+    runs = {"sb": dict(model="shared_bottom"), "sb_view": dict(model="shared_bottom", view="same")}
+    res = cross_validate(small_world.data, runs, k=2, seed=0, common=dict(epochs=1, batch_size=512, seed=0),
+                         progress=False, views={"same": marked}, ranked=["sb"], per_fold=E.popularity_rows)
+    assert len(seen) == 2  # the view is built once per fold
+    ranked = res.tidy[res.tidy["metric"] == "ndcg@10"]
+    assert set(ranked["model"]) == {"sb", "popularity"} and set(ranked["fold"]) == {0, 1}
+    assert set(res.tidy.loc[res.tidy["model"] == "popularity", "task"]) == {"item"}
+    # The identity view trains the same model on the same rows: identical metrics.
+    a = res.tidy[res.tidy["model"] == "sb"].set_index(["task", "metric", "fold"])["value"]
+    b = res.tidy[res.tidy["model"] == "sb_view"].set_index(["task", "metric", "fold"])["value"]
+    pd.testing.assert_series_equal(a.loc[b.index], b, check_names=False)
+    with pytest.raises(ValueError, match="asks for view 'text'"):
+        cross_validate(small_world.data, {"x": dict(model="shared_bottom", view="text")}, k=2,
+                       common=dict(epochs=1, batch_size=512), progress=False)
