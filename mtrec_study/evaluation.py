@@ -8,7 +8,7 @@ the protocols that train (holdout and k-fold cross-validation) and calls into th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
@@ -454,6 +454,33 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
         w = stats.wilcoxon(a, b)
         out.update(w=float(w.statistic), p_wilcoxon=float(w.pvalue))
     return out
+
+
+def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys, segment: str = "all",
+                 protocol: str | None = None) -> pd.DataFrame:
+    """:func:`paired_test` of each model against ``reference`` on each ``(task, metric)``.
+
+    Keys that a model does not report (a single-task model's other tasks, MF's binary tasks)
+    are skipped, not failed.
+
+    Returns:
+        One row per (model, task, metric): ``n, mean_a, mean_b, mean_diff, p_t, p_wilcoxon`` and
+        ``better``, whether the mean difference favours the model (for lower-is-better metrics
+        a negative difference).
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    rows = []
+    have = tidy[tidy["segment"] == segment].groupby(["model", "task", "metric"]).size()
+    for model in models:
+        for task, metric in keys:
+            if (model, task, metric) not in have.index or (reference, task, metric) not in have.index:
+                continue
+            t = paired_test(tidy, model, reference, task, metric, protocol, segment)
+            sign = -1 if metric in M.LOWER_IS_BETTER else 1
+            rows.append({"model": model, "task": task, "metric": metric, **t, "better": bool(sign * t["mean_diff"] > 0)})
+    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", "t", "p_t", "w", "p_wilcoxon", "better"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 1000,

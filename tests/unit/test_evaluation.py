@@ -257,3 +257,11 @@ def test_cross_validation_with_a_view_ranking_and_a_per_fold_reference(small_wor
     with pytest.raises(ValueError, match="asks for view 'text'"):
         cross_validate(small_world.data, {"x": dict(model="shared_bottom", view="text")}, k=2,
                        common=dict(epochs=1, batch_size=512), progress=False)
+
+
+def test_paired_tests_skip_missing_keys_and_orient_better():
+    tidy = pd.concat([_folds([0.80, 0.82, 0.81], [0.78, 0.79, 0.80]),
+                      _folds([0.90, 0.91, 0.92], [0.95, 0.96, 0.97], metric="rmse", task="behaviour")])
+    out = E.paired_tests(tidy, ["a"], "b", [("interest", "auc"), ("behaviour", "rmse"), ("item", "auc")])
+    assert list(zip(out["task"], out["better"], strict=True)) == [("interest", True), ("behaviour", True)]
+    assert out.loc[0, "mean_diff"] == pytest.approx(0.02)
