@@ -255,7 +255,8 @@ def _user_item_matrix(inter: pd.DataFrame, item_pos: pd.Series) -> Callable:
 
 def full_catalogue_ranking(prepared: PreparedData, scorer: Callable[[np.ndarray], np.ndarray],
                            ks=M.DEFAULT_KS, ties: str = "pessimistic", block_size: int = 256,
-                           progress: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+                           progress: bool = False,
+                           users: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rank every item for every test user; candidates exclude the user's *training* items.
 
     Validation items are excluded too (they are neither training signal for this score nor
@@ -266,6 +267,8 @@ def full_catalogue_ranking(prepared: PreparedData, scorer: Callable[[np.ndarray]
         scorer: ``users -> (len(users), n_items)`` over ``prepared.data.items`` in index order,
             from :func:`catalogue_scorer` or :func:`popularity_scorers`.
         ks, ties, block_size, progress: See :func:`mtrec_study.metrics.rank_in_blocks`.
+        users: Rank only these test users (for example a seeded sample, see
+            :func:`sample_test_users`); default every user with a test interaction.
 
     Returns:
         Per-user metrics, the users' top-``max(ks)`` lists as *item ids*, and the users ranked.
@@ -275,13 +278,37 @@ def full_catalogue_ranking(prepared: PreparedData, scorer: Callable[[np.ndarray]
     items = prepared.data.items.index.to_numpy("int64")
     item_pos = pd.Series(np.arange(items.size), index=items)
     test = prepared.interactions("test")
-    users = np.sort(test["user_id"].unique())
+    all_users = np.sort(test["user_id"].unique())
+    if users is None:
+        users = all_users
+    else:
+        users = np.sort(np.asarray(users))
+        stray = np.setdiff1d(users, all_users)
+        if stray.size:
+            raise ValueError(f"users {stray[:5].tolist()} have no test interaction; rank only users with one")
     seen = pd.concat([prepared.interactions("train"), prepared.interactions("valid")])
     per_user, lists = M.rank_in_blocks(scorer, users, _user_item_matrix(test, item_pos),
                                        _user_item_matrix(seen, item_pos), ks, ties, block_size,
                                        progress=progress)
     item_lists = np.where(lists >= 0, items[np.maximum(lists, 0)], -1)
     return per_user, item_lists, users
+
+
+def sample_test_users(prepared: PreparedData, n: int, seed: int = 0) -> np.ndarray | None:
+    """A seeded sample of ``n`` users with a test interaction (``None`` when ``n`` is 0 or covers all).
+
+    Ranking every user against the whole catalogue costs one network pass per (user, item);
+    ranking a fixed random sample of users estimates the same mean at a fraction of the cost,
+    and every model of a fold sees the same users, so comparisons stay paired.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    if n < 0:
+        raise ValueError(f"the number of users to rank must be >= 0 (0 = all), got {n}")
+    users = np.sort(prepared.interactions("test")["user_id"].unique())
+    if n == 0 or n >= users.size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(users, size=n, replace=False))
 
 
 def item_positions(prepared: PreparedData, item_lists: np.ndarray) -> np.ndarray:
@@ -379,10 +406,12 @@ def ranking_rows(per_user: pd.DataFrame, model: str, protocol: str, fold: int = 
 
 
 # --------------------------------------------------------------------------- uncertainty
-def popularity_rows(prepared: PreparedData, protocol: str, fold: int = 0, ks=(10,)) -> pd.DataFrame:
+def popularity_rows(prepared: PreparedData, protocol: str, fold: int = 0, ks=(10,),
+                    users: np.ndarray | None = None) -> pd.DataFrame:
     """The popularity reference on one split: item-task AUC and full-catalogue ranking, as tidy rows.
 
     Popularity scores each item by its number of training interactions, the same for every user.
+    ``users`` restricts the ranking as in :func:`full_catalogue_ranking`.
 
     Introduced in notebooks/06_ablations.ipynb.
     """
@@ -393,7 +422,7 @@ def popularity_rows(prepared: PreparedData, protocol: str, fold: int = 0, ks=(10
     scores = pairs(ts.pairs["user_id"].to_numpy()[m], ts.pairs["item_id"].to_numpy()[m])
     auc = tidy_rows({"auc": M.roc_auc(ts.labels[ITEM_TASK][m], scores, ITEM_TASK)}, "popularity", ITEM_TASK,
                     protocol, fold)
-    per_user, _, _ = full_catalogue_ranking(prepared, catalogue, ks=ks)
+    per_user, _, _ = full_catalogue_ranking(prepared, catalogue, ks=ks, users=users)
     return pd.concat([as_tidy(auc), ranking_rows(per_user, "popularity", protocol, fold)], ignore_index=True)
 
 

@@ -21,6 +21,7 @@ from mtrec_study.evaluation import (
     evaluate_predictions,
     full_catalogue_ranking,
     ranking_rows,
+    sample_test_users,
     segment_masks,
     tuned_thresholds,
 )
@@ -55,7 +56,7 @@ class ProtocolResult:
 def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, fold: int = 0,
                   common: dict | None = None, segments: bool = True, progress: bool = True,
                   keep: bool = True, views: dict[str, Callable[[PreparedData], PreparedData]] | None = None,
-                  ranked: Iterable[str] = (), ks=(10,)) -> ProtocolResult:
+                  ranked: Iterable[str] = (), ks=(10,), rank_users: int = 0, seed: int = 0) -> ProtocolResult:
     """Train each run on ``prepared.train`` (early stopping on ``valid``), score ``test``.
 
     Thresholds for the article's metrics are chosen on ``valid`` predictions and applied to test.
@@ -74,6 +75,9 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
         ranked: Run names whose item head also gets a full-catalogue ranking (rows of task
             ``item``, metrics such as ``ndcg@10``, same protocol and fold).
         ks: Cut-offs of those ranking metrics.
+        rank_users: Rank a seeded sample of this many test users (0 = all); see
+            :func:`mtrec_study.evaluation.sample_test_users`.
+        seed: Seeds that sample.
 
     Raises:
         ValueError: If a run names a view that ``views`` does not have.
@@ -83,6 +87,7 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
     views = views or {}
     built: dict[str | None, PreparedData] = {None: prepared}
     ranked = set(ranked)
+    sample = sample_test_users(prepared, rank_users, seed) if ranked else None
     frames, outcomes = [], {}
     for name, cfg in tqdm(runs.items(), desc=f"{protocol} fold {fold}", unit="model", disable=not progress,
                           leave=False):
@@ -100,7 +105,8 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
         frames.append(evaluate_predictions(preds, data.test, name, protocol, fold, thresholds, seg))
         if name in ranked:
             items = data.data.items.index.to_numpy()
-            per_user, _, _ = full_catalogue_ranking(data, catalogue_scorer(result.net, data.builder, items), ks=ks)
+            per_user, _, _ = full_catalogue_ranking(data, catalogue_scorer(result.net, data.builder, items), ks=ks,
+                                                    users=sample)
             frames.append(ranking_rows(per_user, name, protocol, fold))
         if keep:
             outcomes[(name, fold)] = RunOutcome(result, preds, thresholds)
@@ -111,8 +117,8 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
 def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: int = 0, neg_ratio: float = 1.0,
                    common: dict | None = None, segments: bool = False, keep: bool = False,
                    progress: bool = True, views: dict[str, Callable[[PreparedData], PreparedData]] | None = None,
-                   ranked: Iterable[str] = (), ks=(10,),
-                   per_fold: Callable[[PreparedData, str, int], pd.DataFrame] | None = None) -> ProtocolResult:
+                   ranked: Iterable[str] = (), ks=(10,), rank_users: int = 0,
+                   per_fold: Callable[..., pd.DataFrame] | None = None) -> ProtocolResult:
     """k-fold cross-validation: random folds over interactions, every run on every fold.
 
     Each fold holds out 10% of its training part as validation for early stopping and
@@ -120,10 +126,11 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
 
     Args:
         data: The data set.
-        runs, common, segments, keep, progress, views, ranked, ks: See :func:`evaluate_runs`.
+        runs, common, segments, keep, progress, views, ranked, ks, rank_users: See :func:`evaluate_runs`.
         k, seed, neg_ratio: The folds and their sampled negatives.
-        per_fold: ``(prepared, protocol, fold) -> tidy rows`` added for every fold, for
-            references that do not train (:func:`mtrec_study.evaluation.popularity_rows`).
+        per_fold: ``(prepared, protocol, fold, users=...) -> tidy rows`` added for every fold, for
+            references that do not train (:func:`mtrec_study.evaluation.popularity_rows`);
+            ``users`` is the fold's ranked sample of users (``None``: all).
 
     Returns:
         Tidy rows with ``protocol = "{k}-fold CV"`` and ``fold`` = 0..k-1.
@@ -134,10 +141,11 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
     frames, outcomes, prepared_by_fold = [], {}, {}
     for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not progress):
         prepared = prepare_tasks(data, "kfold", seed=seed, neg_ratio=neg_ratio, fold=fold, k=k)
-        res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep, views, ranked, ks)
+        res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep, views, ranked, ks,
+                            rank_users, seed + fold)
         frames.append(res.tidy)
         if per_fold is not None:
-            frames.append(per_fold(prepared, protocol, fold))
+            frames.append(per_fold(prepared, protocol, fold, users=sample_test_users(prepared, rank_users, seed + fold)))
         outcomes.update(res.outcomes)
         if keep:
             prepared_by_fold[fold] = prepared

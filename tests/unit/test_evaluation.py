@@ -265,3 +265,19 @@ def test_paired_tests_skip_missing_keys_and_orient_better():
     out = E.paired_tests(tidy, ["a"], "b", [("interest", "auc"), ("behaviour", "rmse"), ("item", "auc")])
     assert list(zip(out["task"], out["better"], strict=True)) == [("interest", True), ("behaviour", True)]
     assert out.loc[0, "mean_diff"] == pytest.approx(0.02)
+
+
+def test_ranking_a_seeded_sample_of_users(prepared, trained):
+    sample = E.sample_test_users(prepared, 10, seed=1)
+    assert sample.size == 10 and np.array_equal(sample, E.sample_test_users(prepared, 10, seed=1))
+    assert E.sample_test_users(prepared, 0) is None and E.sample_test_users(prepared, 10**6) is None
+    items = prepared.data.items.index.to_numpy()
+    scorer = E.catalogue_scorer(trained.net, prepared.builder, items)
+    full, _, _ = E.full_catalogue_ranking(prepared, scorer, ks=(10,))
+    part, _, users = E.full_catalogue_ranking(prepared, scorer, ks=(10,), users=sample)
+    assert np.array_equal(users, sample)
+    pd.testing.assert_frame_equal(part, full.loc[part.index])  # the same users get the same metrics
+    with pytest.raises(ValueError, match="no test interaction"):
+        E.full_catalogue_ranking(prepared, scorer, users=np.array([10**9]))
+    with pytest.raises(ValueError, match=">= 0"):
+        E.sample_test_users(prepared, -1)
