@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv lab data report report-fast test test-fast lint clean benchmark assignments grade
+.PHONY: help venv lab data report report-fast ablations-full test test-fast lint clean benchmark assignments grade
 
 ## Show this list of targets.
 help:
@@ -46,6 +46,10 @@ report: $(STAMP)
 report-fast: $(STAMP)
 	$(BIN)/python -m mtrec_study report --preset fast
 
+## The complete ablation grid (06 and 08 with params/ablations-full.yaml) into reports/ablations-full/ (see benchmarks/README.md for its time).
+ablations-full: $(STAMP)
+	$(BIN)/python -m mtrec_study report --preset params/ablations-full.yaml --only 06_ablations 08_sharing_mechanisms
+
 ## Run every test: unit tests, each notebook on the fast preset, the report build.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -74,5 +78,5 @@ grade: $(STAMP)
 
 ## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
 clean:
-	rm -rf reports/fast reports/full reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf reports/fast reports/full reports/ablations-full reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,5 @@
-"""Controlled experiments: the MMoE paper's synthetic study (Ma et al., KDD 2018, section 3.3).
+"""Controlled experiments: the MMoE paper's synthetic study (Ma et al., KDD 2018, section 3.3),
+used in ``08_sharing_mechanisms``, and the λ simplex with its Pareto front, used in ``06_ablations``.
 
 Two regression tasks whose label correlation is set by ``p`` (see
 :func:`mtrec_study.datasets.synthetic.make_mmoe_tasks`) are learnt by a shared-bottom network, a
@@ -28,7 +29,7 @@ def build_synthetic_model(kind: str, dim: int = MMOE_DIM, n_experts: int = 8, ex
                           tower_units: int = 8, bottom_units: int = 113) -> keras.Model:
     """A two-task regression network for dense inputs: ``shared_bottom``, ``omoe`` or ``mmoe``.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     if kind not in SYNTHETIC_MODELS:
         raise ValueError(f"unknown synthetic model {kind!r}; valid: {', '.join(SYNTHETIC_MODELS)}")
@@ -51,7 +52,7 @@ def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test:
 
     Train and test rows come from one draw (same task structure), split by position.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     data = make_mmoe_tasks(n_train + n_test, p, seed=seed)
     x, y = data.x, data.y
@@ -73,7 +74,7 @@ def mmoe_synthetic_study(ps=(0.5, 0.7, 0.9, 1.0), seeds=(0, 1, 2, 3, 4), models=
     Metrics: ``test_mse_task1``, ``test_mse_task2`` and ``test_mse_total``. Seeds index repeated
     draws of the data *and* the initialisation, so rows with the same seed are paired across models.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     rows = []
     grid = [(m, p, s) for p in ps for s in seeds for m in models]
@@ -87,7 +88,7 @@ def mmoe_synthetic_study(ps=(0.5, 0.7, 0.9, 1.0), seeds=(0, 1, 2, 3, 4), models=
 def degradation(tidy: pd.DataFrame, metric: str = "test_mse_total") -> pd.DataFrame:
     """Per model: mean loss at the highest and lowest ``p`` and how much it grows between them.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     sel = tidy[tidy["metric"] == metric].assign(p=lambda d: d["protocol"].str.removeprefix("p=").astype(float))
     means = sel.groupby(["model", "p"])["value"].mean().unstack("p")

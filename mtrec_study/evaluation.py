@@ -175,15 +175,26 @@ def pair_scorer(net: keras.Model, builder: FeatureBuilder, output: str = "item",
 
 
 def catalogue_scorer(net: keras.Model, builder: FeatureBuilder, items: np.ndarray, output: str = "item",
-                     batch_size: int = 32768) -> Callable[[np.ndarray], np.ndarray]:
+                     batch_size: int = 32768, max_bytes: int = 64 * 2**20) -> Callable[[np.ndarray], np.ndarray]:
     """A ``users -> (len(users), len(items))`` scorer for :func:`mtrec_study.metrics.rank_in_blocks`.
+
+    The (user, item) features of a block of users are built in slices of at most ``max_bytes``,
+    so wide inputs (384-d text vectors on both sides) never materialise gigabytes at once.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
     items = np.asarray(items)
+    row_bytes: list[int] = []
 
     def score(users: np.ndarray) -> np.ndarray:
-        return _predict(net, pair_features(builder, users, items), output, batch_size).reshape(len(users), items.size)
+        users = np.asarray(users)
+        if not row_bytes:
+            one = pair_features(builder, users[:1], items[:1])
+            row_bytes.append(max(1, sum(v.nbytes for v in one.values())))
+        step = max(1, int(max_bytes // (row_bytes[0] * items.size)))
+        parts = [_predict(net, pair_features(builder, users[i:i + step], items), output, batch_size)
+                 for i in range(0, users.size, step)]
+        return (np.concatenate(parts) if parts else np.empty(0)).reshape(users.size, items.size)
 
     return score
 

@@ -172,7 +172,7 @@ def loss_vs_p(summary: pd.DataFrame, metric: str = "test_mse_total") -> plt.Figu
     Args:
         summary: :func:`mtrec_study.evaluation.summarise` rows with ``protocol = "p=<p>"``.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     s = summary[summary["metric"] == metric].assign(p=lambda d: d["protocol"].str.removeprefix("p=").astype(float))
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -190,7 +190,7 @@ def loss_vs_p(summary: pd.DataFrame, metric: str = "test_mse_total") -> plt.Figu
 def series(frame: pd.DataFrame, x: str, columns: list[str], xlabel: str, ylabel: str, title: str) -> plt.Figure:
     """Several columns of a frame against one column, one line each.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for c in columns:

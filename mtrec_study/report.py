@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,7 +376,7 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                        for path, h in todo}
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     path, h = futures[fut]
                     if fut.exception() is not None:

@@ -387,7 +387,7 @@ def gate_statistics(net: keras.Model, features: dict, batch_size: int = 8192) ->
     example, :math:`\log n` = uniform); ``utilisation_entropy`` is the entropy of the mean gate
     (low = some experts are rarely used by anyone); ``max_share`` is the most used expert's share.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     rows = []
     for name, g in _gate_outputs(net, features, batch_size).items():
@@ -404,7 +404,7 @@ class GradientConflictCallback(keras.callbacks.Callback):
 
     Pass it to :func:`train` (``callbacks=[...]``); Keras sets ``self.model`` to the trainer.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
 
     def __init__(self, features: dict, targets: dict):
@@ -421,7 +421,7 @@ def task_gradient_cosines(trainer: MultiTaskTrainer, features: dict, targets: di
 
     Negative values are conflicts: a step that helps one task hurts the other.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     shared = shared_variables(trainer.net, trainer.tasks)
     x = {k: ops.convert_to_tensor(v) for k, v in features.items()}

@@ -60,7 +60,7 @@ def make_mmoe_tasks(n: int, p: float, seed: int = 0, dim: int = MMOE_DIM, scale:
     Raises:
         ValueError: If ``p`` is outside [-1, 1] or ``n`` < 1.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     if not -1.0 <= p <= 1.0:
         raise ValueError(f"p must lie in [-1, 1], got {p}")

@@ -22,7 +22,7 @@ def test_every_notebook_was_executed(fast_report):
 
 def test_00_overview(fast_report):
     s = _summary(fast_report, "00_overview")
-    assert s["n_questions"] == 7 and "01_data_preprocessing" in s["notebooks_present"]
+    assert s["n_questions"] == 8 and "01_data_preprocessing" in s["notebooks_present"]
     assert s["versions"]["tensorflow"] != "not installed"
 
 
@@ -125,21 +125,21 @@ def test_05_evaluation(fast_report):
 
 def test_06_ablations(fast_report):
     s = _summary(fast_report, "06_ablations")
-    sizes = s["synthetic_parameters"]
-    assert max(sizes.values()) / min(sizes.values()) < 1.15  # the paper's models are about the same size
-    degr = {r["model"]: r for r in s["synthetic_degradation"]}
-    assert set(degr) == {"shared_bottom", "omoe", "mmoe"}
-    assert all(r["n"] >= 2 for r in s["synthetic_summary"])
-    assert {r["comparison"].split(" at ")[0] for r in s["synthetic_tests"]} == {
-        "mmoe vs shared_bottom", "omoe vs shared_bottom", "mmoe vs omoe"}
-    models = {r["model"] for r in s["weighting_summary"]}
-    assert "fixed" in models and len(models) >= 2
-    assert all(0 <= r["p_t"] <= 1 for r in s["weighting_tests"])
-    assert all(0.7 < r["interest_auc"] < 0.95 for r in s["experts"])
-    for g in s["gates"]:
-        assert 0 <= g["entropy"] <= g["uniform_entropy"] + 1e-6 and 0 < g["max_share"] <= 1
-    assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
-    for fig in ("mmoe_synthetic.png", "gradient_conflict.png"):
+    models = {r["model"] for r in s["summary"]}
+    assert {"reference", "reference+text"} <= models
+    # Every λ of the grid ran (the equal point is the reference) and the front is non-empty.
+    table = {r["model"]: r for r in s["lambda_table"]}
+    assert len(table) >= len(s["lambda_grid"]) and any(r["pareto"] for r in table.values())
+    assert all(0.0 <= r["item ndcg@10"] <= 1.0 for r in table.values())
+    assert table["reference"]["kind"] == "equal weights"
+    # The vertex that trains only the rating head leaves the interest head at chance.
+    vertex = table["λ=(0.00,0.00,1.00)"]
+    assert abs(vertex["interest auc"] - 0.5) < 0.25 and vertex["behaviour rmse"] < 1.2
+    assert all(r["n"] == s["folds"] for r in s["lambda_tests"])
+    assert all(0 <= r["p_t"] <= 1 for r in s["lambda_tests"] if r["p_t"] == r["p_t"])
+    assert {r["segment"] for r in s["text_tests"]} >= {"all", "warm"}
+    assert {r["model"] for r in s["architectures"]} >= {"reference", "popularity"}
+    for fig in ("lambda_pareto.png", "architectures_ci.png"):
         assert (fast_report / "06_ablations" / "figures" / fig).stat().st_size > 5_000
 
 
@@ -164,3 +164,21 @@ def test_07_article_claims(fast_report):
     assert {r["task"] for r in s["overfitting"]} == {"interest", "item", "behaviour"}
     assert all(r["rise above best valid"] >= 0 for r in s["overfitting"])
     assert (fast_report / "07_article_claims" / "figures" / "overfitting_curves.png").stat().st_size > 5_000
+
+
+def test_08_sharing_mechanisms(fast_report):
+    s = _summary(fast_report, "08_sharing_mechanisms")
+    sizes = s["synthetic_parameters"]
+    assert max(sizes.values()) / min(sizes.values()) < 1.15  # the paper's models are about the same size
+    degr = {r["model"]: r for r in s["synthetic_degradation"]}
+    assert set(degr) == {"shared_bottom", "omoe", "mmoe"}
+    assert all(r["n"] >= 2 for r in s["synthetic_summary"])
+    assert {r["comparison"].split(" at ")[0] for r in s["synthetic_tests"]} == {
+        "mmoe vs shared_bottom", "omoe vs shared_bottom", "mmoe vs omoe"}
+    assert len(s["paper_check"]) == 3 and all(isinstance(r["seen here?"], bool) for r in s["paper_check"])
+    assert all(0.7 < r["interest_auc"] < 0.95 for r in s["experts"])
+    for g in s["gates"]:
+        assert 0 <= g["entropy"] <= g["uniform_entropy"] + 1e-6 and 0 < g["max_share"] <= 1
+    assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
+    for fig in ("mmoe_synthetic.png", "gradient_conflict.png"):
+        assert (fast_report / "08_sharing_mechanisms" / "figures" / fig).stat().st_size > 5_000
