@@ -253,8 +253,9 @@ def _benchmark_section() -> str:
                 "<code>make benchmark BENCH_ARGS=\"--only report\"</code>.</p>")
     res = json.loads(path.read_text())
     m = res["machine"]
-    rows = "".join(f"<tr><td>{html.escape(r['preset'])}</td><td>{r['seconds']:.0f}</td><td>{r['limit_s']}</td>"
-                   f"<td>{'yes' if r['seconds'] < r['limit_s'] else 'no'}</td></tr>" for r in res["rows"])
+    rows = "".join(f"<tr><td>{html.escape(r['preset'])}</td><td>{r['seconds']:.0f}</td><td>{r['limit_s'] or 'none'}</td>"
+                   f"<td>{('yes' if r['seconds'] < r['limit_s'] else 'no') if r['limit_s'] else '—'}</td></tr>"
+                   for r in res["rows"])
     return ("<h2>Build time benchmark</h2><p>A from-scratch build measured by <code>benchmarks/bench_report.py</code> "
             f"on {m['cpus']} CPUs, {html.escape(str(m['date']))}:</p><table><tr><th>preset</th><th>seconds</th>"
             f"<th>target (s)</th><th>met?</th></tr>{rows}</table>")
