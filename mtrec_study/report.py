@@ -287,6 +287,19 @@ def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: 
         parts.append(table.to_html(na_rep="", escape=True, classes="results"))
     else:
         parts.append("<p>No tidy results were recorded yet (<a href='results.csv'>results.csv</a>).</p>")
+    highlights = []
+    for r in runs:
+        res = report_dir / r.name / "results.json"
+        if res.exists():
+            recorded = json.loads(res.read_text())
+            for key in recorded.get("highlights", []):
+                table = pd.DataFrame(recorded["summary"][key])
+                highlights.append(f"<h3><a href='{r.name}/{r.name}.html'>{html.escape(r.name)}</a>: "
+                                  f"{html.escape(key.replace('_', ' '))}</h3>"
+                                  + table.to_html(index=False, na_rep="", escape=True, float_format="{:.4f}".format,
+                                                  classes="results"))
+    if highlights:
+        parts.append("<h2>Verdicts and comparisons</h2>" + "".join(highlights))
     figs = []
     for r in runs:
         res = report_dir / r.name / "results.json"

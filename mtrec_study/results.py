@@ -58,7 +58,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | None = None,
-                   figures: list[str] | None = None, name: str = "results.json") -> Path:
+                   figures: list[str] | None = None, name: str = "results.json",
+                   highlights: list[str] | None = None) -> Path:
     """Write a notebook's results as JSON (atomically) and return the path.
 
     Args:
@@ -67,10 +68,18 @@ def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | N
         tidy: Optional rows in the tidy result format (:data:`TIDY_COLUMNS`).
         figures: File names (relative to ``output_dir``) to show on the report's index page.
         name: File name.
+        highlights: Keys of ``summary`` holding tables (lists of rows) to show on the index page.
+
+    Raises:
+        ValueError: If tidy columns are missing or a highlight is not a key of ``summary``.
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """
-    payload: dict[str, Any] = {"summary": _jsonable(summary), "figures": list(figures or [])}
+    unknown = [k for k in highlights or [] if k not in summary]
+    if unknown:
+        raise ValueError(f"highlights {unknown} are not keys of the summary; keys: {sorted(summary)}")
+    payload: dict[str, Any] = {"summary": _jsonable(summary), "figures": list(figures or []),
+                               "highlights": list(highlights or [])}
     if tidy is not None:
         missing = [c for c in TIDY_COLUMNS if c not in tidy.columns]
         if missing:

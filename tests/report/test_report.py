@@ -29,6 +29,9 @@ def test_index_links_and_images_resolve(fast_report):
     text = index.read_text()
     for key in ("tensorflow", "git commit", "preset", "run time"):
         assert key in text
+    # Tables that notebooks mark as highlights: 07's verdicts and 08's comparison with the paper.
+    assert "Verdicts and comparisons" in text and "07_article_claims</a>: verdicts" in text
+    assert "paper check" in text and re.search(r"<td>(supported|not supported|mixed|undecided)</td>", text)
     assert (fast_report / "results.csv").exists()
     manifest = json.loads((fast_report / "manifest.json").read_text())
     assert [r["name"] for r in manifest["notebooks"]] == [p.stem for p in notebooks()]

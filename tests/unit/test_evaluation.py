@@ -281,3 +281,10 @@ def test_ranking_a_seeded_sample_of_users(prepared, trained):
         E.full_catalogue_ranking(prepared, scorer, users=np.array([10**9]))
     with pytest.raises(ValueError, match=">= 0"):
         E.sample_test_users(prepared, -1)
+
+
+def test_highlights_must_name_summary_tables(tmp_path):
+    record_results({"verdicts": [{"claim": "x", "verdict": "mixed"}]}, tmp_path, highlights=["verdicts"])
+    assert load_results(tmp_path)["highlights"] == ["verdicts"]
+    with pytest.raises(ValueError, match=r"highlights \['missing'\] are not keys"):
+        record_results({"x": 1}, tmp_path, highlights=["missing"])
