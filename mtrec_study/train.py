@@ -268,6 +268,26 @@ class TrainResult:
                 "epoch_seconds": self.epoch_seconds, "best_epoch": self.best_epoch, "stopped": self.stopped}
 
 
+class _EpochBar(keras.callbacks.Callback):
+    """A tqdm bar over epochs with the latest validation loss (cleared when training ends)."""
+
+    def __init__(self, epochs: int, desc: str):
+        super().__init__()
+        self.epochs, self.desc, self.bar = epochs, desc, None
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.set_postfix_str(f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.4f}")
+        self.bar.update()
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
 class _EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -283,7 +303,7 @@ class _EpochTimer(keras.callbacks.Callback):
 def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
           batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int = 3,
           tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
-          verbose: int = 0, callbacks: list | None = None, **model_hp) -> TrainResult:
+          verbose: int = 0, callbacks: list | None = None, progress: bool = True, **model_hp) -> TrainResult:
     """Build, train (early stopping on validation, best weights restored) and log one model.
 
     Args:
@@ -298,6 +318,7 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         output_dir: If given, the history is written there as ``history_<model>_<weighting>.json``.
         verbose: Keras verbosity (1 shows the progress bar).
         callbacks: Extra Keras callbacks.
+        progress: Show a tqdm bar over epochs (cleared at the end).
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
@@ -321,7 +342,8 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     start = time.perf_counter()
     hist = trainer.fit(prepared.train.features, prepared.train.targets(), batch_size=batch_size, epochs=epochs,
                        validation_data=(prepared.valid.features, prepared.valid.targets()), shuffle=True,
-                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or [])])
+                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
+                                                   *([_EpochBar(epochs, model)] if progress else [])])
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     val = history.get("val_loss", [])
