@@ -116,3 +116,30 @@ def params_for_notebooks(preset: str, paths: list[Path] | None = None) -> dict[P
         union.update(d)
     check_parameters(values, union, str(preset_path(preset)))
     return {p: {k: v for k, v in values.items() if k in d} for p, d in declared.items()}
+
+
+_PARAMETER_TYPES = (bool, int, float, str, list, dict, type(None))
+
+
+def check_notebook_parameters(namespace: dict, notebook: str, folder: Path = NOTEBOOKS_DIR) -> None:
+    """Check the parameters a notebook is running with, including any that papermill injected.
+
+    Called right after the ``parameters`` cell. Every UPPER_CASE name holding a parameter-like
+    value (the types papermill can inject) must be declared in the notebook's ``parameters`` cell
+    and have its default's type; imported constants such as tuples and paths are not parameters.
+    So ``papermill 04_training.ipynb out.ipynb -p EPOCHZ 3`` stops at once, naming ``EPOCHZ``.
+
+    Args:
+        namespace: The notebook's ``globals()``.
+        notebook: Its stem, such as ``"04_training"``.
+        folder: Where the source notebook lives.
+
+    Raises:
+        ParamsError: Naming the unknown parameter or the one with a wrong type.
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    declared = notebook_parameters(folder / f"{notebook}.ipynb")
+    values = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")
+              and type(v) in _PARAMETER_TYPES}
+    check_parameters(values, declared, f"{notebook}.ipynb")

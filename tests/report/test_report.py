@@ -125,3 +125,13 @@ def test_report_jobs_setting_is_checked(monkeypatch):
         report.default_jobs()
     monkeypatch.setenv("MTREC_REPORT_JOBS", "3")
     assert report.default_jobs() == 3
+
+
+def test_papermill_run_with_an_unknown_or_mistyped_parameter_names_it(tmp_path):
+    import papermill as pm
+
+    nb = next(p for p in notebooks() if p.stem == "00_overview")
+    for params_, pattern in (({"EPOCHZ": 3}, "unknown parameter 'EPOCHZ'"), ({"SEED": "forty"}, "parameter 'SEED' should be int")):
+        with pytest.raises(pm.PapermillExecutionError, match=pattern):
+            pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={**params_, "OUTPUT_DIR": str(tmp_path)},
+                                kernel_name=report.kernel_name(), cwd=str(nb.parent), progress_bar=False)

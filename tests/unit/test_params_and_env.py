@@ -81,3 +81,21 @@ def test_set_seed_rejects_bad_seed():
 
     with pytest.raises(ValueError, match="non-negative integer"):
         set_seed(-1)
+
+
+def test_notebook_checks_the_parameters_it_runs_with():
+    ok = {"SEED": 7, "OUTPUT_DIR": "x", "TASKS": ("interest",), "np": object()}
+    params.check_notebook_parameters(ok, "00_overview")  # imported tuples and modules are not parameters
+    with pytest.raises(params.ParamsError, match="00_overview.ipynb: unknown parameter 'EPOCHZ'"):
+        params.check_notebook_parameters({**ok, "EPOCHZ": 3}, "00_overview")
+    with pytest.raises(params.ParamsError, match="parameter 'SEED' should be int, got str 'forty'"):
+        params.check_notebook_parameters({**ok, "SEED": "forty"}, "00_overview")
+
+
+def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell():
+    import nbformat
+
+    for path in params.notebooks():
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        i = next(k for k, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+        assert f'check_notebook_parameters(globals(), "{path.stem}")' in cells[i + 1].source, path.name
