@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/mtrec/kernel.json
 PYTEST_ARGS ?=
 # Quiet TensorFlow's start-up chatter in notebooks and tests (see ../shared/GUIDE.md).
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 

@@ -149,7 +149,7 @@ def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = N
     executed = out_dir / path.name
     params = {**params, "OUTPUT_DIR": str(out_dir)}
     start = time.perf_counter()
-    with _agg_backend():
+    with _kernel_env():
         try:
             pm.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel or kernel_name(),
                                 cwd=str(path.parent), progress_bar=False, log_output=False)
@@ -161,24 +161,30 @@ def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = N
     return seconds
 
 
-@contextmanager
-def _agg_backend():
-    """Kernels started inside draw with matplotlib's Agg backend (no display needed).
+KERNEL_ENV = {"MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    Set once by :func:`build_report` before its worker threads start, so the threads only read it.
+
+@contextmanager
+def _kernel_env():
+    """Kernels started inside draw with matplotlib's Agg backend and keep TensorFlow's C++ log quiet.
+
+    ``TF_CPP_MIN_LOG_LEVEL=3`` hides the harmless ``NodeDef mentions attribute ...`` lines that
+    TensorFlow 2.21 logs at error level for every ``fit``, which would otherwise fill the executed
+    notebooks; a real failure still raises in Python. A value the caller set is kept. Set once by
+    :func:`build_report` before its worker threads start, so the threads only read it.
     """
-    if os.environ.get("MPLBACKEND") == "Agg":
-        yield
-        return
-    before = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
+    before = {k: os.environ.get(k) for k in KERNEL_ENV}
+    for key, value in KERNEL_ENV.items():
+        if key == "MPLBACKEND" or before[key] is None:
+            os.environ[key] = value
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def default_jobs() -> int:
@@ -383,7 +389,7 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
             else:
                 todo.append((path, h))
         jobs = max(1, min(jobs or default_jobs(), len(todo) or 1))
-        with _agg_backend(), ThreadPoolExecutor(max_workers=jobs) as pool, \
+        with _kernel_env(), ThreadPoolExecutor(max_workers=jobs) as pool, \
                 tqdm(total=len(todo), desc=f"report {name} ({jobs} at a time)", unit="notebook",
                      disable=not progress, file=sys.stderr) as bar:
             futures = {pool.submit(run_notebook, path, tmp / path.stem, per_nb[path], kernel): (path, h)

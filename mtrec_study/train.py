@@ -278,7 +278,8 @@ class _EpochBar(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False)
+        # delay: trainings shorter than 2 s never draw a bar (keeps executed notebooks readable)
+        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False, delay=2.0)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix_str(f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.4f}")
