@@ -328,6 +328,18 @@ def write_index(report_dir: Path, preset: str, runs: list[NotebookRun], values: 
     return report_dir / "index.html"
 
 
+def _expected_seconds(preset: str, old_manifest: dict) -> dict[str, float]:
+    """Each notebook's last run time: from the last report of this preset, else the build benchmark."""
+    out: dict[str, float] = {}
+    bench = PROJECT_ROOT / "benchmarks" / "results" / "report.json"
+    if bench.exists():
+        for row in json.loads(bench.read_text()).get("rows", []):
+            if row.get("preset") == preset:
+                out.update(row.get("notebook_seconds", {}))
+    out.update({k: float(r["seconds"]) for k, r in old_manifest.items()})
+    return out
+
+
 def build_report(preset: str = "fast", only: list[str] | None = None, out_root: Path | None = None,
                  force: bool = False, progress: bool = True, jobs: int | None = None) -> Path:
     """Run the study's notebooks into ``reports/<preset>/`` and return the index page.
@@ -389,6 +401,10 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
             else:
                 todo.append((path, h))
         jobs = max(1, min(jobs or default_jobs(), len(todo) or 1))
+        # Longest first, so the slowest notebook never starts last (durations of the last report or
+        # benchmark; unknown ones keep their reading order after the known ones).
+        expected = _expected_seconds(name, old_manifest)
+        todo.sort(key=lambda item: -expected.get(item[0].stem, 0.0))
         with _kernel_env(), ThreadPoolExecutor(max_workers=jobs) as pool, \
                 tqdm(total=len(todo), desc=f"report {name} ({jobs} at a time)", unit="notebook",
                      disable=not progress, file=sys.stderr) as bar:
