@@ -86,6 +86,7 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
     """
     views = views or {}
     built: dict[str | None, PreparedData] = {None: prepared}
+    seg_by_view: dict[str | None, dict | None] = {}
     ranked = set(ranked)
     sample = sample_test_users(prepared, rank_users, seed) if ranked else None
     frames, outcomes = [], {}
@@ -98,7 +99,9 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
                 raise ValueError(f"run {name!r} asks for view {view!r}; valid: {sorted(views) or 'none given'}")
             built[view] = views[view](prepared)
         data = built[view]
-        seg = segment_masks(data, data.test) if segments else None
+        if view not in seg_by_view:
+            seg_by_view[view] = segment_masks(data, data.test) if segments else None
+        seg = seg_by_view[view]
         result = train(prepared=data, **{**(common or {}), **cfg})
         thresholds = tuned_thresholds(predict(result.net, data.valid), data.valid)
         preds = predict(result.net, data.test)
