@@ -21,7 +21,7 @@ def test_environment_yml_matches_pyproject():
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(map(_normalise, deps)) == sorted(_normalise(p) for p in pip if not p.startswith("-e"))
-    assert "-e ." in pip
+    assert "-e .[peers]" in pip  # conda users get the Surprise peers that `make report` installs
     assert not any("tf-keras" in d or "tf_keras" in d for d in deps)
 
 

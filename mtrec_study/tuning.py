@@ -1,0 +1,237 @@
+"""Hyperparameter search on validation data only, sealed off from the test split.
+
+Every model of the headline comparison (our networks, logistic regression, BPR, the Surprise
+peers) gets the same budget: :data:`TUNE_BUDGET` settings, each trained on a split's training
+part and scored on its validation part. The score function never receives the test part: it
+gets a :func:`validation_view` of the split, whose interactions table holds only training and
+validation rows and whose ``test`` raises :class:`TestSplitSealed` when touched. Splits are tuned
+one at a time (every fold of a cross-validation has its own choice), because one fold's
+validation rows are another fold's test rows.
+
+``python -m mtrec_study tune`` runs the search and writes ``params/tuned.yaml``, which the full
+preset's ``09_headline_results`` reads; the file records the split, seed and grid it belongs to,
+and :func:`load_tuned` refuses a file that does not match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from mtrec_study.datasets import RatingsData
+from mtrec_study.prepare import PreparedData
+from mtrec_study.results import atomic_write_text
+
+TUNE_BUDGET = 4
+
+
+class TestSplitSealed(RuntimeError):
+    """Raised when tuning code reads the test part of a split."""
+
+
+class _Sealed:
+    """Stands in for the test task set; any use raises :class:`TestSplitSealed`."""
+
+    def __getattr__(self, name: str):
+        raise TestSplitSealed(f"tuning read test.{name}: only the train and valid parts may be used for selection")
+
+    def __len__(self) -> int:
+        raise TestSplitSealed("tuning read len(test): only the train and valid parts may be used for selection")
+
+
+class _SealedIndices(dict):
+    def __getitem__(self, key: str):
+        if key == "test":
+            raise TestSplitSealed("tuning read indices['test']: only the train and valid parts may be used")
+        return super().__getitem__(key)
+
+
+def validation_view(prepared: PreparedData) -> PreparedData:
+    """The split without its test part: what a tuner may see.
+
+    The interactions table keeps only training and validation rows (re-indexed), so even the
+    raw ratings of test rows are out of reach; ``test`` and ``indices['test']`` raise
+    :class:`TestSplitSealed`.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    keep = np.sort(np.concatenate([prepared.indices["train"], prepared.indices["valid"]]))
+    inter = prepared.data.interactions.iloc[keep].reset_index(drop=True)
+    data = dataclasses.replace(prepared.data, interactions=inter)
+    idx = _SealedIndices({p: np.searchsorted(keep, prepared.indices[p]) for p in ("train", "valid")})
+    return dataclasses.replace(prepared, data=data, test=_Sealed(), indices=idx)
+
+
+def check_budget(grids: dict[str, Sequence[dict]], budget: int = TUNE_BUDGET) -> None:
+    """Every model's grid must be non-empty and within the shared budget.
+
+    Raises:
+        ValueError: Naming the model whose grid is empty or too large.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    for name, grid in grids.items():
+        if not 1 <= len(grid) <= budget:
+            raise ValueError(f"grid of {name!r} has {len(grid)} settings; the budget is 1..{budget} per model")
+
+
+def grid_search(prepared: PreparedData, grid: Sequence[dict], score: Callable[[PreparedData, dict], float],
+                ) -> pd.DataFrame:
+    """Score every setting on the split's validation part (lower is better).
+
+    Args:
+        prepared: One split; ``score`` only ever receives its :func:`validation_view`.
+        grid: The settings to try.
+        score: ``(view, setting) -> validation loss``.
+
+    Returns:
+        One row per setting: ``setting`` (JSON), ``valid_score`` and ``chosen`` (the lowest;
+        the first on ties). A grid of one setting is chosen without training (score NaN).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if len(grid) == 1:  # nothing to choose: do not train just to score the only setting
+        return pd.DataFrame({"setting": [json.dumps(dict(grid[0]), sort_keys=True)], "valid_score": [np.nan],
+                             "chosen": [True]})
+    view = validation_view(prepared)
+    scores = [float(score(view, dict(s))) for s in grid]
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"a setting scored {scores}: validation scores must be finite")
+    best = int(np.argmin(scores))
+    return pd.DataFrame({"setting": [json.dumps(s, sort_keys=True) for s in grid], "valid_score": scores,
+                         "chosen": [i == best for i in range(len(grid))]})
+
+
+def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, Sequence[dict]],
+                scores: dict[str, dict[str, Callable[[PreparedData, dict], float]]],
+                progress: bool = True) -> pd.DataFrame:
+    """Grid-search every model on the validation part of each split it runs on.
+
+    Args:
+        splits: ``{split name: () -> PreparedData}`` (built lazily, one at a time).
+        grids: ``{model: settings}``; see :func:`check_budget`.
+        scores: ``{model: {split: (view, setting) -> validation loss}}``; a model is tuned on
+            the splits it has a score function for.
+        progress: Show a tqdm bar over (split, model).
+
+    Returns:
+        ``split, model, setting, valid_score, chosen`` rows.
+
+    Raises:
+        ValueError: If a model has no grid, or a score names an unknown split.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    check_budget(grids)
+    for model, by_split in scores.items():
+        if model not in grids:
+            raise ValueError(f"model {model!r} has a score function but no grid; grids: {', '.join(grids)}")
+        stray = sorted(set(by_split) - set(splits))
+        if stray:
+            raise ValueError(f"model {model!r}: unknown split {stray[0]!r}; valid: {', '.join(splits)}")
+    frames = []
+    bar = tqdm(total=sum(len(v) for v in scores.values()), desc="tuning", disable=not progress)
+    for split, build in splits.items():
+        todo = [m for m in scores if split in scores[m]]
+        if not todo:
+            continue
+        prepared = build()
+        for model in todo:
+            frames.append(grid_search(prepared, grids[model], scores[model][split]).assign(split=split, model=model))
+            bar.update()
+    bar.close()
+    return pd.concat(frames, ignore_index=True)[["split", "model", "setting", "valid_score", "chosen"]]
+
+
+def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
+    """``{model: {split: setting}}`` of the chosen rows of a :func:`tune_splits` table.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    out: dict[str, dict[str, dict]] = {}
+    for row in table[table["chosen"]].itertuples():
+        out.setdefault(row.model, {})[row.split] = json.loads(row.setting)
+    return out
+
+
+def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
+    """Write the choices, the validation scores and what they belong to (atomically).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    doc = {"key": key, "budget": TUNE_BUDGET, "grids": {m: [dict(s) for s in g] for m, g in grids.items()},
+           "chosen": chosen_settings(table),
+           "validation": [{k: (json.loads(v) if k == "setting" else v) for k, v in r.items()}
+                          for r in table.to_dict("records")]}
+    header = ("# Generated by `python -m mtrec_study tune` (validation data only; see mtrec_study/tuning.py).\n"
+              "# Do not edit by hand: rerun the command; 09_headline_results checks `key` and `grids`.\n")
+    path = Path(path)
+    atomic_write_text(path, header + yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False))
+    return path
+
+
+def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> dict[str, dict[str, dict]]:
+    """The stored ``{model: {split: setting}}``, after checking it belongs to this run.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist (the message says how to create it).
+        ValueError: If the stored key (data set, seed, folds ...) or a model's grid differs from
+            this run's, or a model or split is missing: the message names it.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; create it with `python -m mtrec_study tune --out {path}`")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    stored = doc.get("key", {})
+    for k, v in key.items():
+        if stored.get(k) != json.loads(json.dumps(v)):
+            raise ValueError(f"{path}: key {k!r} is {stored.get(k)!r}, this run has {v!r}; "
+                             f"rerun `python -m mtrec_study tune --out {path}` or set TUNED_PARAMS = ''")
+    chosen = doc.get("chosen", {})
+    for model, grid in grids.items():
+        if doc.get("grids", {}).get(model) != json.loads(json.dumps([dict(s) for s in grid])):
+            raise ValueError(f"{path}: the stored grid of {model!r} differs from this run's; rerun the tuner")
+        if model not in chosen:
+            raise ValueError(f"{path}: no choice for model {model!r}; stored: {', '.join(sorted(chosen))}")
+    return chosen
+
+
+def tuned_or_tune(path: str | Path | None, key: dict[str, Any], splits: dict[str, Callable[[], PreparedData]],
+                  grids: dict[str, Sequence[dict]],
+                  scores: dict[str, dict[str, Callable[[PreparedData, dict], float]]], progress: bool = True) -> tuple[dict[str, dict[str, dict]], pd.DataFrame | None]:
+    """Stored choices from ``path`` if given, else run :func:`tune_splits` now.
+
+    Returns:
+        ``({model: {split: setting}}, the validation table or None when read from the file)``.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if path:
+        chosen = load_tuned(path, key, grids)
+        for model in scores:
+            missing = sorted(set(scores[model]) - set(chosen[model]))
+            if missing:
+                raise ValueError(f"{path}: model {model!r} has no choice for split {missing[0]!r}; rerun the tuner")
+        return chosen, None
+    table = tune_splits(splits, grids, scores, progress)
+    return chosen_settings(table), table
+
+
+def data_key(data: RatingsData, **settings: Any) -> dict[str, Any]:
+    """What a stored tuning belongs to: the data's size plus the split settings.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    inter = data.interactions
+    return {"interactions": int(len(inter)), "users": int(inter["user_id"].nunique()),
+            "items": int(inter["item_id"].nunique()), **settings}
