@@ -7,13 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/mtrec/kernel.json
+PEERS := $(VENV)/.peers-installed
 PYTEST_ARGS ?=
 # Quiet TensorFlow's start-up chatter in notebooks and tests (see ../shared/GUIDE.md).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv lab data report report-fast ablations-full test test-fast lint clean benchmark assignments grade
+.PHONY: help venv lab data report report-fast ablations-full tune test test-fast lint clean benchmark assignments grade
 
 ## Show this list of targets.
 help:
@@ -27,6 +28,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name mtrec --display-name "mtrec-study (.venv)" >/dev/null
 	touch $(STAMP)
 
+# The optional `peers` extra (scikit-surprise) that the full preset's 09_headline_results uses.
+$(PEERS): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[peers]'
+	touch $(PEERS)
+
 ## Create or refresh the virtual environment .venv from pyproject.toml (skipped when up to date).
 venv: $(STAMP)
 
@@ -39,7 +45,7 @@ data: $(STAMP)
 	$(BIN)/python -m mtrec_study data --dataset ml-100k --text
 
 ## Reproduce the whole study with params/full.yaml into reports/full/.
-report: $(STAMP)
+report: $(PEERS)
 	$(BIN)/python -m mtrec_study report --preset full
 
 ## The same study with params/fast.yaml (small grids, few epochs) into reports/fast/.
@@ -49,6 +55,10 @@ report-fast: $(STAMP)
 ## The complete ablation grid (06 and 08 with params/ablations-full.yaml) into reports/ablations-full/ (see benchmarks/README.md for its time).
 ablations-full: $(STAMP)
 	$(BIN)/python -m mtrec_study report --preset params/ablations-full.yaml --only 06_ablations 08_sharing_mechanisms
+
+## Re-run the validation-only search of 09_headline_results into params/tuned.yaml (about 40 min on 2 cores).
+tune: $(PEERS)
+	$(BIN)/python -m mtrec_study tune --preset full --out params/tuned.yaml
 
 ## Run every test: unit tests, each notebook on the fast preset, the report build.
 test: $(STAMP)

@@ -29,6 +29,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from mtrec_study.headline import tune_preset
+
+    print(f"tuning written: {tune_preset(args.preset, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m mtrec_study``."""
     parser = argparse.ArgumentParser(prog="python -m mtrec_study", description=__doc__)
@@ -45,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None,
                    help="notebooks run at once (default: MTREC_REPORT_JOBS, else 2 on 2+ CPUs)")
     p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("tune", help="validation-only search of 09_headline_results into params/tuned.yaml")
+    p.add_argument("--preset", default="full", help="the preset whose 09 parameters to tune for (default full)")
+    p.add_argument("--out", default="params/tuned.yaml", help="where to write the choices")
+    p.set_defaults(func=_cmd_tune)
     from mtrec_study.train import add_train_parser  # imports TensorFlow only when training runs
 
     add_train_parser(sub)

@@ -1,0 +1,512 @@
+"""The headline comparison: our best models against published baselines, under their protocols.
+
+Four protocols, each on its own split of ml-100k (:func:`headline_splits`):
+
+* ``fold-0 .. fold-{k-1}``: random k-fold over ratings (the Surprise README's protocol) for the
+  rating RMSE and the interest AUC; the Surprise peers run on exactly these folds;
+* ``temporal``: each user's last 10% of ratings for the interest AUC and Δm%;
+* ``loo``: each user's last rating against 99 sampled negatives (the NCF protocol);
+* ``random``: a per-user random 80/10/10 split, full-catalogue ranking (RecBole's quick-start).
+
+Every model is tuned on each split's *validation* part with the same budget
+(:mod:`mtrec_study.tuning`), then trained once with its chosen setting and scored on the test
+part. :func:`headline_table` turns the scores into the issue's table with a generated "met?".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import OneHotEncoder
+
+from mtrec_study import evaluation as E
+from mtrec_study import peers as P
+from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
+from mtrec_study.datasets import RatingsData
+from mtrec_study.models.classic import BPR
+from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
+from mtrec_study.train import predict, train
+
+# Our networks' search: four settings each (mtrec_study.tuning.TUNE_BUDGET). The first one of
+# every grid is the study's default setting, the only one the fast preset tries.
+_NET = [{"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 1e-4},
+        {"learning_rate": 3e-3, "batch_size": 4096, "emb_l2": 0.0},
+        {"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 1e-4, "dropout": 0.3, "id_dim": 64},
+        {"learning_rate": 3e-3, "batch_size": 4096, "emb_l2": 3e-4}]
+GRIDS: dict[str, list[dict]] = {
+    "mtl": [{"model": "shared_bottom", **_NET[0]}, {"model": "shared_bottom", **_NET[3]},
+            {"model": "mmoe", **_NET[0]}, {"model": "mmoe", **_NET[1]}],
+    **{f"single_{t}": [dict(s) for s in _NET] for t in TASKS},
+    "logreg": [{"C": c} for c in (0.03, 0.1, 0.3, 1.0)],
+    "bpr": [{"factors": f, "l2": l2, "epochs": e} for f, l2, e in ((64, 0.0, 20), (64, 1e-6, 40), (128, 0.0, 40),
+                                                                    (128, 1e-6, 60))],
+    **P.PEER_GRIDS,
+}
+# Which splits each model is tuned and tested on ("folds" = every fold-f).
+PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("folds", "temporal"),
+        f"single_{BEHAVIOUR}": ("folds", "temporal"), f"single_{ITEM_TASK}": ("temporal", "loo", "random"),
+        "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), **{p: ("folds",) for p in P.PEERS}}
+
+# The issue's targets, with the published reference each one is read against.
+TARGETS = [
+    {"task": BEHAVIOUR, "protocol": "5-fold CV", "metric": "rmse", "target": 0.900, "higher": False,
+     "reference": "Surprise README (5-fold, defaults): SVD 0.934, SVD++ 0.919, k-NN Baseline 0.931, "
+                  "BaselineOnly 0.944; tuned SVD/SVD++ ≈ 0.909–0.912"},
+    {"task": ITEM_TASK, "protocol": "LOO + 99 sampled", "metric": "hr@10", "target": 0.70, "higher": True,
+     "reference": "NCF, NeuMF on ml-1m: HR@10 0.70–0.73"},
+    {"task": ITEM_TASK, "protocol": "LOO + 99 sampled", "metric": "ndcg@10", "target": 0.42, "higher": True,
+     "reference": "NCF, NeuMF on ml-1m: NDCG@10 0.42–0.45"},
+    {"task": ITEM_TASK, "protocol": "random 80/10/10, full ranking", "metric": "ndcg@10", "target": 0.28,
+     "higher": True, "reference": "RecBole quick-start, BPR on ml-100k: NDCG@10 0.2768"},
+    {"task": INTEREST, "protocol": "temporal holdout", "metric": "auc", "target": None, "higher": True,
+     "reference": "none published: above logistic regression and single-task, CI of the difference excludes 0"},
+    {"task": INTEREST, "protocol": "5-fold CV", "metric": "auc", "target": None, "higher": True,
+     "reference": "none published: above logistic regression and single-task, CI of the difference excludes 0"},
+    {"task": "all three", "protocol": "temporal holdout", "metric": "Δm%", "target": 0.0, "higher": True,
+     "reference": "single-task models with the same backbone"},
+]
+
+
+def grids(n_settings: int, models=None) -> dict[str, list[dict]]:
+    """The first ``n_settings`` of each model's grid (the fast preset tries one: the default).
+
+    Raises:
+        ValueError: If ``n_settings`` is below 1 or a model is unknown.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if n_settings < 1:
+        raise ValueError(f"TUNE_SETTINGS must be >= 1, got {n_settings}")
+    models = list(GRIDS) if models is None else list(models)
+    unknown = [m for m in models if m not in GRIDS]
+    if unknown:
+        raise ValueError(f"unknown headline model {unknown[0]!r}; valid: {', '.join(GRIDS)}")
+    return {m: [dict(s) for s in GRIDS[m][:n_settings]] for m in models}
+
+
+def headline_splits(data: RatingsData, k: int = 5, seed: int = 0, neg_ratio: float = 1.0,
+                    ) -> dict[str, Callable[[], PreparedData]]:
+    """``{split name: () -> PreparedData}`` for the k folds, the temporal, LOO and random splits.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    make = partial(prepare_tasks, data, seed=seed, neg_ratio=neg_ratio)
+    out = {f"fold-{f}": partial(make, "kfold", fold=f, k=k) for f in range(k)}
+    out.update(temporal=partial(make, "temporal"), loo=partial(make, "loo"), random=partial(make, "random"))
+    return out
+
+
+def plan_splits(model: str, split_names) -> list[str]:
+    """The splits (of ``split_names``) that ``model`` is tuned and tested on.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    wanted = PLAN[model]
+    return [s for s in split_names if (s.startswith("fold-") and "folds" in wanted) or s in wanted]
+
+
+# --------------------------------------------------------------------------- fitting one model
+@dataclass
+class Fitted:
+    """One trained model of the comparison and how long its training took (seconds, wall)."""
+
+    name: str
+    seconds: float
+    predict: Callable[[TaskSet], dict[str, np.ndarray]] | None = None
+    score_pairs: Callable | None = None
+    score_catalogue: Callable | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int = 20, patience: int = 3,
+                seed: int = 0, weighting: str = "uncertainty") -> Fitted:
+    """Train our network with ``setting`` (``model`` absent: the single-task network of ``tasks``).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    s = dict(setting)
+    model = s.pop("model", "single_task")
+    lr, bs = s.pop("learning_rate"), s.pop("batch_size")
+    res = train(model, prepared, weighting=weighting if model != "single_task" else "fixed", epochs=epochs,
+                batch_size=bs, learning_rate=lr, seed=seed, patience=patience, progress=False,
+                tasks=list(tasks) if tasks else None, **s)
+    net, builder = res.net, prepared.builder
+    items = prepared.data.items.index.to_numpy()
+    has_item = ITEM_TASK in (res.net.output.keys() if isinstance(res.net.output, dict) else [])
+    return Fitted(model if model != "single_task" else f"single_{tasks[0]}", res.seconds,
+                  predict=lambda ts: predict(net, ts),
+                  score_pairs=E.pair_scorer(net, builder) if has_item else None,
+                  score_catalogue=E.catalogue_scorer(net, builder, items) if has_item else None,
+                  extra={"best_epoch": res.best_epoch})
+
+
+def valid_loss(preds: dict[str, np.ndarray], taskset: TaskSet, tasks=TASKS) -> float:
+    """The article's loss with λ = 1 on a labelled set: log-loss per binary task plus rating MSE.
+
+    The tuner's score for our networks (single-task models: their one task's term).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    total = 0.0
+    for task in tasks:
+        m = taskset.masks[task] > 0
+        y, p = taskset.labels[task][m], preds[task][m]
+        total += float(np.mean((y - p) ** 2)) if task == BEHAVIOUR else float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7),
+                                                                                      labels=[0, 1]))
+    return total
+
+
+def _onehot(taskset: TaskSet, enc: OneHotEncoder | None = None):
+    feats = taskset.features
+    cat = [k for k, v in feats.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.integer)]
+    dense = [k for k, v in feats.items() if k not in cat]
+    x_cat = np.column_stack([feats[k] for k in cat])
+    if enc is None:
+        enc = OneHotEncoder(handle_unknown="ignore").fit(x_cat)
+    parts = [enc.transform(x_cat)] + [sparse.csr_matrix(np.asarray(feats[k], "float64").reshape(len(taskset), -1))
+                                      for k in dense]
+    return sparse.hstack(parts).tocsr(), enc
+
+
+def fit_logreg(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
+    """scikit-learn logistic regression on one-hot ids and side features, for the interest task.
+
+    It is trained on the rated rows of the training part (the interest task's rows), like the
+    interest head of our networks.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    t0 = time.perf_counter()
+    tr = prepared.train
+    m = tr.masks[INTEREST] > 0
+    x, enc = _onehot(tr)
+    clf = LogisticRegression(C=setting["C"], max_iter=1000, random_state=seed).fit(x[m], tr.labels[INTEREST][m])
+
+    def pred(ts: TaskSet) -> dict[str, np.ndarray]:
+        return {INTEREST: clf.predict_proba(_onehot(ts, enc)[0])[:, 1]}
+
+    return Fitted("logreg", time.perf_counter() - t0, predict=pred)
+
+
+def fit_bpr(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
+    """Our BPR-MF on the observed training pairs (:class:`mtrec_study.models.classic.BPR`).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    t0 = time.perf_counter()
+    model = BPR(learning_rate=3e-3, batch_size=4096, seed=seed, **setting).fit(
+        prepared.interactions("train"), prepared.data.users.index.to_numpy(), prepared.data.items.index.to_numpy())
+    return Fitted("bpr", time.perf_counter() - t0, score_pairs=model.score_pairs,
+                  score_catalogue=model.score_catalogue)
+
+
+def fit_popularity(prepared: PreparedData) -> Fitted:
+    """The popularity reference (training counts, the same list for everyone).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    t0 = time.perf_counter()
+    catalogue, pairs = E.popularity_scorers(prepared.interactions("train"), prepared.data.items.index.to_numpy())
+    return Fitted("popularity", time.perf_counter() - t0, score_pairs=pairs, score_catalogue=catalogue)
+
+
+def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20, patience: int = 3,
+              seed: int = 0) -> Fitted:
+    """Dispatch on the model name of :data:`GRIDS` (peers are not fitted here: see :mod:`.peers`).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if name == "mtl":
+        return fit_network(prepared, setting, None, epochs, patience, seed)
+    if name.startswith("single_"):
+        return fit_network(prepared, setting, [name.removeprefix("single_")], epochs, patience, seed)
+    if name == "logreg":
+        return fit_logreg(prepared, setting, seed)
+    if name == "bpr":
+        return fit_bpr(prepared, setting, seed)
+    raise ValueError(f"unknown headline model {name!r}; valid: {', '.join(GRIDS)}")
+
+
+def validation_as_test(view: PreparedData) -> PreparedData:
+    """A validation view whose validation part plays the test part (for ranking scores in tuning).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    import dataclasses
+
+    idx = {"train": view.indices["train"], "valid": np.array([], "int64"), "test": view.indices["valid"]}
+    return dataclasses.replace(view, indices=idx, test=view.valid)
+
+
+def ranking_metrics_on(prepared: PreparedData, fitted: Fitted, protocol: str, n_negatives: int = 99,
+                       seed: int = 0, ks=(10,)) -> pd.DataFrame:
+    """Per-user ranking metrics of one model: ``loo`` → sampled 99, ``random`` → full catalogue.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if protocol == "loo":
+        return E.sampled_ranking(prepared, fitted.score_pairs, n_negatives, ks=ks, seed=seed)
+    return E.full_catalogue_ranking(prepared, fitted.score_catalogue, ks=ks)[0]
+
+
+def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, seed: int = 0,
+                   n_negatives: int = 99) -> Callable[[PreparedData, dict], float]:
+    """The tuner's ``(view, setting) -> validation loss`` for ``name`` on ``split``.
+
+    Networks: :func:`valid_loss` of their tasks. Logistic regression: interest log-loss. BPR:
+    minus NDCG@10 of the validation items under the split's ranking protocol. Peers: RMSE.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if name in P.PEERS:
+        return lambda view, s: P.validation_rmse(name, s, view, seed)
+    if name == "bpr":
+        return lambda view, s: -float(ranking_metrics_on(validation_as_test(view), fit_bpr(view, s, seed), split,
+                                                         n_negatives, seed)["ndcg@10"].mean())
+    tasks = (INTEREST,) if name == "logreg" else (TASKS if name == "mtl" else (name.removeprefix("single_"),))
+
+    def score(view: PreparedData, s: dict) -> float:
+        return valid_loss(fit_model(name, view, s, epochs, patience, seed).predict(view.valid), view.valid, tasks)
+
+    return score
+
+
+def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed: int = 0,
+                  n_negatives: int = 99) -> dict[str, dict[str, Callable]]:
+    """``{model: {split: score function}}`` for :func:`mtrec_study.tuning.tune_splits`.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    return {m: {s: score_function(m, "loo" if s == "loo" else "random", epochs, patience, seed, n_negatives)
+                for s in plan_splits(m, split_names)} for m in models}
+
+
+# --------------------------------------------------------------------------- the final runs
+def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], models, epochs: int = 20,
+                 patience: int = 3, seed: int = 0, protocol: str = "5-fold CV") -> tuple[pd.DataFrame, list[dict]]:
+    """Train every model of one fold with its chosen setting; tidy test rows and training times.
+
+    Peers run twice, with Surprise's defaults (``<peer> (default)``) and their tuned setting.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    rows, cost = [], []
+    ts = prepared.test
+    for name in models:
+        if name in P.PEERS:
+            for label, setting in ((f"{name} (default)", None), (f"{name} (tuned)", chosen[name])):
+                t0 = time.perf_counter()
+                vals = P.test_rmse(name, setting, prepared, seed)
+                cost.append({"model": label, "split": f"fold-{fold}", "seconds": time.perf_counter() - t0})
+                rows += E.tidy_rows(vals, label, BEHAVIOUR, protocol, fold)
+            continue
+        fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
+        preds = fitted.predict(ts)
+        cost.append({"model": name, "split": f"fold-{fold}", "seconds": fitted.seconds})
+        for task in preds:
+            if task not in TASKS:
+                continue
+            m = ts.masks[task] > 0
+            metric = "rmse" if task == BEHAVIOUR else "auc"
+            value = E._FAST_METRICS[metric](ts.labels[task][m], preds[task][m], task)
+            rows += E.tidy_rows({metric: value}, name, task, protocol, fold)
+    return E.as_tidy(rows), cost
+
+
+def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
+                        patience: int = 3, seed: int = 0) -> tuple[dict[str, dict[str, np.ndarray]], list[dict]]:
+    """Test predictions of every model on one split (the temporal holdout), plus training times.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    preds, cost = {}, []
+    for name in models:
+        fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
+        preds[name] = fitted.predict(prepared.test)
+        cost.append({"model": name, "split": prepared.split, "seconds": fitted.seconds})
+    return preds, cost
+
+
+def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, dict], models, epochs: int = 20,
+                     patience: int = 3, seed: int = 0, n_negatives: int = 99,
+                     ) -> tuple[dict[str, pd.DataFrame], list[dict]]:
+    """Per-user HR/NDCG@10 of each model (and popularity) under ``loo`` or ``random``.
+
+    Every model is scored on the same candidates (sampled with ``seed``) or the same catalogue.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    out, cost = {}, []
+    for name in [*models, "popularity"]:
+        fitted = fit_popularity(prepared) if name == "popularity" else \
+            fit_model(name, prepared, chosen[name], epochs, patience, seed)
+        out[name] = ranking_metrics_on(prepared, fitted, protocol, n_negatives, seed)
+        cost.append({"model": name, "split": protocol, "seconds": fitted.seconds})
+    return out, cost
+
+
+def mean_ci(per_user: pd.Series, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean of a per-user (or per-case) metric with a user-bootstrap CI.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    x = per_user.to_numpy("float64")
+    return E.user_bootstrap(per_user.index.to_numpy(), lambda r: float(x[r].mean()), n_boot, seed)
+
+
+def paired_mean_difference(a: pd.Series, b: pd.Series, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """User-bootstrap CI of ``mean(a) - mean(b)`` on the same cases (aligned by position).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if not a.index.equals(b.index):
+        raise ValueError("paired_mean_difference needs the two models' cases in the same order")
+    d = a.to_numpy("float64") - b.to_numpy("float64")
+    return E.user_bootstrap(a.index.to_numpy(), lambda r: float(d[r].mean()), n_boot, seed)
+
+
+def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: str,
+                       confidence: float = 0.95) -> dict[str, float]:
+    """Mean fold-wise difference ``a - b`` with a t-interval over folds and the paired t-test p.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    wide = tidy[(tidy["task"] == task) & (tidy["metric"] == metric)].pivot_table(
+        index="fold", columns="model", values="value")
+    d = (wide[a] - wide[b]).dropna().to_numpy()
+    n = d.size
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else np.nan
+    return {"estimate": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
+            "n": int(n), "p_t": p}
+
+
+# --------------------------------------------------------------------------- the results table
+def fmt_ci(d: dict | None, digits: int = 4) -> str:
+    """``0.9123 [0.9050, 0.9196]`` (or ``—`` when missing).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if not d or d.get("estimate") is None or np.isnan(d["estimate"]):
+        return "—"
+    if np.isnan(d.get("ci_low", np.nan)):
+        return f"{d['estimate']:.{digits}f}"
+    return f"{d['estimate']:.{digits}f} [{d['ci_low']:.{digits}f}, {d['ci_high']:.{digits}f}]"
+
+
+def target_met(target: dict, best: dict | None, differences: list[dict] | None = None) -> str:
+    """The generated "met?" cell.
+
+    A numeric target is met when the best multi-task model's estimate reaches it. A target
+    without a number (interest AUC) is met when every difference's CI lies above 0. Δm% is met
+    when its estimate is above 0; the cell says whether its CI excludes 0.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    if differences is not None:
+        ok = all(d["ci_low"] > 0 for d in differences)
+        return "yes" if ok else "no"
+    if not best or np.isnan(best.get("estimate", np.nan)):
+        return "not run"
+    est = best["estimate"]
+    if target["metric"] == "Δm%":
+        if est <= 0:
+            return "no"
+        return "yes (CI excludes 0)" if best["ci_low"] > 0 else "yes, but the CI includes 0"
+    ok = est >= target["target"] if target["higher"] else est <= target["target"]
+    return "yes" if ok else f"no (gap {abs(est - target['target']):.3f})"
+
+
+def headline_table(cells: dict[tuple[str, str, str], dict]) -> pd.DataFrame:
+    """The issue's table, one row per :data:`TARGETS` entry, from generated ``cells``.
+
+    Args:
+        cells: ``{(task, protocol, metric): {"peer": str, "single": dict, "best": dict,
+            "differences": [dict] (interest rows)}}``; dicts as from :func:`mean_ci`.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    rows = []
+    for t in TARGETS:
+        c = cells.get((t["task"], t["protocol"], t["metric"]), {})
+        target = ("≤ " if not t["higher"] else "≥ ") + f"{t['target']:.2f}" if t["target"] else \
+            "above logistic regression and single-task (CI of difference > 0)"
+        if t["metric"] == "Δm%":
+            target = "> 0 (bootstrap CI)"
+        rows.append({"task": t["task"], "protocol": t["protocol"], "metric": t["metric"],
+                     "published reference": t["reference"], "peer measured here": c.get("peer", "—"),
+                     "our single-task": fmt_ci(c.get("single")), "our best multi-task": fmt_ci(c.get("best")),
+                     "target": target, "met?": target_met(t, c.get("best"), c.get("differences"))})
+    return pd.DataFrame(rows)
+
+
+def cost_table(cost: list[dict], quality: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean training seconds per model (over the splits it ran on), beside its quality if given.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    df = pd.DataFrame(cost).groupby("model", sort=False)["seconds"].agg(["mean", "count"]).rename(
+        columns={"mean": "train_seconds", "count": "runs"}).reset_index()
+    return df if quality is None else df.merge(quality, on="model", how="left")
+
+
+
+# --------------------------------------------------------------------------- tuning from a preset
+NOTEBOOK = "09_headline_results"
+
+
+def tuning_key(data: RatingsData, params: dict) -> dict:
+    """What a stored tuning belongs to: the data plus every notebook parameter that shapes a score.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    from mtrec_study.tuning import data_key
+
+    return data_key(data, dataset=params["DATASET"], seed=params["SEED"], k=params["CV_FOLDS"],
+                    neg_ratio=params["NEG_RATIO"], epochs=params["EPOCHS"], patience=params["PATIENCE"],
+                    sampled_negatives=params["SAMPLED_NEGATIVES"])
+
+
+def preset_parameters(preset: str) -> dict:
+    """The parameters 09_headline_results runs with under ``preset`` (its defaults, then the preset's).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    from mtrec_study.config import NOTEBOOKS_DIR
+    from mtrec_study.params import check_parameters, load_preset, notebook_parameters
+
+    declared = notebook_parameters(NOTEBOOKS_DIR / f"{NOTEBOOK}.ipynb")
+    values = {k: v for k, v in load_preset(preset).items() if k in declared}
+    check_parameters(values, declared, f"{NOTEBOOK}.ipynb")
+    return {**declared, **values}
+
+
+def tune_preset(preset: str, out: str | Path, progress: bool = True) -> Path:
+    """Run the validation-only search of 09_headline_results for ``preset`` and store it at ``out``.
+
+    The notebook reads the file through its ``TUNED_PARAMS`` parameter and checks that the data,
+    folds, epochs and grids are the ones it runs with.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    from mtrec_study.datasets import load_dataset
+    from mtrec_study.tuning import save_tuned, tune_splits
+
+    p = preset_parameters(preset)
+    data = load_dataset(p["DATASET"], seed=p["SEED"], log=None)
+    models = [m for m in GRIDS if m not in P.PEERS or m in p["PEERS_TO_RUN"]]
+    g = grids(p["TUNE_SETTINGS"], models)
+    splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
+    scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
+                           n_negatives=p["SAMPLED_NEGATIVES"])
+    table = tune_splits(splits, g, scores, progress)
+    return save_tuned(out, table, tuning_key(data, p), g)
