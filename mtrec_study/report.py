@@ -174,17 +174,16 @@ def _kernel_env():
     :func:`build_report` before its worker threads start, so the threads only read it.
     """
     before = {k: os.environ.get(k) for k in KERNEL_ENV}
-    for key, value in KERNEL_ENV.items():
-        if key == "MPLBACKEND" or before[key] is None:
-            os.environ[key] = value
+    changed = {k: v for k, v in KERNEL_ENV.items() if (k == "MPLBACKEND" or before[k] is None) and before[k] != v}
+    os.environ.update(changed)  # nested use (run_notebook inside build_report's threads) changes nothing
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
+        for key in changed:
+            if before[key] is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = before[key]
 
 
 def default_jobs() -> int:

@@ -99,3 +99,18 @@ def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell():
         cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
         i = next(k for k, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
         assert f'check_notebook_parameters(globals(), "{path.stem}")' in cells[i + 1].source, path.name
+
+
+def test_kernel_env_sets_keeps_and_restores(monkeypatch):
+    import os
+
+    from mtrec_study.report import _kernel_env
+
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    with _kernel_env():
+        assert os.environ["MPLBACKEND"] == "Agg" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+        with _kernel_env():  # nested, as run_notebook inside build_report: changes nothing
+            assert os.environ["MPLBACKEND"] == "Agg"
+        assert os.environ["MPLBACKEND"] == "Agg"  # the inner exit did not undo the outer
+    assert "MPLBACKEND" not in os.environ and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
