@@ -83,12 +83,13 @@ def check_budget(grids: dict[str, Sequence[dict]], budget: int = TUNE_BUDGET) ->
             raise ValueError(f"grid of {name!r} has {len(grid)} settings; the budget is 1..{budget} per model")
 
 
-def grid_search(prepared: PreparedData, grid: Sequence[dict], score: Callable[[PreparedData, dict], float],
+def grid_search(prepared: PreparedData | None, grid: Sequence[dict], score: Callable[[PreparedData, dict], float],
                 ) -> pd.DataFrame:
     """Score every setting on the split's validation part (lower is better).
 
     Args:
-        prepared: One split; ``score`` only ever receives its :func:`validation_view`.
+        prepared: One split; ``score`` only ever receives its :func:`validation_view` (may be
+            ``None`` for a grid of one setting).
         grid: The settings to try.
         score: ``(view, setting) -> validation loss``.
 
@@ -143,7 +144,8 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
         todo = [m for m in scores if split in scores[m]]
         if not todo:
             continue
-        prepared = build()
+        # Grids of one setting need no data (nothing is trained), so the split is built only if needed.
+        prepared = build() if any(len(grids[m]) > 1 for m in todo) else None
         for model in todo:
             frames.append(grid_search(prepared, grids[model], scores[model][split]).assign(split=split, model=model))
             bar.update()

@@ -22,7 +22,7 @@ def test_every_notebook_was_executed(fast_report):
 
 def test_00_overview(fast_report):
     s = _summary(fast_report, "00_overview")
-    assert s["n_questions"] == 8 and "01_data_preprocessing" in s["notebooks_present"]
+    assert s["n_questions"] == 9 and "01_data_preprocessing" in s["notebooks_present"]
     assert s["versions"]["tensorflow"] != "not installed"
 
 
@@ -182,3 +182,45 @@ def test_08_sharing_mechanisms(fast_report):
     assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
     for fig in ("mmoe_synthetic.png", "gradient_conflict.png"):
         assert (fast_report / "08_sharing_mechanisms" / "figures" / fig).stat().st_size > 5_000
+
+
+def test_09_headline_results(fast_report):
+    from mtrec_study import headline as H
+
+    s = _summary(fast_report, "09_headline_results")
+    results = s["results"]
+    assert [(r["task"], r["metric"]) for r in results] == [(t["task"], t["metric"]) for t in H.TARGETS]
+    # Every cell is generated: each row has a number for our model and a "met?" from the stated rule.
+    for row, target in zip(results, H.TARGETS, strict=True):
+        assert row["our best multi-task"] not in ("—", "") and row["met?"] != "not run"
+        assert row["met?"].startswith(("yes", "no"))
+        if target["target"] is not None and target["metric"] != "Δm%":
+            est = float(row["our best multi-task"].split(" ")[0])
+            assert row["met?"].startswith("yes") == (est >= target["target"] if target["higher"]
+                                                      else est <= target["target"])
+    models = {r["model"] for r in s["rmse_tests"]}
+    assert {"BaselineOnly (default)", "BaselineOnly (tuned)", "SVD (default)", "SVD (tuned)",
+            "single_behaviour"} <= models
+    assert all(r["n"] == s["cv_folds"] for r in s["rmse_tests"])  # fold by fold, paired
+    assert all(0.8 < r[m] < 1.2 for r in s["rmse_by_fold"] for m in r if m != "fold")
+    assert {r["protocol"] for r in s["ranking"]} == {"loo", "random"}
+    assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "bpr", "popularity"}
+    assert {r["model"] for r in s["costs"]} >= {"mtl", "bpr", "logreg", "SVD (tuned)"}
+    assert all(r["train_seconds"] >= 0 for r in s["costs"])
+    assert (fast_report / "09_headline_results" / "figures" / "rmse_folds.png").stat().st_size > 5_000
+
+
+def test_09_is_deterministic(fast_report, tmp_path):
+    """Two runs with the same seed and parameters give the same results table (on the CPU)."""
+    from mtrec_study.config import NOTEBOOKS_DIR
+    from mtrec_study.params import load_preset, notebook_parameters
+    from mtrec_study.report import run_notebook
+
+    stem = "09_headline_results"
+    declared = notebook_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb")
+    params = {k: v for k, v in load_preset("fast").items() if k in declared}
+    run_notebook(NOTEBOOKS_DIR / f"{stem}.ipynb", tmp_path, params)
+    again = json.loads((tmp_path / "results.json").read_text())["summary"]
+    first = _summary(fast_report, stem)
+    assert again["results"] == first["results"]
+    assert again["rmse_by_fold"] == first["rmse_by_fold"] and again["ranking"] == first["ranking"]

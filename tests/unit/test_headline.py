@@ -1,0 +1,276 @@
+"""Issue 7: tuning on validation only, the Surprise peers on our folds, BPR and the results table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import log_loss
+
+from mtrec_study import headline as H
+from mtrec_study import peers as P
+from mtrec_study import tuning as T
+from mtrec_study.models.classic import BPR
+from mtrec_study.prepare import prepare_tasks
+
+
+@pytest.fixture(scope="module")
+def fold(small_world):
+    return prepare_tasks(small_world.data, "kfold", seed=0, neg_ratio=1.0, fold=0, k=5)
+
+
+def _keys(frame: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(frame["user_id"].tolist(), frame["item_id"].tolist(), strict=True))
+
+
+# --------------------------------------------------------------------------- the sealed view
+def test_validation_view_holds_only_train_and_valid_rows(fold):
+    view = T.validation_view(fold)
+    assert len(view.data.interactions) == len(fold.indices["train"]) + len(fold.indices["valid"])
+    for part in ("train", "valid"):
+        pd.testing.assert_frame_equal(view.interactions(part).reset_index(drop=True),
+                                      fold.interactions(part).reset_index(drop=True))
+    assert not _keys(view.data.interactions) & _keys(fold.interactions("test"))
+    with pytest.raises(T.TestSplitSealed, match="test.labels"):
+        _ = view.test.labels
+    with pytest.raises(T.TestSplitSealed, match="indices\\['test'\\]"):
+        view.interactions("test")
+    assert len(fold.test) > 0  # the original is untouched
+
+
+def test_grid_search_never_lets_a_score_read_the_test_part(fold):
+    def peek(view, setting):
+        return float(view.test.labels["behaviour"].mean())
+
+    with pytest.raises(T.TestSplitSealed):
+        T.grid_search(fold, [{"a": 1}, {"a": 2}], peek)
+
+
+def test_tuner_sees_only_validation_data(fold):
+    """A spy score records every pair it could read; poisoning the test ratings changes nothing."""
+    seen: list[set] = []
+
+    def spy(view, setting):
+        seen.append(_keys(view.data.interactions))
+        valid = view.interactions("valid")
+        return float(abs(valid["rating"].mean() - setting["guess"]))
+
+    grid = [{"guess": g} for g in (2.0, 3.5, 4.0)]
+    table = T.grid_search(fold, grid, spy)
+    allowed = _keys(fold.interactions("train")) | _keys(fold.interactions("valid"))
+    assert seen and all(s <= allowed for s in seen)
+    assert all(not (s & _keys(fold.interactions("test"))) for s in seen)
+
+    inter = fold.data.interactions.copy()
+    rows = inter.index[fold.indices["test"]]
+    inter.loc[rows, "rating"] = 1.0 + (inter.loc[rows, "rating"] % 5)  # every test rating changed
+    poisoned = dataclasses.replace(fold, data=dataclasses.replace(fold.data, interactions=inter))
+    pd.testing.assert_frame_equal(T.grid_search(poisoned, grid, spy), table)
+    assert table["chosen"].tolist() == (table["valid_score"] == table["valid_score"].min()).tolist()
+
+
+def test_a_single_setting_is_chosen_without_training(fold):
+    def fail(view, setting):
+        raise AssertionError("must not be called")
+
+    table = T.grid_search(fold, [{"x": 1}], fail)
+    assert table["chosen"].tolist() == [True] and np.isnan(table["valid_score"].item())
+
+
+def test_one_setting_grids_build_no_split():
+    def never():
+        raise AssertionError("the split must not be built when nothing is trained")
+
+    table = T.tune_splits({"s": never}, {"m": [{"x": 1}]}, {"m": {"s": lambda v, s: 0.0}}, progress=False)
+    assert table["chosen"].tolist() == [True]
+
+
+def test_budget_and_plan_errors_name_the_model(fold):
+    with pytest.raises(ValueError, match="'big'.*budget"):
+        T.check_budget({"big": [{}] * (T.TUNE_BUDGET + 1)})
+    with pytest.raises(ValueError, match="no grid"):
+        T.tune_splits({"s": lambda: fold}, {"a": [{}]}, {"b": {"s": lambda v, s: 0.0}}, progress=False)
+    with pytest.raises(ValueError, match="unknown split 'x'"):
+        T.tune_splits({"s": lambda: fold}, {"a": [{}]}, {"a": {"x": lambda v, s: 0.0}}, progress=False)
+
+
+def test_tune_splits_store_and_load_round_trip(fold, tmp_path):
+    grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
+    scores = {"m": {"a": lambda v, s: float(s["v"]), "b": lambda v, s: -float(s["v"])},
+              "n": {"b": lambda v, s: float(abs(s["w"] - 4))}}
+    table = T.tune_splits({"a": lambda: fold, "b": lambda: fold}, grids, scores, progress=False)
+    assert len(table) == 6
+    assert T.chosen_settings(table) == {"m": {"a": {"v": 1}, "b": {"v": 2}}, "n": {"b": {"w": 5}}}
+    key = {"seed": 1, "k": 5}
+    path = T.save_tuned(tmp_path / "tuned.yaml", table, key, grids)
+    assert T.load_tuned(path, key, grids) == T.chosen_settings(table)
+    chosen, none = T.tuned_or_tune(path, key, {"a": None, "b": None}, grids, scores)
+    assert none is None and chosen["n"]["b"] == {"w": 5}
+    with pytest.raises(ValueError, match="key 'seed' is 1, this run has 2"):
+        T.load_tuned(path, {"seed": 2, "k": 5}, grids)
+    with pytest.raises(ValueError, match="stored grid of 'm' differs"):
+        T.load_tuned(path, key, {**grids, "m": [{"v": 1}, {"v": 3}]})
+    with pytest.raises(FileNotFoundError, match="mtrec_study tune"):
+        T.load_tuned(tmp_path / "missing.yaml", key, grids)
+
+
+def test_committed_tuning_matches_the_full_preset():
+    """params/tuned.yaml must belong to the grids the full preset runs (else 09 would refuse it)."""
+    import yaml
+
+    from mtrec_study.config import PROJECT_ROOT
+
+    params = H.preset_parameters("full")
+    path = PROJECT_ROOT / "params" / "tuned.yaml"
+    doc = yaml.safe_load(path.read_text())
+    models = [m for m in H.GRIDS if m not in P.PEERS or m in params["PEERS_TO_RUN"]]
+    assert doc["grids"] == H.grids(params["TUNE_SETTINGS"], models)
+    assert doc["key"]["seed"] == params["SEED"] and doc["key"]["k"] == params["CV_FOLDS"]
+    assert doc["key"]["epochs"] == params["EPOCHS"]
+    names = [f"fold-{f}" for f in range(params["CV_FOLDS"])] + ["temporal", "loo", "random"]
+    for model in models:
+        assert set(doc["chosen"][model]) == set(H.plan_splits(model, names))
+    # Every stored choice is the lowest validation score of its (split, model).
+    val = pd.DataFrame(doc["validation"])
+    for (split, model), g in val.groupby(["split", "model"]):
+        best = g.loc[g["valid_score"].idxmin(), "setting"]
+        assert doc["chosen"][model][split] == best
+
+
+# --------------------------------------------------------------------------- peers
+def test_peer_settings_are_checked_and_translated():
+    with pytest.raises(ValueError, match="unknown peer 'NMF'"):
+        P.make_peer("NMF")
+    with pytest.raises(ValueError, match="unknown setting 'factors'"):
+        P.make_peer("SVD", {"factors": 3})
+    knn = P.make_peer("KNNBaseline", {"k": 7, "sim": "pearson_baseline", "user_based": False})
+    assert knn.k == 7 and knn.sim_options == {"name": "pearson_baseline", "user_based": False}
+    assert P.make_peer("BaselineOnly", {"reg_i": 5}).bsl_options == {"method": "als", "reg_i": 5}
+    for name, grid in P.PEER_GRIDS.items():
+        assert len(grid) == T.TUNE_BUDGET
+        for setting in grid:
+            P.make_peer(name, setting)
+
+
+def test_baseline_only_matches_a_hand_computed_mean_when_unregularised():
+    """With no regularisation and one ALS sweep, BaselineOnly predicts μ + b_u + b_i as computed by hand."""
+    train = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [1, 2, 1, 3, 2], "rating": [5, 3, 4, 2, 4]})
+    test = pd.DataFrame({"user_id": [3], "item_id": [1], "rating": [4]})
+    pred = P.fit_predict("BaselineOnly", {"reg_i": 0, "reg_u": 0, "n_epochs": 1}, train, test)
+    mu = train["rating"].mean()
+    b_i = (train.assign(d=train["rating"] - mu).groupby("item_id")["d"].mean())
+    d_u = train.assign(d=train["rating"] - mu - train["item_id"].map(b_i)).groupby("user_id")["d"].mean()
+    assert pred[0] == pytest.approx(mu + b_i[1] + d_u[3])
+
+
+def test_peer_final_fit_uses_train_and_valid_and_is_deterministic(fold):
+    a = P.test_rmse("SVD", {"n_factors": 5, "n_epochs": 5, "lr_all": 0.01, "reg_all": 0.05}, fold, seed=1)
+    b = P.test_rmse("SVD", {"n_factors": 5, "n_epochs": 5, "lr_all": 0.01, "reg_all": 0.05}, fold, seed=1)
+    assert a == b and 0.3 < a["rmse"] < 2.0
+    assert len(P.rating_frame(fold, "train", "valid")) == len(fold.indices["train"]) + len(fold.indices["valid"])
+    view = T.validation_view(fold)
+    assert np.isfinite(P.validation_rmse("BaselineOnly", None, view))
+
+
+# --------------------------------------------------------------------------- BPR
+def test_bpr_learns_the_structure_and_is_deterministic(small_world, tmp_path):
+    import keras
+
+    p = prepare_tasks(small_world.data, "random", seed=0, neg_ratio=0.0)
+    users, items = p.data.users.index.to_numpy(), p.data.items.index.to_numpy()
+    fit = lambda seed: BPR(factors=16, epochs=30, batch_size=256, learning_rate=1e-2, seed=seed).fit(  # noqa: E731
+        p.interactions("train"), users, items)
+    a, b = fit(0), fit(0)
+    test = p.interactions("test")
+    np.testing.assert_array_equal(a.score_pairs(test["user_id"], test["item_id"]),
+                                  b.score_pairs(test["user_id"], test["item_id"]))
+    bpr_ndcg = H.ranking_metrics_on(p, H.Fitted("bpr", 0, score_catalogue=a.score_catalogue), "random")["ndcg@10"]
+    rng = np.random.default_rng(0)
+    chance = H.ranking_metrics_on(p, H.Fitted("random", 0, score_catalogue=lambda u: rng.random((len(u), items.size))),
+                                  "random")["ndcg@10"]
+    assert bpr_ndcg.mean() > 2 * chance.mean()  # popularity is stronger still in this small synthetic world
+    row = a.score_catalogue(test["user_id"].to_numpy()[:3])
+    np.testing.assert_allclose(row[np.arange(3), np.searchsorted(items, test["item_id"].to_numpy()[:3])],
+                               a.score_pairs(test["user_id"].to_numpy()[:3], test["item_id"].to_numpy()[:3]),
+                               rtol=1e-5)
+    a.net.save(tmp_path / "bpr.keras")
+    assert keras.saving.load_model(tmp_path / "bpr.keras").count_params() == a.net.count_params()
+    with pytest.raises(ValueError, match="factors"):
+        BPR(factors=0)
+
+
+# --------------------------------------------------------------------------- scores and the table
+def test_valid_loss_is_the_article_loss_with_unit_weights(fold):
+    rng = np.random.default_rng(0)
+    ts = fold.valid
+    preds = {"interest": rng.random(len(ts)), "item": rng.random(len(ts)), "behaviour": 1 + 4 * rng.random(len(ts))}
+    by_hand = 0.0
+    for task in ("interest", "item"):
+        m = ts.masks[task] > 0
+        by_hand += log_loss(ts.labels[task][m], preds[task][m])
+    m = ts.masks["behaviour"] > 0
+    by_hand += np.mean((ts.labels["behaviour"][m] - preds["behaviour"][m]) ** 2)
+    assert H.valid_loss(preds, ts) == pytest.approx(by_hand)
+    assert H.valid_loss(preds, ts, ("interest",)) < by_hand
+
+
+def test_logreg_uses_one_hot_features_and_beats_chance(fold):
+    lr = H.fit_logreg(fold, {"C": 1.0})
+    p = lr.predict(fold.test)["interest"]
+    m = fold.test.masks["interest"] > 0
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(fold.test.labels["interest"][m], p[m]) > 0.5
+    assert p.shape == (len(fold.test),)
+
+
+def test_fold_difference_ci_is_a_paired_t_interval():
+    tidy = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "task": "interest", "metric": "auc",
+                         "protocol": "3-fold CV", "fold": [0, 1, 2] * 2, "segment": "all",
+                         "value": [0.80, 0.82, 0.81, 0.78, 0.79, 0.80]})
+    d = np.array([0.02, 0.03, 0.01])
+    out = H.fold_difference_ci(tidy, "a", "b", "interest", "auc")
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert out["estimate"] == pytest.approx(0.02)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((0.02 - half, 0.02 + half))
+    assert out["p_t"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+
+
+def test_target_met_rules_on_hand_worked_cells():
+    rmse, hr, delta = H.TARGETS[0], H.TARGETS[1], H.TARGETS[-1]
+    assert H.target_met(rmse, {"estimate": 0.899}) == "yes"
+    assert H.target_met(rmse, {"estimate": 0.912}) == "no (gap 0.012)"
+    assert H.target_met(hr, {"estimate": 0.70}) == "yes"
+    assert H.target_met(hr, None) == "not run"
+    assert H.target_met(delta, {"estimate": 0.4, "ci_low": 0.1}) == "yes (CI excludes 0)"
+    assert H.target_met(delta, {"estimate": 0.4, "ci_low": -0.1}) == "yes, but the CI includes 0"
+    assert H.target_met(delta, {"estimate": -0.2, "ci_low": -0.5}) == "no"
+    assert H.target_met(H.TARGETS[4], {"estimate": 0.8}, [{"ci_low": 0.01}, {"ci_low": 0.002}]) == "yes"
+    assert H.target_met(H.TARGETS[4], {"estimate": 0.8}, [{"ci_low": 0.01}, {"ci_low": -0.002}]) == "no"
+
+
+def test_headline_table_has_every_target_and_a_generated_met_column():
+    cells = {("behaviour", "5-fold CV", "rmse"): {"peer": "SVDpp 0.91", "single": {"estimate": 0.93},
+                                                  "best": {"estimate": 0.92, "ci_low": 0.91, "ci_high": 0.93}}}
+    table = H.headline_table(cells)
+    assert len(table) == len(H.TARGETS)
+    assert list(table.columns[-3:]) == ["our best multi-task", "target", "met?"]
+    first = table.iloc[0]
+    assert first["our best multi-task"] == "0.9200 [0.9100, 0.9300]" and first["met?"] == "no (gap 0.020)"
+    assert (table["met?"].iloc[1:] == "not run").sum() >= 3  # missing cells say so, never "yes"
+
+
+def test_plan_and_grids():
+    names = ["fold-0", "fold-1", "temporal", "loo", "random"]
+    assert H.plan_splits("bpr", names) == ["loo", "random"]
+    assert H.plan_splits("SVD", names) == ["fold-0", "fold-1"]
+    assert H.plan_splits("mtl", names) == names
+    assert all(len(g) == 1 for g in H.grids(1).values())
+    assert all(len(g) <= T.TUNE_BUDGET for g in H.GRIDS.values())
+    with pytest.raises(ValueError, match="unknown headline model 'nope'"):
+        H.grids(2, ["nope"])
+    with pytest.raises(ValueError, match="TUNE_SETTINGS"):
+        H.grids(0)
