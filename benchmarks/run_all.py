@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("ranking", "text", "models", "report")
+BENCHMARKS = ("ranking", "text", "models", "quality", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
