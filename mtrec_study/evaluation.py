@@ -17,7 +17,7 @@ from scipy import stats
 
 from mtrec_study import metrics as M
 from mtrec_study.config import BEHAVIOUR, GENRES, INTEREST, ITEM_TASK, TASK_TYPES, TASKS
-from mtrec_study.features import FeatureBuilder
+from mtrec_study.features import FeatureBuilder, id_positions, lookup_positions
 from mtrec_study.models.classic import Popularity
 from mtrec_study.prepare import PreparedData, TaskSet, sample_eval_negatives
 from mtrec_study.results import TIDY_COLUMNS
@@ -217,7 +217,7 @@ def cached_scorers(catalogue: Callable[[np.ndarray], np.ndarray],
     Introduced in notebooks/05_evaluation.ipynb.
     """
     items = np.asarray(items)
-    pos = pd.Series(np.arange(items.size), index=items)
+    pos = id_positions(items)
     rows: dict[int, np.ndarray] = {}
 
     def score_catalogue(users: np.ndarray) -> np.ndarray:
@@ -230,11 +230,8 @@ def cached_scorers(catalogue: Callable[[np.ndarray], np.ndarray],
 
     def score_pairs(users: np.ndarray, pair_items: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(np.asarray(users), return_inverse=True)
-        col = pos.reindex(np.asarray(pair_items)).to_numpy()
-        if np.isnan(col).any():
-            bad = np.asarray(pair_items)[np.isnan(col)][:5].tolist()
-            raise ValueError(f"items {bad} are not in the scorer's catalogue of {items.size} items")
-        return score_catalogue(uniq)[inv, col.astype("int64")]
+        col = lookup_positions(pos, pair_items, f"items (of the scorer's catalogue of {items.size})")
+        return score_catalogue(uniq)[inv, col]
 
     return score_catalogue, score_pairs
 
@@ -287,7 +284,7 @@ def full_catalogue_ranking(prepared: PreparedData, scorer: Callable[[np.ndarray]
     Introduced in notebooks/05_evaluation.ipynb.
     """
     items = prepared.data.items.index.to_numpy("int64")
-    item_pos = pd.Series(np.arange(items.size), index=items)
+    item_pos = id_positions(items)
     test = prepared.interactions("test")
     all_users = np.sort(test["user_id"].unique())
     if users is None:
@@ -327,8 +324,7 @@ def item_positions(prepared: PreparedData, item_lists: np.ndarray) -> np.ndarray
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
-    items = prepared.data.items.index.to_numpy("int64")
-    pos = pd.Series(np.arange(items.size), index=items)
+    pos = id_positions(prepared.data.items.index.to_numpy("int64"))
     lists = np.asarray(item_lists)
     out = pos.reindex(lists.ravel()).fillna(-1).to_numpy("int64").reshape(lists.shape)
     return np.where(lists >= 0, out, -1)

@@ -19,6 +19,33 @@ AGE_EDGES = (18, 25, 35, 45, 50, 56)  # ml-1m's buckets; ml-100k's exact ages fa
 YEAR_EDGES = (1940, 1950, 1960, 1970, 1980, 1990)  # decades; 0 is reserved for "unknown year"
 
 
+def id_positions(ids: np.ndarray, start: int = 0) -> pd.Series:
+    """``id -> position`` (counting from ``start``) for an array of unique ids: a lookup table
+    whose ``reindex`` turns ids into row or column positions (unknown ids become NaN).
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    ids = np.asarray(ids)
+    return pd.Series(np.arange(start, start + ids.size), index=ids)
+
+
+def lookup_positions(table: pd.Series, ids: np.ndarray, what: str = "ids") -> np.ndarray:
+    """Positions of ``ids`` in an :func:`id_positions` table.
+
+    Raises:
+        ValueError: Naming up to five ids that the table does not hold.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    ids = np.asarray(ids)
+    pos = table.reindex(ids).to_numpy()
+    bad = np.isnan(pos)
+    if bad.any():
+        raise ValueError(f"{what} {ids[bad][:5].tolist()} are not among the {len(table)} known ones")
+    return pos.astype("int64")
+
+
+
 @dataclass
 class FeatureSpec:
     """What a model's inputs are: names, sizes and which side (user or item) each belongs to.
@@ -132,8 +159,8 @@ class FeatureBuilder:
         """Learn everything from ``train`` (interactions) and nothing from any other split."""
         seen_users = np.sort(train["user_id"].unique())
         seen_items = np.sort(train["item_id"].unique())
-        self.user_index = pd.Series(np.arange(1, seen_users.size + 1), index=seen_users)
-        self.item_index = pd.Series(np.arange(1, seen_items.size + 1), index=seen_items)
+        self.user_index = id_positions(seen_users, start=1)  # 0 is "unknown / unseen"
+        self.item_index = id_positions(seen_items, start=1)
         train_users = self.users.loc[self.users.index.intersection(seen_users)]
         self.occupations = {o: i + 1 for i, o in enumerate(sorted(train_users["occupation"].unique()))}
         self.genders = {g: i + 1 for i, g in enumerate(sorted(train_users["gender"].unique()))}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mtrec_study.features import id_positions, lookup_positions
+
 
 class Popularity:
     """Score every item by its number of training interactions; the same list for everyone.
@@ -83,13 +85,9 @@ class BPR:
 
         set_seed(self.seed)
         self.users, self.items = np.asarray(users, "int64"), np.asarray(items, "int64")
-        self._upos = pd.Series(np.arange(self.users.size), index=self.users)
-        self._ipos = pd.Series(np.arange(self.items.size), index=self.items)
-        u = self._upos.reindex(train["user_id"].to_numpy()).to_numpy()
-        i = self._ipos.reindex(train["item_id"].to_numpy()).to_numpy()
-        if np.isnan(u).any() or np.isnan(i).any():
-            raise ValueError("BPR.fit: train has user or item ids outside the given users/items")
-        u, i = u.astype("int64"), i.astype("int64")
+        self._upos, self._ipos = id_positions(self.users), id_positions(self.items)
+        u = lookup_positions(self._upos, train["user_id"].to_numpy(), "BPR.fit: users")
+        i = lookup_positions(self._ipos, train["item_id"].to_numpy(), "BPR.fit: items")
         rng = np.random.default_rng(self.seed)
         from mtrec_study.prepare import sample_negatives
 
@@ -111,13 +109,10 @@ class BPR:
 
     def score_catalogue(self, user_ids: np.ndarray) -> np.ndarray:
         """``(len(user_ids), len(items))`` scores, columns in ``items`` order."""
-        rows = self._upos.reindex(np.asarray(user_ids)).to_numpy()
-        if np.isnan(rows).any():
-            raise ValueError(f"BPR: users {np.asarray(user_ids)[np.isnan(rows)][:5].tolist()} were not in fit()")
-        return self._p[rows.astype("int64")] @ self._q.T + self._b
+        return self._p[lookup_positions(self._upos, user_ids, "BPR: users")] @ self._q.T + self._b
 
     def score_pairs(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Scores of aligned ``(user, item)`` pairs."""
-        rows = self._upos.reindex(np.asarray(user_ids)).to_numpy().astype("int64")
-        cols = self._ipos.reindex(np.asarray(item_ids)).to_numpy().astype("int64")
+        rows = lookup_positions(self._upos, user_ids, "BPR: users")
+        cols = lookup_positions(self._ipos, item_ids, "BPR: items")
         return np.einsum("ij,ij->i", self._p[rows], self._q[cols]) + self._b[cols]
