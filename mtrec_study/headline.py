@@ -15,6 +15,7 @@ part. :func:`headline_table` turns the scores into the issue's table with a gene
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,8 +242,6 @@ def validation_as_test(view: PreparedData) -> PreparedData:
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    import dataclasses
-
     idx = {"train": view.indices["train"], "valid": np.array([], "int64"), "test": view.indices["valid"]}
     return dataclasses.replace(view, indices=idx, test=view.valid)
 
@@ -312,12 +311,8 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
         fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
         preds = fitted.predict(ts)
         cost.append({"model": name, "split": f"fold-{fold}", "seconds": fitted.seconds})
-        for task in preds:
-            if task not in TASKS:
-                continue
-            m = ts.masks[task] > 0
-            metric = "rmse" if task == BEHAVIOUR else "auc"
-            value = E._FAST_METRICS[metric](ts.labels[task][m], preds[task][m], task)
+        values = E.headline_values(preds, ts, keys=[k for k in E.HEADLINE_METRICS if k[0] in preds])
+        for (task, metric), value in values.items():
             rows += E.tidy_rows({metric: value}, name, task, protocol, fold)
     return E.as_tidy(rows), cost
 
@@ -361,17 +356,6 @@ def mean_ci(per_user: pd.Series, n_boot: int = 1000, seed: int = 0) -> dict[str,
     """
     x = per_user.to_numpy("float64")
     return E.user_bootstrap(per_user.index.to_numpy(), lambda r: float(x[r].mean()), n_boot, seed)
-
-
-def paired_mean_difference(a: pd.Series, b: pd.Series, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """User-bootstrap CI of ``mean(a) - mean(b)`` on the same cases (aligned by position).
-
-    Introduced in notebooks/09_headline_results.ipynb.
-    """
-    if not a.index.equals(b.index):
-        raise ValueError("paired_mean_difference needs the two models' cases in the same order")
-    d = a.to_numpy("float64") - b.to_numpy("float64")
-    return E.user_bootstrap(a.index.to_numpy(), lambda r: float(d[r].mean()), n_boot, seed)
 
 
 def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: str,
@@ -428,6 +412,14 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
     return "yes" if ok else f"no (gap {abs(est - target['target']):.3f})"
 
 
+def _goal(target: dict) -> str:
+    if target["metric"] == "Δm%":
+        return "> 0 (bootstrap CI)"
+    if target["target"] is None:
+        return "above logistic regression and single-task (CI of difference > 0)"
+    return f"{'≥' if target['higher'] else '≤'} {target['target']:.2f}"
+
+
 def headline_table(cells: dict[tuple[str, str, str], dict]) -> pd.DataFrame:
     """The issue's table, one row per :data:`TARGETS` entry, from generated ``cells``.
 
@@ -440,14 +432,10 @@ def headline_table(cells: dict[tuple[str, str, str], dict]) -> pd.DataFrame:
     rows = []
     for t in TARGETS:
         c = cells.get((t["task"], t["protocol"], t["metric"]), {})
-        target = ("≤ " if not t["higher"] else "≥ ") + f"{t['target']:.2f}" if t["target"] else \
-            "above logistic regression and single-task (CI of difference > 0)"
-        if t["metric"] == "Δm%":
-            target = "> 0 (bootstrap CI)"
         rows.append({"task": t["task"], "protocol": t["protocol"], "metric": t["metric"],
                      "published reference": t["reference"], "peer measured here": c.get("peer", "—"),
                      "our single-task": fmt_ci(c.get("single")), "our best multi-task": fmt_ci(c.get("best")),
-                     "target": target, "met?": target_met(t, c.get("best"), c.get("differences"))})
+                     "target": _goal(t), "met?": target_met(t, c.get("best"), c.get("differences"))})
     return pd.DataFrame(rows)
 
 
