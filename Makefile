@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m ipykernel install --prefix $(VENV) --name mtrec --display-name "mtrec-study (.venv)" >/dev/null
+	$(BIN)/python -m mtrec_study.kernel install --prefix $(VENV) >/dev/null
 	touch $(STAMP)
 
 # The optional `peers` extra (scikit-surprise) that the full preset's 09_headline_results uses.

@@ -157,24 +157,51 @@ def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = N
             raise ReportError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue})",
                               executed) from exc
     seconds = time.perf_counter() - start
+    relative_output_dir(executed, out_dir)
     render_html(executed, out_dir / (path.stem + ".html"))
     return seconds
 
 
-KERNEL_ENV = {"MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}
+def relative_output_dir(executed: Path, out_dir: Path) -> None:
+    """Show ``OUTPUT_DIR = "."`` in the injected-parameters cell instead of the build's temporary path.
+
+    The notebook ran with the absolute path of this build's temporary folder, which is renamed
+    when the build succeeds; relative to the executed notebook, which lies in that folder, the
+    output folder is ``"."`` both before and after the rename.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            new = cell.source.replace(repr(str(out_dir)), '"."').replace(json.dumps(str(out_dir)), '"."')
+            changed, cell.source = changed or new != cell.source, new
+    if changed:
+        atomic_write_text(executed, nbformat.writes(nb))
+
+
+# Figures are embedded as image/png outputs (the inline backend, whatever MPLBACKEND the caller
+# has); progress bars would be frozen text lines in the HTML, so they are off inside the report.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+KERNEL_ENV = {"MPLBACKEND": INLINE_BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
+FORCED_ENV = ("MPLBACKEND", "TQDM_DISABLE")
 
 
 @contextmanager
-def _kernel_env():
-    """Kernels started inside draw with matplotlib's Agg backend and keep TensorFlow's C++ log quiet.
+def _kernel_env(extra: dict[str, str] | None = None):
+    """Kernels started inside embed figures inline, draw no progress bars and keep TensorFlow quiet.
 
     ``TF_CPP_MIN_LOG_LEVEL=3`` hides the harmless ``NodeDef mentions attribute ...`` lines that
     TensorFlow 2.21 logs at error level for every ``fit``, which would otherwise fill the executed
-    notebooks; a real failure still raises in Python. A value the caller set is kept. Set once by
+    notebooks; a real failure still raises in Python. A value the caller set is kept, except the
+    backend and the progress bars, and ``extra`` (such as the kernels' log file). Set once by
     :func:`build_report` before its worker threads start, so the threads only read it.
     """
-    before = {k: os.environ.get(k) for k in KERNEL_ENV}
-    changed = {k: v for k, v in KERNEL_ENV.items() if (k == "MPLBACKEND" or before[k] is None) and before[k] != v}
+    wanted = {**KERNEL_ENV, **(extra or {})}
+    before = {k: os.environ.get(k) for k in wanted}
+    changed = {k: v for k, v in wanted.items()
+               if (k in FORCED_ENV or k in (extra or {}) or before[k] is None) and before[k] != v}
     os.environ.update(changed)  # nested use (run_notebook inside build_report's threads) changes nothing
     try:
         yield
@@ -404,7 +431,9 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
         # benchmark; unknown ones keep their reading order after the known ones).
         expected = _expected_seconds(name, old_manifest)
         todo.sort(key=lambda item: -expected.get(item[0].stem, 0.0))
-        with _kernel_env(), ThreadPoolExecutor(max_workers=jobs) as pool, \
+        # C-level output of the kernels (TensorFlow's start-up lines, a crash's last words) goes here.
+        kernel_log = {"MTREC_KERNEL_LOG": str(out_root / "logs" / f"{name}-kernels.log")}
+        with _kernel_env(kernel_log), ThreadPoolExecutor(max_workers=jobs) as pool, \
                 tqdm(total=len(todo), desc=f"report {name} ({jobs} at a time)", unit="notebook",
                      disable=not progress, file=sys.stderr) as bar:
             futures = {pool.submit(run_notebook, path, tmp / path.stem, per_nb[path], kernel): (path, h)

@@ -71,13 +71,21 @@ def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | N
         highlights: Keys of ``summary`` holding tables (lists of rows) to show on the index page.
 
     Raises:
-        ValueError: If tidy columns are missing or a highlight is not a key of ``summary``.
+        ValueError: If tidy columns are missing, a highlight is not a key of ``summary``, or a
+            recorded figure lies outside ``output_dir`` or was never drawn (each named).
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """
     unknown = [k for k in highlights or [] if k not in summary]
     if unknown:
         raise ValueError(f"highlights {unknown} are not keys of the summary; keys: {sorted(summary)}")
+    for fig in figures or []:
+        target = (Path(output_dir) / fig).resolve()
+        if not target.is_relative_to(Path(output_dir).resolve()):
+            raise ValueError(f"figure {fig!r} lies outside the output folder {output_dir}")
+        if not target.is_file():
+            raise ValueError(f"figure {fig!r} is recorded but was never drawn: {target} does not exist; "
+                             "save it with plots.save(fig, figure_path(OUTPUT_DIR, name)) first")
     payload: dict[str, Any] = {"summary": _jsonable(summary), "figures": list(figures or []),
                                "highlights": list(highlights or [])}
     if tidy is not None:
@@ -101,11 +109,39 @@ def load_results(output_dir: str | Path, name: str = "results.json") -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def show_summary(bullets: list[str]) -> str:
+    """Display a notebook's Summary bullets as rendered Markdown and return the Markdown text.
+
+    Each bullet is one string starting with ``"- "``; ``**bold**`` and inline code render as
+    they would in a markdown cell, in JupyterLab and in the report's HTML alike.
+
+    Raises:
+        ValueError: If a bullet does not start with ``"- "``, naming it.
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    bad = [b for b in bullets if not b.startswith("- ")]
+    if bad:
+        raise ValueError(f"summary bullets must start with '- ': {bad[0]!r}")
+    text = "\n".join(bullets)
+    try:
+        from IPython.display import Markdown, display
+    except ImportError:  # plain Python: print the Markdown
+        print(text)
+    else:
+        display(Markdown(text))
+    return text
+
+
 def figure_path(output_dir: str | Path, name: str) -> Path:
     """Where a figure called ``name`` goes (``<OUTPUT_DIR>/figures/name``), folder created.
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """
-    path = Path(output_dir) / "figures" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    folder = (Path(output_dir) / "figures").resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder:
+        raise ValueError(f"figure {name!r} would be written to {path}, outside the notebook's figures folder "
+                         f"{folder}; give a plain file name such as 'learning_curves.png'")
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(output_dir) / "figures" / name

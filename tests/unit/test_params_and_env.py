@@ -104,13 +104,13 @@ def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell():
 def test_kernel_env_sets_keeps_and_restores(monkeypatch):
     import os
 
-    from mtrec_study.report import _kernel_env
+    from mtrec_study.report import INLINE_BACKEND, _kernel_env
 
-    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # a caller's Agg must not reach the kernels
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     with _kernel_env():
-        assert os.environ["MPLBACKEND"] == "Agg" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+        assert os.environ["MPLBACKEND"] == INLINE_BACKEND and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
         with _kernel_env():  # nested, as run_notebook inside build_report: changes nothing
-            assert os.environ["MPLBACKEND"] == "Agg"
-        assert os.environ["MPLBACKEND"] == "Agg"  # the inner exit did not undo the outer
-    assert "MPLBACKEND" not in os.environ and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+            assert os.environ["MPLBACKEND"] == INLINE_BACKEND
+        assert os.environ["MPLBACKEND"] == INLINE_BACKEND  # the inner exit did not undo the outer
+    assert os.environ["MPLBACKEND"] == "Agg" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"

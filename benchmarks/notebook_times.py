@@ -1,0 +1,116 @@
+"""The time notes at the top of every notebook, generated from the measured build times.
+
+Each notebook's first markdown cell carries one line (after the marker ``<!-- run-time -->``)
+with its reading time and its run time on its own defaults (the fast preset's values) and on the
+full preset; its ``parameters`` cell starts with a comment saying the same and how to run the
+full study. The run times come from ``results/report.json`` (``bench_report``), never typed in.
+
+``python -m benchmarks.notebook_times`` rewrites the notes (``bench_report`` calls it after a
+measurement); ``--check`` exits 1 naming each notebook whose notes are stale.
+``tests/unit/test_notebook_hygiene.py`` runs the check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+from mtrec_study.config import NOTEBOOKS_DIR
+from mtrec_study.params import notebooks
+from mtrec_study.results import atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
+MARKER = "<!-- run-time -->"
+PARAMS_NOTE = "# Defaults:"
+WORDS_PER_MINUTE = 200  # prose
+CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
+
+
+def measured() -> tuple[dict[str, dict[str, float]], dict]:
+    """Per-notebook seconds of the ``fast`` and ``full`` builds, and the machine they ran on."""
+    if not RESULTS.exists():
+        return {}, {}
+    res = json.loads(RESULTS.read_text())
+    rows = {r["preset"]: r.get("notebook_seconds", {}) for r in res["rows"]}
+    return {p: rows.get(p, {}) for p in ("fast", "full")}, res["machine"]
+
+
+def reading_minutes(nb: dict) -> int:
+    """Reading time of a notebook's prose and code, rounded up to 5 minutes."""
+    words = sum(len("".join(c["source"]).split()) for c in nb["cells"] if c["cell_type"] == "markdown")
+    code = sum(len([ln for ln in "".join(c["source"]).splitlines() if ln.strip()])
+               for c in nb["cells"] if c["cell_type"] == "code")
+    minutes = words / WORDS_PER_MINUTE + code / CODE_LINES_PER_MINUTE
+    return max(5, 5 * math.ceil(minutes / 5))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "not measured yet"
+    if seconds < 90:
+        return f"about {max(5, round(seconds / 5) * 5):.0f} s"
+    return f"about {math.ceil(seconds / 60):.0f} min"
+
+
+def notes(stem: str, nb: dict, times: dict, machine: dict) -> tuple[str, str]:
+    """The markdown line and the parameters-cell comment for one notebook."""
+    fast, full = _duration(times.get("fast", {}).get(stem)), _duration(times.get("full", {}).get(stem))
+    cpus = f"{machine.get('cpus', '?')} CPU cores" if machine else "this machine"
+    line = (f"{MARKER}*Reading time {reading_minutes(nb)} min. Run time on {cpus}: {fast} with the defaults "
+            f"below (the fast preset), {full} with the full preset (`make report`).*")
+    comment = (f"{PARAMS_NOTE} quick settings (the fast preset), {fast} on {cpus}. For the full study run "
+               f"`make report`, or papermill with `-f ../params/full.yaml` ({full} for this notebook).")
+    return line, comment
+
+
+def apply(path: Path, times: dict, machine: dict) -> bool:
+    """Write the notes into one notebook; return whether it changed."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    line, comment = notes(path.stem, nb, times, machine)
+    first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    params = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    md = "".join(first["source"])
+    md = re.sub(rf"\n*{re.escape(MARKER)}[^\n]*", "", md).rstrip("\n") + "\n\n" + line
+    src = "".join(params["source"])
+    src = "\n".join(ln for ln in src.splitlines() if not ln.startswith(PARAMS_NOTE))
+    src = comment + "\n" + src
+    changed = md != "".join(first["source"]) or src != "".join(params["source"])
+    first["source"], params["source"] = md.splitlines(keepends=True), src.splitlines(keepends=True)
+    if changed:
+        atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
+def stale(folder: Path = NOTEBOOKS_DIR) -> list[str]:
+    """Notebooks whose notes differ from what the measured times give."""
+    times, machine = measured()
+    out = []
+    for path in notebooks(folder):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        line, comment = notes(path.stem, nb, times, machine)
+        first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+        params = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+        if line not in "".join(first["source"]) or not "".join(params["source"]).startswith(comment + "\n"):
+            out.append(path.name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--check" in args:
+        bad = stale()
+        for name in bad:
+            print(f"{name}: run-time notes are stale; run `python -m benchmarks.notebook_times`")
+        return 1 if bad else 0
+    times, machine = measured()
+    for path in notebooks():
+        if apply(path, times, machine):
+            print(f"updated {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
