@@ -454,12 +454,36 @@ def summarise(tidy: pd.DataFrame, confidence: float = 0.95,
     return tidy.groupby(list(by), sort=False)["value"].apply(agg).unstack().reset_index()
 
 
+def wilcoxon_floor(n: int) -> float:
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give on ``n`` pairs.
+
+    Under the null hypothesis each of the ``2**n`` sign patterns of the ranked differences is
+    equally likely; the most extreme outcome (every difference on one side) has probability
+    ``1 / 2**n`` per side, so the two-sided floor is ``2 / 2**n``: 0.5 for 2 folds, 0.25 for 3,
+    0.0625 for 5. Below 6 folds it can never reach 0.05. Computed with SciPy's exact test, so the
+    number is SciPy's, not ours.
+
+    Args:
+        n: Number of paired differences (folds), at least 1.
+
+    Raises:
+        ValueError: If ``n`` < 1.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one pair, got n={n}")
+    return float(stats.wilcoxon(np.arange(1.0, n + 1), method="exact").pvalue)
+
+
 def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metric: str,
                 protocol: str | None = None, segment: str = "all") -> dict[str, float]:
     """Paired t-test and Wilcoxon signed-rank test of ``a - b`` over matching folds.
 
-    With k folds the smallest two-sided Wilcoxon p-value is ``2 / 2**k`` (0.0625 at k = 5), so
-    it can only reject with enough folds; the t-test assumes roughly normal differences.
+    With k folds the smallest two-sided Wilcoxon p-value is ``2 / 2**k`` (:func:`wilcoxon_floor`:
+    0.0625 at k = 5), so it can only reject with enough folds. The t-test assumes roughly normal
+    differences and independent folds; folds share most of their training rows, so it is
+    optimistic (Nadeau & Bengio, 2003).
 
     Returns:
         ``n, mean_a, mean_b, mean_diff, t, p_t, w, p_wilcoxon`` (NaN where undefined).

@@ -226,3 +226,88 @@ class FeatureBuilder:
             "item_log_count": np.log1p(icount).astype("float32"),
             "age_z": ((age - self.age_mean) / self.age_std).astype("float32"),
         }
+
+
+def fitted_statistics(builder: FeatureBuilder) -> dict[str, object]:
+    """Everything :meth:`FeatureBuilder.fit` learnt from data, by name.
+
+    The vocabularies (user, item, occupation, gender), the interaction counts and the age
+    normalisation: the statistics that must come from training rows alone.
+
+    Args:
+        builder: A fitted :class:`FeatureBuilder`.
+
+    Returns:
+        ``name -> pandas.Series or float``.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    builder._check()
+    return {"user vocabulary": builder.user_index, "item vocabulary": builder.item_index,
+            "occupation vocabulary": pd.Series(builder.occupations, dtype="int64"),
+            "gender vocabulary": pd.Series(builder.genders, dtype="int64"),
+            "user counts": builder.user_counts, "item counts": builder.item_counts,
+            "age mean": builder.age_mean, "age sd": builder.age_std}
+
+
+def perturb_rows(interactions: pd.DataFrame, rows: np.ndarray, users: pd.DataFrame, items: pd.DataFrame,
+                 seed: int = 0) -> pd.DataFrame:
+    """A copy of ``interactions`` whose ``rows`` get random users, items, timestamps and ratings.
+
+    Users and items are drawn from the side tables (so every id stays valid), timestamps
+    uniformly over the table's whole time range and ratings from 1–5. The other rows are
+    untouched. Used to show that nothing fitted on training rows reads the test rows.
+
+    Args:
+        interactions: ``user_id, item_id, rating, timestamp`` rows.
+        rows: Row positions to change.
+        users: The user table (index ``user_id``).
+        items: The item table (index ``item_id``).
+        seed: Seeds the draws.
+
+    Returns:
+        The changed copy.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    rows = np.asarray(rows, dtype="int64")
+    rng = np.random.default_rng(seed)
+    out = interactions.copy()
+    ts = out["timestamp"]
+    new = {"user_id": rng.choice(users.index.to_numpy(), rows.size),
+           "item_id": rng.choice(items.index.to_numpy(), rows.size),
+           "rating": rng.integers(1, 6, rows.size),
+           "timestamp": rng.integers(int(ts.min()), int(ts.max()) + 1, rows.size)}
+    for col, values in new.items():
+        out.iloc[rows, out.columns.get_loc(col)] = values.astype(out[col].dtype)
+    return out
+
+
+def compare_statistics(before: dict[str, object], after: dict[str, object]) -> pd.DataFrame:
+    """Which fitted statistics moved between two fits, and how much.
+
+    Args:
+        before, after: ``name -> pandas.Series or float`` (for example from
+            :func:`fitted_statistics`), with the same names.
+
+    Returns:
+        One row per statistic: ``unchanged`` (exact equality) and ``entries changed`` (for a
+        Series, the entries added, removed or with another value; for a number, 0 or 1).
+
+    Raises:
+        ValueError: If the two dicts name different statistics.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    if set(before) != set(after):
+        raise ValueError(f"statistics differ in name: {sorted(set(before) ^ set(after))}")
+    rows = []
+    for name, a in before.items():
+        b = after[name]
+        if isinstance(a, pd.Series):
+            keys = a.index.union(b.index)
+            changed = int((~a.reindex(keys).eq(b.reindex(keys))).sum())
+        else:
+            changed = int(a != b)
+        rows.append({"statistic": name, "unchanged": changed == 0, "entries changed": changed})
+    return pd.DataFrame(rows).set_index("statistic")

@@ -327,12 +327,31 @@ def user_behaviour_vectors(train: pd.DataFrame, item_vectors: pd.DataFrame, n_la
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
-    last = (train.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
-            .groupby("user_id").tail(n_last))
+    last = _last_interactions(train, n_last)
     vecs = item_vectors.reindex(last["item_id"]).to_numpy()
     pooled = pd.DataFrame(vecs, index=last["user_id"].to_numpy()).groupby(level=0).mean()
     norms = np.linalg.norm(pooled.to_numpy(), axis=1, keepdims=True)
     return pd.DataFrame(pooled.to_numpy() / np.maximum(norms, 1e-12), index=pooled.index.rename("user_id"))
+
+
+def _last_interactions(train: pd.DataFrame, n_last: int) -> pd.DataFrame:
+    return train.sort_values(["user_id", "timestamp", "item_id"], kind="stable").groupby("user_id").tail(n_last)
+
+
+def behaviour_history(train: pd.DataFrame, n_last: int = 20) -> pd.Series:
+    """The items behind each user's behaviour text: their last ``n_last`` training interactions.
+
+    This is what :func:`user_behaviour_vectors` pools, as ``user_id -> "item item ..."`` (ids in
+    time order), so that it can be compared between two fits without encoding any text.
+
+    Args:
+        train: Training interactions (``user_id, item_id, timestamp``).
+        n_last: How many of the most recent interactions describe the user.
+
+    Introduced in notebooks/02_feature_extraction.ipynb.
+    """
+    last = _last_interactions(train, n_last)
+    return last.groupby("user_id")["item_id"].agg(lambda s: " ".join(map(str, s))).rename("history")
 
 
 def tfidf_item_vectors(items: pd.DataFrame, dim: int = 64, seed: int = 0) -> pd.DataFrame:
