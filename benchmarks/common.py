@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtrec_study import report_index
 from mtrec_study.report import versions
 from mtrec_study.results import atomic_write_text
 
@@ -53,13 +54,7 @@ def update_readme(name: str, table: pd.DataFrame, checks: dict) -> None:
 
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (3 significant digits for floats)."""
-    def cell(v) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    return report_index.markdown_table(table, "{:.3g}")
 
 
 def check(value: float, ok: bool, fmt: str = "{:.3g}") -> dict:

@@ -88,6 +88,8 @@ def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | N
                              "save it with plots.save(fig, figure_path(OUTPUT_DIR, name)) first")
     payload: dict[str, Any] = {"summary": _jsonable(summary), "figures": list(figures or []),
                                "highlights": list(highlights or [])}
+    # JSON objects are written with sorted keys; keep each highlighted table's column order.
+    payload["columns"] = {k: [str(c) for c in pd.DataFrame(summary[k]).columns] for k in highlights or []}
     if tidy is not None:
         missing = [c for c in TIDY_COLUMNS if c not in tidy.columns]
         if missing:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -17,7 +16,7 @@ from mtrec_study.params import notebooks
 
 
 def _links(index: Path) -> list[str]:
-    return re.findall(r"(?:href|src)='([^']+)'", index.read_text())
+    return re.findall(r"""(?:href|src)=["']([^"']+)["']""", index.read_text())
 
 
 def test_index_links_and_images_resolve(fast_report):
@@ -29,9 +28,9 @@ def test_index_links_and_images_resolve(fast_report):
     text = index.read_text()
     for key in ("tensorflow", "git commit", "preset", "run time"):
         assert key in text
-    # Tables that notebooks mark as highlights: 07's verdicts and 08's comparison with the paper.
-    assert "Verdicts and comparisons" in text and "07_article_claims</a>: verdicts" in text
-    assert "paper check" in text and re.search(r"<td>(supported|not supported|mixed|undecided)</td>", text)
+    # Tables that notebooks mark as highlights: 07's verdicts first, 08's comparison with the paper later.
+    assert "The article's claims: verdicts" in text and "More comparisons" in text and "paper check" in text
+    assert re.search(r'<td class="verdict-[a-z-]+">(supported|not supported|mixed|undecided)</td>', text)
     assert (fast_report / "results.csv").exists()
     manifest = json.loads((fast_report / "manifest.json").read_text())
     assert [r["name"] for r in manifest["notebooks"]] == [p.stem for p in notebooks()]
@@ -99,24 +98,6 @@ def test_missing_data_stops_before_running(tmp_path, monkeypatch, cache):
     with pytest.raises(report.ReportError, match="(?s)cannot be obtained, so no notebook was run.*MTREC_DATA_DIR"):
         report.build_report(str(preset), out_root=tmp_path / "reports", progress=False)
     assert not (tmp_path / "reports" / "toy").exists()
-
-
-@pytest.mark.browser
-def test_index_renders_in_headless_chromium(fast_report, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
-    shot = fast_report / "index.png"
-    proc = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--window-size=1200,1600", f"--screenshot={shot}", (fast_report / "index.html").as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert shot.exists() and shot.stat().st_size > 10_000
-    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
-    assert not console, console
 
 
 def test_report_jobs_setting_is_checked(monkeypatch):

@@ -1,0 +1,53 @@
+"""The committed notebooks as a learner opens them: inline figures, quick defaults, honest time notes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from benchmarks import notebook_times
+from mtrec_study.config import PARAMS_DIR
+from mtrec_study.params import notebook_parameters, notebooks
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_no_notebook_forces_a_matplotlib_backend(path):
+    source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert not re.search(r"matplotlib\.use\(|MPLBACKEND|%matplotlib\s+(agg|Agg)", source), path.name
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_defaults_are_the_quick_settings(path):
+    """Run as opened in JupyterLab, a notebook uses the fast preset's values, not the full study's."""
+    fast = yaml.safe_load((PARAMS_DIR / "fast.yaml").read_text())
+    defaults = notebook_parameters(path)
+    for key, value in defaults.items():
+        if key in fast:
+            assert value == fast[key], f"{path.name}: {key} = {value!r}, the fast preset has {fast[key]!r}"
+
+
+def test_run_time_notes_match_the_build_benchmark():
+    stale = notebook_times.stale()
+    assert not stale, f"run `python -m benchmarks.notebook_times`: stale notes in {stale}"
+
+
+def test_run_time_notes_come_from_the_measured_times(tmp_path, monkeypatch):
+    """Changing the measured times changes the notes: they are generated, never typed in."""
+    nb = notebooks()[0]
+    copy = tmp_path / nb.name
+    copy.write_text(nb.read_text())
+    results = tmp_path / "report.json"
+    results.write_text(json.dumps({"machine": {"cpus": 2}, "rows": [
+        {"preset": "fast", "notebook_seconds": {nb.stem: 61.0}},
+        {"preset": "full", "notebook_seconds": {nb.stem: 1234.0}}]}))
+    monkeypatch.setattr(notebook_times, "RESULTS", results)
+    assert notebook_times.stale(tmp_path) == [nb.name]
+    times, machine = notebook_times.measured()
+    assert notebook_times.apply(copy, times, machine)
+    first = "".join(json.loads(copy.read_text())["cells"][0]["source"])
+    assert "about 60 s with the defaults" in first and "about 21 min with the full preset" in first
+    assert notebook_times.stale(tmp_path) == []
+    assert notebook_parameters(copy) == notebook_parameters(nb)  # the comment leaves the parameters alone
