@@ -49,8 +49,10 @@ def _encoder(spec: FeatureSpec, hp: dict) -> FeatureEncoder:
 
 
 def build_article(spec: FeatureSpec, tasks=TASKS, hidden: int = 128, **hp) -> keras.Model:
-    """The article's model as written (§5): user features → Dense(128, relu) → interest and
-    behaviour heads; item features → Dense(128, relu) → item head; sigmoid outputs.
+    """The article's §5 architecture, made runnable: user features → Dense(128, relu) → interest and
+    behaviour heads; item features → Dense(128, relu) → item head. Ids and side features are
+    embedded (the article feeds raw vectors), the behaviour head predicts the 1–5 rating and the
+    losses are masked; ``04_training`` lists every difference from the article's code and why.
 
     Its item head sees no user at all, so it scores every user's candidate list in the same
     order: it cannot personalise. ``04_training`` and ``05_evaluation`` show where that shows.
