@@ -24,7 +24,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from mtrec_study.report import build_report
 
-    index = build_report(args.preset, only=args.only, force=args.force, jobs=args.jobs)
+    index = build_report(args.preset, only=args.only, force=args.force, jobs=args.jobs, wait=not args.no_wait)
     print(f"report written: {index}")
     return 0
 
@@ -36,8 +36,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m mtrec_study``."""
+def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m mtrec_study``.
+
+    Args:
+        with_train: Describe the ``train`` command's options, which imports TensorFlow (about 4 s).
+            :func:`main` passes False unless ``train`` is on the command line, so that ``data``
+            and ``report`` start quickly; ``train`` is still listed in ``--help``.
+    """
     parser = argparse.ArgumentParser(prog="python -m mtrec_study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="obtain a data set into the cache and describe it")
@@ -51,30 +57,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun notebooks even when unchanged")
     p.add_argument("--jobs", type=int, default=None,
                    help="notebooks run at once (default: MTREC_REPORT_JOBS, else 2 on 2+ CPUs)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="stop at once when another build of this preset is running (default: wait for it)")
     p.set_defaults(func=_cmd_report)
     p = sub.add_parser("tune", help="validation-only search of 09_headline_results into params/tuned.yaml")
     p.add_argument("--preset", default="full", help="the preset whose 09 parameters to tune for (default full)")
     p.add_argument("--out", default="params/tuned.yaml", help="where to write the choices")
     p.set_defaults(func=_cmd_tune)
-    from mtrec_study.train import add_train_parser  # imports TensorFlow only when training runs
+    if with_train:
+        from mtrec_study.train import add_train_parser  # imports TensorFlow
 
-    add_train_parser(sub)
+        add_train_parser(sub)
+    else:
+        sub.add_parser("train", help="train one model on a prepared data set")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse ``argv`` and run the command; errors print one clear line."""
-    args = build_parser().parse_args(argv)
+    """Entry point: parse ``argv`` and run the command; errors print one clear line.
+
+    Returns:
+        0 on success, 2 on an error, 128 + the signal's number when a build was interrupted
+        (130 for Ctrl-C, 143 for SIGTERM).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(with_train="train" in argv).parse_args(argv)
     from mtrec_study.datasets import DataError
     from mtrec_study.params import ParamsError
-    from mtrec_study.report import ReportError
+    from mtrec_study.report import ReportError, ReportInterrupted
     from mtrec_study.text import TextModelError
 
     try:
         return args.func(args)
+    except ReportInterrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except (DataError, ParamsError, ReportError, TextModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

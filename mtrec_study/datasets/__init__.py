@@ -3,7 +3,9 @@
 ``load_dataset("ml-100k")`` tries, in order, and reports each source that fails in one line:
 
 a. a folder the user supplies (``data_dir=`` or ``MTREC_DATA_DIR``) in the GroupLens ml-100k,
-   GroupLens ml-1m or RecBole layout;
+   GroupLens ml-1m or RecBole layout. Such a folder is a promise: when it does not exist, holds no
+   known layout or holds another data set, loading stops with :class:`DataFolderError` and never
+   falls back to the sources below;
 b. the local cache (verified archives under ``config.cache_dir()/downloads``);
 c. the official GroupLens zip, MD5-verified;
 d. ml-100k only: the RecBole atomic files inside the ``recbole==1.2.1`` wheel from the Python
@@ -19,12 +21,15 @@ from pathlib import Path
 from mtrec_study.datasets import sources
 from mtrec_study.datasets.errors import (
     DataError,
+    DataFolderError,
     DataFormatError,
     DataIntegrityError,
     DataUnavailableError,
 )
 from mtrec_study.datasets.movielens import (
+    LAYOUTS,
     RatingsData,
+    detect_layout,
     parse_folder,
     parse_ml1m,
     parse_ml100k,
@@ -38,9 +43,10 @@ _GROUPLENS_MEMBERS = {
     "ml-1m": ({n: f"ml-1m/{n}" for n in ("ratings.dat", "users.dat", "movies.dat")}, parse_ml1m),
 }
 _RECBOLE_MEMBERS = {f"ml-100k.{k}": m for k, m in sources.RECBOLE_MEMBERS.items()}
+_LAYOUT_DATASET = {"ml-100k": "ml-100k", "ml-1m": "ml-1m", "recbole": "ml-100k"}
 
 __all__ = [
-    "DATASETS", "DataError", "DataFormatError", "DataIntegrityError", "DataUnavailableError",
+    "DATASETS", "DataError", "DataFolderError", "DataFormatError", "DataIntegrityError", "DataUnavailableError",
     "RatingsData", "load_dataset", "load_movielens",
 ]
 
@@ -48,6 +54,34 @@ __all__ = [
 def _check_name(name: str) -> None:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+
+
+def _accepted_layouts() -> str:
+    """The folder layouts a user may supply, with their files, for error messages."""
+    return "; ".join(f"{layout} ({', '.join(files)})" for layout, (files, _) in LAYOUTS.items())
+
+
+def _from_user_folder(name: str, folder: Path, setting: str) -> RatingsData:
+    """Parse the folder a user named; anything wrong with it stops the run (no fallback)."""
+    shown = folder if folder.is_absolute() else f"{folder} (that is {folder.resolve()})"
+    where = f"{setting} names {shown}"
+    advice = (f"Point it at a folder in one of the accepted layouts: {_accepted_layouts()}; or "
+              f"{'leave data_dir= out' if setting == 'data_dir=' else 'unset MTREC_DATA_DIR'} "
+              f"to use the cache and the downloads.")
+    if not folder.exists():
+        raise DataFolderError(f"{where}, which does not exist. {advice}")
+    if not folder.is_dir():
+        raise DataFolderError(f"{where}, which is a file, not a folder (unzip an archive first). {advice}")
+    layout = detect_layout(folder)
+    if layout is None:
+        present = sorted(p.name for p in folder.iterdir())
+        raise DataFolderError(f"{where}, which holds no known MovieLens layout "
+                              f"(found {present[:10]}{' ...' if len(present) > 10 else ''}). {advice}")
+    if _LAYOUT_DATASET[layout] != name:
+        raise DataFolderError(f"{where}, which holds {_LAYOUT_DATASET[layout]} ({layout} layout), "
+                              f"but {name} was asked for. Point it at a {name} folder, or ask for "
+                              f"{_LAYOUT_DATASET[layout]}.")
+    return parse_folder(folder)  # its parse errors name the file and line
 
 
 def _from_grouplens_zip(name: str, path: Path) -> RatingsData:
@@ -69,7 +103,8 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
 
     Args:
         name: ``"ml-100k"`` or ``"ml-1m"``.
-        data_dir: A folder holding the files by hand; defaults to ``$MTREC_DATA_DIR``.
+        data_dir: A folder holding the files by hand; defaults to ``$MTREC_DATA_DIR``. When one is
+            named, it is the only source tried.
         allow_download: Try the GroupLens zip and the package-index mirror when nothing local works.
             ``MTREC_OFFLINE=1`` turns off the GroupLens attempt.
         log: Where each failed source's one-line report goes (None: silent).
@@ -79,6 +114,8 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
 
     Raises:
         ValueError: For an unknown name (lists the valid ones).
+        DataFolderError: If a supplied folder does not exist, holds no known layout or holds
+            another data set (names the folder and the accepted layouts).
         DataFormatError: If a supplied folder's files do not parse (names the file and line).
         DataUnavailableError: If every source fails (lists what was tried and how to supply files).
 
@@ -95,12 +132,11 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
         if log:
             log(line)
 
+    setting = "data_dir=" if data_dir is not None else "MTREC_DATA_DIR"
     folder = data_dir if data_dir is not None else os.environ.get("MTREC_DATA_DIR")
     if folder:
-        folder = Path(folder).expanduser()
-        if folder.is_dir():
-            return parse_folder(folder)  # a folder the user named: its errors are theirs to see
-        failed(f"folder {folder}", "it does not exist")
+        # A folder the user named is a promise: its problems stop the run, whatever the cache holds.
+        return _from_user_folder(name, Path(folder).expanduser(), setting)
 
     for archive, reader in ((sources.GROUPLENS[name], lambda p: _from_grouplens_zip(name, p)),
                             *(((sources.RECBOLE_WHEEL, _from_recbole_wheel),) if name == "ml-100k" else ())):
@@ -139,10 +175,15 @@ def load_dataset(name: str = "ml-100k", data_dir: str | Path | None = None, seed
 
     Args:
         name: One of :data:`DATASETS`.
-        data_dir: For MovieLens, a folder with the files (see :func:`load_movielens`).
+        data_dir: For MovieLens, a folder with the files (see :func:`load_movielens`); when it
+            (or ``MTREC_DATA_DIR``) names a folder, that folder is used or the call fails.
         seed: For ``synthetic``, the generator's seed.
         log: Where failed-source lines go.
         **synthetic_kwargs: Passed to :func:`mtrec_study.datasets.synthetic.make_recsys_world`.
+
+    Raises:
+        DataFolderError: If the named folder is missing, holds no known layout or another data set.
+        DataUnavailableError: If no source works (lists what was tried).
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """

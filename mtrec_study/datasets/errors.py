@@ -15,5 +15,13 @@ class DataIntegrityError(DataError):
     """A download whose hash does not match: the message names both hashes."""
 
 
+class DataFolderError(DataError):
+    """A folder named explicitly (``data_dir=`` or ``MTREC_DATA_DIR``) that cannot be used.
+
+    The message names the folder, the setting that named it and the layouts it accepts. The
+    loader never falls back to another source in this case: the user asked for their own files.
+    """
+
+
 class DataUnavailableError(DataError):
     """Every source failed: the message lists what was tried and how to supply the files."""

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,3 +164,59 @@ def test_mmoe_generator_has_requested_cosine(p):
         assert np.corrcoef(t.y.T)[0, 1] > 0.99
     with pytest.raises(ValueError, match="p must lie"):
         make_mmoe_tasks(10, 1.5)
+
+
+@pytest.mark.parametrize("how", ["env", "argument"])
+def test_missing_data_folder_is_a_named_error_never_the_cache(how, cache, tmp_path, monkeypatch):
+    # A verified copy in the cache: the old loader printed one line and silently loaded it instead.
+    wheel = write_recbole_wheel(cache / "downloads" / sources.RECBOLE_WHEEL.filename)
+    fake = dataclasses.replace(sources.RECBOLE_WHEEL, digest=sources.file_digest(wheel, "sha256"))
+    monkeypatch.setattr(sources, "RECBOLE_WHEEL", fake)
+    typo = tmp_path / "ml-100kk"
+    kwargs = {}
+    if how == "env":
+        monkeypatch.setenv("MTREC_DATA_DIR", str(typo))
+    else:
+        kwargs["data_dir"] = typo
+    logged = []
+    with pytest.raises(datasets.DataError) as err:
+        datasets.load_dataset("ml-100k", log=logged.append, **kwargs)
+    msg = str(err.value)
+    assert type(err.value).__name__ == "DataFolderError"
+    assert str(typo) in msg and "does not exist" in msg
+    assert ("MTREC_DATA_DIR" if how == "env" else "data_dir=") in msg
+    for layout in ("ml-100k (u.data, u.user, u.item)", "ml-1m (ratings.dat", "recbole (ml-100k.inter"):
+        assert layout in msg
+    assert logged == []
+
+
+def test_data_folder_without_a_layout_or_with_another_data_set_stops(cache, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "ratings.csv").write_text("1,2,3\n")
+    with pytest.raises(datasets.DataError, match=r"(?s)empty, which holds no known MovieLens layout.*ratings\.csv.*u\.data"):
+        datasets.load_dataset("ml-100k", data_dir=empty)
+    monkeypatch.setenv("MTREC_DATA_DIR", str(write_ml1m(tmp_path / "m")))
+    with pytest.raises(datasets.DataError, match=r"MTREC_DATA_DIR names .*m, which holds ml-1m \(ml-1m layout\), but ml-100k"):
+        datasets.load_dataset("ml-100k", log=None)
+    archive = tmp_path / "ml-100k.zip"
+    archive.write_bytes(b"PK")
+    with pytest.raises(datasets.DataError, match=r"ml-100k\.zip, which is a file, not a folder"):
+        datasets.load_dataset("ml-100k", data_dir=archive)
+
+
+def test_data_command_imports_no_tensorflow(cache, tmp_path):
+    """``python -m mtrec_study data`` never trains, so it must not pay for TensorFlow's import."""
+    folder = write_ml100k(tmp_path / "ml-100k")
+    code = ("import runpy, sys\n"
+            "sys.argv = ['mtrec_study', 'data', '--dataset', 'ml-100k']\n"
+            "try:\n    runpy.run_module('mtrec_study', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n    rc = exc.code\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'keras_hub'})\n"
+            "print('exit', rc, 'heavy', heavy)\n")
+    env = {**os.environ, "MTREC_DATA_DIR": str(folder), "MTREC_CACHE_DIR": str(cache), "MTREC_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ml-100k: 10 interactions, 4 users, 5 items from folder" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "exit 0 heavy []", proc.stdout
