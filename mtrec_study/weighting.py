@@ -54,7 +54,7 @@ def dwa_weights(history: Sequence[Sequence[float]], temperature: float = 2.0) ->
     if hist.ndim != 2 or hist.shape[0] < 2:
         return np.ones(k or len(history[0]) if len(history) else 0)
     r = hist[-1] / np.maximum(hist[-2], 1e-12)
-    e = np.exp(r / temperature)
+    e = np.exp((r - r.max()) / temperature)  # shifted: a loss of 0 two epochs back must not overflow
     return k * e / e.sum()
 
 

@@ -97,11 +97,16 @@ def test_user_vectors_use_training_data_only():
     users = T.user_behaviour_vectors(train, items, n_last=2)
     # user 1: the last two training items are 11 and 12.
     np.testing.assert_allclose(users.loc[1], np.array([0, 1, 1, 0]) / np.sqrt(2))
-    # Adding a test interaction (item 13) elsewhere changes nothing: only `train` is read.
+    # The history is the *latest* n_last by time, not by row order: a late row listed first counts.
+    shuffled = pd.concat([train.iloc[[2]], train.iloc[[0, 1, 3]]])
+    pd.testing.assert_frame_equal(T.user_behaviour_vectors(shuffled, items, n_last=2), users)
+    # A test interaction (item 13, later) would move user 1's vector if it were passed in, so the
+    # pipeline must pass only training rows: test_mutation_gaps.py checks that build_text_features
+    # gives the same vectors after every test interaction has been changed.
     test = pd.DataFrame({"user_id": [1], "item_id": [13], "timestamp": [9]})
-    again = T.user_behaviour_vectors(train, items, n_last=2)
-    pd.testing.assert_frame_equal(users, again)
-    assert 13 not in set(train["item_id"]) and len(test) == 1
+    leaky = T.user_behaviour_vectors(pd.concat([train, test]), items, n_last=2)
+    np.testing.assert_allclose(leaky.loc[1], np.array([0, 0, 1, 1]) / np.sqrt(2))
+    pd.testing.assert_series_equal(leaky.loc[2], users.loc[2])
 
 
 def test_item_texts_and_tfidf_baseline():
