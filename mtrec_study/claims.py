@@ -20,8 +20,42 @@ import pandas as pd
 
 from mtrec_study.metrics import LOWER_IS_BETTER
 
+# The claims that notebooks/07_article_claims.ipynb tests. ``quote`` is the article's own words,
+# verbatim (tests/unit/test_citations.py checks it against the article); ``claim`` is our English
+# paraphrase; ``section`` is where the article says it.
+ARTICLE_CLAIMS = {
+    "accuracy": {"claim": "MTL improves the accuracy of interest prediction and item recommendation",
+                 "quote": "提高用户兴趣预测和物品推荐的准确性", "section": "§3.3 (advantage 1), §9.3"},
+    "cold_start": {"claim": "MTL solves the user cold-start problem",
+                   "quote": "解决用户冷启动问题", "section": "§3.3 (advantage 2), §9.2, §9.3"},
+    "text": {"claim": "BERT-style large-model text features overcome the limits of traditional methods",
+             "quote": "有望解决传统方法的局限性", "section": "§1; the BERT step is §3.2 step 2"},
+    "diversity": {"claim": "MTL makes recommendations more diverse",
+                  "quote": "提高推荐系统的多样性", "section": "§9.3 (advantage 3)"},
+    "slow": {"claim": "MTL takes long to train",
+             "quote": "模型训练时间较长", "section": "§3.3 (disadvantage 1), §8.3, §9.4"},
+    "overfitting": {"claim": "MTL overfits easily",
+                    "quote": "容易过拟合", "section": "§3.3 (disadvantage 2), §8.3, §9.4"},
+}
 OUTCOMES = ("better", "worse", "no difference", "undefined")
 VERDICTS = ("supported", "not supported", "mixed", "undecided")
+
+
+def claim_text(key: str) -> str:
+    """A claim as the verdict table shows it: our paraphrase, then the article's words in 「」.
+
+    Args:
+        key: A key of :data:`ARTICLE_CLAIMS`.
+
+    Raises:
+        KeyError: For an unknown key, listing the valid ones.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    if key not in ARTICLE_CLAIMS:
+        raise KeyError(f"unknown claim {key!r}; valid: {', '.join(ARTICLE_CLAIMS)}")
+    c = ARTICLE_CLAIMS[key]
+    return f"{c['claim']} (「{c['quote']}」)"
 
 
 def outcome(ci_low: float, ci_high: float, metric: str | None = None, higher_is_better: bool | None = None) -> str:
