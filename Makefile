@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv lab data report report-fast ablations-full tune test test-fast lint clean benchmark assignments grade
+.PHONY: help venv lab data report report-fast ablations-full tune test test-fast lint clean benchmark mutation assignments grade
 
 ## Show this list of targets.
 help:
@@ -76,6 +76,11 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
+
+## Mutation testing of the core modules with mutmut, unit tests only (not part of make test; see benchmarks/README.md for its time).
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	nice -n 19 $(BIN)/python -m benchmarks.bench_mutation $(MUTATION_ARGS)
 
 ## Generate the student notebooks and autograder zips into assignments/dist/ (otter assign).
 assignments: $(STAMP)

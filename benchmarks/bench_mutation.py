@@ -1,0 +1,193 @@
+"""Mutation testing of the core modules with mutmut: do the unit tests fail when the code is wrong?
+
+``make mutation`` (or ``python -m benchmarks.bench_mutation [--only losses ...]``) copies the
+package and the relevant unit tests into a temporary folder, runs ``mutmut run`` there once per
+core module (only that module mutated, only its own unit-test files run), and records per module
+how many mutants the tests killed. Results go to ``benchmarks/results/mutation.json`` and the
+``mutation`` block of ``benchmarks/README.md``; every surviving mutant is listed with its diff and,
+where it cannot change behaviour, the reason (:data:`EQUIVALENT`).
+
+It is deliberately not part of ``make test``: it runs the unit tests once per mutant. mutmut runs
+niced, one mutant at a time (``--max-children``, default 1), so it shares 2 cores politely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.common import RESULTS, check, update_readme, write_result
+from mtrec_study.config import PROJECT_ROOT
+
+TARGET = 0.85
+PURE_MATH = ["tests/unit/test_weighting_and_losses.py", "tests/unit/test_mutation_gaps.py"]
+# label -> (source file, mutant-name globs (None: every function), unit-test files that cover it)
+MODULES = {
+    "losses": ("mtrec_study/losses.py", None, PURE_MATH),
+    "weighting": ("mtrec_study/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
+    "metrics": ("mtrec_study/metrics.py", None, ["tests/unit/test_metrics.py"]),
+    "prepare": ("mtrec_study/prepare.py", None, ["tests/unit/test_prepare.py", "tests/unit/test_mutation_gaps.py"]),
+    "evaluation (sampler)": ("mtrec_study/evaluation.py",
+                             ["mtrec_study.evaluation.x_sampled_candidates__mutmut_*",
+                              "mtrec_study.evaluation.x_sampled_ranking__mutmut_*"],
+                             ["tests/unit/test_mutation_gaps.py"]),
+}
+# Surviving mutants that cannot change what the function computes, keyed by (function, the
+# mutated line as mutmut writes it). Each was read and argued by hand.
+EQUIVALENT = {
+    ("task_loss", 'y = ops.reshape(ops.cast(y, None), (-1,))'):
+        "keras casts to dtype None as to floatx(), which is float32: the same cast",
+    ("task_loss", 'pred = ops.reshape(ops.cast(pred, None), (-1,))'):
+        "keras casts to dtype None as to floatx(), which is float32: the same cast",
+    ("task_loss", 'mask = ops.reshape(ops.cast(mask, None), (-1,))'):
+        "keras casts to dtype None as to floatx(), which is float32: the same cast",
+    ("masked_mean", 'mask = ops.cast(mask, None)'):
+        "keras casts to dtype None as to floatx() (float32); every caller passes float32 values",
+}
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+          36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
+
+
+def _mutmut() -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    if not exe.exists():
+        raise SystemExit("mutmut is not installed: pip install -e '.[mutation]' (make mutation does it)")
+    return str(exe)
+
+
+def _workdir(source: str, tests: list[str]) -> Path:
+    """A private copy holding the package, the conftest and ``tests``, with a mutmut config."""
+    work = Path(tempfile.mkdtemp(prefix="mtrec-mutation-"))
+    shutil.copytree(PROJECT_ROOT / "mtrec_study", work / "mtrec_study",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "tests" / "unit").mkdir(parents=True)
+    for f in ("tests/__init__.py", "tests/conftest.py", "tests/unit/__init__.py", *tests):
+        shutil.copy(PROJECT_ROOT / f, work / f)
+    config = f"""
+[tool.mutmut]
+source_paths = ["mtrec_study"]
+only_mutate = [{json.dumps(source)}]
+pytest_add_cli_args_test_selection = {json.dumps(tests)}
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+use_git_change_detection = false
+"""
+    base = (PROJECT_ROOT / "pyproject.toml").read_text()
+    base = re.sub(r"\n\[tool\.mutmut\]\n(?:[^\[].*\n|\n)*", "\n", base)  # the run's own section replaces it
+    (work / "pyproject.toml").write_text(base + config)
+    return work
+
+
+def _show(work: Path, name: str) -> tuple[str, str]:
+    """The mutated line (as written by mutmut) and the original, from ``mutmut show``."""
+    out = subprocess.run([_mutmut(), "show", name], cwd=work, capture_output=True, text=True).stdout
+    minus = [ln[1:].strip() for ln in out.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    plus = [ln[1:].strip() for ln in out.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    return " / ".join(plus), " / ".join(minus)
+
+
+def run_module(label: str, max_children: int = 1, keep: bool = False) -> dict:
+    source, globs, tests = MODULES[label]
+    work = _workdir(source, tests)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0", "TF_ENABLE_ONEDNN_OPTS": "0",
+           "MTREC_OFFLINE": "1"}
+    start = time.perf_counter()
+    proc = subprocess.run(["nice", "-n", "19", _mutmut(), "run", "--max-children", str(max_children), *(globs or [])],
+                          cwd=work, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if not (work / "mutants" / f"{source}.meta").exists():
+        raise RuntimeError(f"mutmut produced no results for {label} (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
+                           f"\n{proc.stderr[-3000:]}")
+    row = collect(label, work, seconds)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        row["workdir"] = str(work)
+    return row
+
+
+def collect(label: str, work: Path, seconds: float) -> dict:
+    """Read one module's finished mutmut run in ``work`` into a result row."""
+    source, globs, tests = MODULES[label]
+    codes = json.loads((work / "mutants" / f"{source}.meta").read_text())["exit_code_by_key"]
+    if globs:
+        codes = {k: v for k, v in codes.items() if any(re.fullmatch(g.replace("*", ".*"), k) for g in globs)}
+    status = {k: STATUS.get(v, "suspicious") for k, v in codes.items()}
+    counts = pd.Series(status, dtype=object).value_counts().to_dict()
+    survivors = []
+    for name, st in sorted(status.items()):
+        if st in ("killed", "timeout"):
+            continue
+        mutated, original = _show(work, name)
+        function = re.sub(r"__mutmut_\d+$", "", name.rsplit(".", 1)[-1]).removeprefix("x_").split("ǁ")[-1]
+        reason = EQUIVALENT.get((function, mutated))
+        survivors.append({"mutant": name, "status": st, "function": function, "original": original,
+                          "mutated": mutated, "equivalent": reason is not None, "why": reason or ""})
+    total = len(status)
+    detected = counts.get("killed", 0) + counts.get("timeout", 0)
+    equivalent = sum(s["equivalent"] for s in survivors)
+    return {"module": label, "source": source, "tests": ", ".join(Path(t).name for t in tests),
+            "mutants": total, "killed": counts.get("killed", 0), "timeout": counts.get("timeout", 0),
+            "survived": counts.get("survived", 0), "no tests": counts.get("no tests", 0),
+            "not checked": counts.get("not checked", 0), "equivalent": equivalent,
+            "kill rate": detected / total if total else float("nan"),
+            "kill rate (non-equivalent)": detected / (total - equivalent) if total > equivalent else float("nan"),
+            "seconds": round(seconds, 1), "survivors": survivors}
+
+
+def record(rows: dict) -> dict:
+    """Write results/mutation.json and the README block from the rows so far."""
+    ordered = [rows[m] for m in MODULES if m in rows]
+    checks = {f"{r['module']}: at least {TARGET:.0%} of mutants killed":
+              check(r["kill rate"], r["kill rate"] >= TARGET, "{:.1%}") for r in ordered}
+    write_result("mutation", ordered, checks,
+                 notes="kill rate = (killed + timed out) / mutants; 'equivalent' survivors are explained in "
+                       "'survivors[].why'. Each module runs only its own unit-test files.")
+    table = pd.DataFrame([{k: r[k] for k in ("module", "mutants", "killed", "timeout", "survived", "equivalent",
+                                             "kill rate", "seconds", "tests")} for r in ordered])
+    table["kill rate"] = table["kill rate"].map("{:.1%}".format)
+    update_readme("mutation", table, checks)
+    return {"rows": ordered, "checks": checks}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", choices=list(MODULES), default=list(MODULES))
+    ap.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    ap.add_argument("--keep", action="store_true", help="keep each module's work folder (for mutmut show)")
+    ap.add_argument("--collect", nargs=2, metavar=("MODULE", "WORKDIR"), default=None,
+                    help="only read a finished run kept with --keep (seconds are then unknown)")
+    args = ap.parse_args(argv)
+    rows = {}
+    if (RESULTS / "mutation.json").exists():  # a partial run (--only) keeps the other modules' rows
+        rows = {r["module"]: r for r in json.loads((RESULTS / "mutation.json").read_text())["rows"]}
+    todo = [] if args.collect else args.only
+    if args.collect:
+        old = rows.get(args.collect[0], {}).get("seconds", float("nan"))
+        rows[args.collect[0]] = {**collect(args.collect[0], Path(args.collect[1]), old), "workdir": args.collect[1]}
+    for label in todo:
+        print(f"== mutmut on {label}", flush=True)
+        rows[label] = run_module(label, args.max_children, args.keep)
+        r = rows[label]
+        print(f"   {r['killed'] + r['timeout']}/{r['mutants']} killed ({r['kill rate']:.1%}) in {r['seconds']:.0f} s; "
+              f"{len(r['survivors'])} left, {r['equivalent']} of them equivalent", flush=True)
+        record(rows)  # after every module, so an interrupted run keeps what it finished
+    out = record(rows)
+    for r in out["rows"]:
+        for s in r["survivors"]:
+            tag = f"equivalent: {s['why']}" if s["equivalent"] else s["status"].upper()
+            print(f"  [{r['module']}] {s['mutant']}: {s['original']!r} -> {s['mutated']!r} ({tag})")
+    return out
+
+
+if __name__ == "__main__":
+    main()
