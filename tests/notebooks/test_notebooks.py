@@ -1,13 +1,55 @@
 """Each notebook, executed by papermill on the fast preset (inside the report build), recorded
-the numbers it promises, within sane ranges."""
+the numbers it promises. A model's metric is compared with a baseline computed in this run on
+the same data, split and seed (the per-item mean for ratings, chance for AUC, popularity for
+ranking) and must beat it by a margin; wide absolute ranges would let a trivial model through."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from mtrec_study.params import notebooks
+
+RMSE_MARGIN = 0.02  # below the per-item mean's RMSE by at least this much
+AUC_MARGIN = 0.05  # above chance (0.5) by at least this much
+
+
+@pytest.fixture(scope="module")
+def fast_data():
+    """The fast preset's values and its cleaned interactions (what every notebook loads)."""
+    from mtrec_study.datasets import load_dataset
+    from mtrec_study.params import load_preset
+    from mtrec_study.prepare import clean
+
+    preset = load_preset("fast")
+    cleaned, _ = clean(load_dataset(preset["DATASET"], seed=preset["SEED"], log=None))
+    return preset, cleaned.interactions
+
+
+def item_mean_baseline(inter, idx) -> dict[str, float]:
+    """The per-item mean rating of the training part (the global mean for unseen items) as a
+    predictor: its test RMSE, and its test AUC for interest (rating >= 4)."""
+    from mtrec_study.config import LIKE_THRESHOLD
+
+    train, test = inter.iloc[idx["train"]], inter.iloc[idx["test"]]
+    pred = train.groupby("item_id")["rating"].mean().reindex(test["item_id"]).fillna(train["rating"].mean()).to_numpy()
+    y = test["rating"].to_numpy("float64")
+    like = (y >= LIKE_THRESHOLD).astype(int)
+    from sklearn.metrics import roc_auc_score
+
+    return {"rmse": float(np.sqrt(np.mean((y - pred) ** 2))), "interest_auc": float(roc_auc_score(like, pred))}
+
+
+@pytest.fixture(scope="module")
+def temporal_baseline(fast_data):
+    from mtrec_study.prepare import split_indices
+
+    _, inter = fast_data
+    return item_mean_baseline(inter, split_indices(inter, "temporal"))
 
 
 def _summary(report_dir, stem):
@@ -56,7 +98,12 @@ def test_02_feature_extraction(fast_report):
     assert "Return of the Jedi" in star_wars["MiniLM neighbours"]
     switch = {r["task"]: r for r in s["text_switch_auc"]}
     assert set(switch) == {"interest", "item"}
-    assert all(0.3 < switch[t][c] < 1 for t in switch for c in ("with text", "without text"))
+    # Interest on items withheld from training: the user's taste still tells, so above chance.
+    for c in ("with text", "without text"):
+        assert switch["interest"][c] > 0.5 + AUC_MARGIN, c
+    # The item task on cold items is near chance in the fast report (no id, no history): the
+    # notebook states it as an open question, so only its being measured is checked here.
+    assert all(0.0 <= switch["item"][c] <= 1.0 for c in ("with text", "without text"))
 
 
 def test_03_model_math(fast_report):
@@ -70,16 +117,17 @@ def test_03_model_math(fast_report):
     assert s["uncertainty_optimum_gap"] < 1e-3
 
 
-def test_04_training(fast_report):
+def test_04_training(fast_report, temporal_baseline):
     s = _summary(fast_report, "04_training")
     table = {r["model"]: r for r in s["table"]}
     expected = {"article", "shared_bottom", "mmoe", "ple", "esmm", "single_interest", "single_item",
                 "single_behaviour", "mf"}
     assert expected <= set(table)
+    base = temporal_baseline
     for name in ("shared_bottom", "mmoe", "ple", "esmm", "single_interest"):
-        assert 0.7 < table[name]["interest_auc"] < 0.95, name
+        assert table[name]["interest_auc"] > max(0.5 + AUC_MARGIN, base["interest_auc"]), (name, base)
     for name in ("shared_bottom", "mmoe", "ple", "single_behaviour"):
-        assert 0.85 < table[name]["behaviour_rmse"] < 1.2, name
+        assert table[name]["behaviour_rmse"] < base["rmse"] - RMSE_MARGIN, (name, base)
     # The article's interest head sees no item: it must trail the corrected model.
     assert table["article"]["interest_auc"] < table["shared_bottom"]["interest_auc"] - 0.05
     assert s["gates"] and all(abs(sum(g) - 1) < 1e-4 for g in s["gates"].values())
@@ -89,7 +137,7 @@ def test_04_training(fast_report):
     assert {r["metric"] for r in tidy} == {"auc", "rmse"}
 
 
-def test_05_evaluation(fast_report):
+def test_05_evaluation(fast_report, temporal_baseline):
     s = _summary(fast_report, "05_evaluation")
     tvt = {(r["model"], r["part"]): r for r in s["train_vs_test"]}
     # Training rows flatter the article's model: the lesson of section 2.
@@ -98,22 +146,39 @@ def test_05_evaluation(fast_report):
     for key in [("interest", "auc"), ("interest", "f1_tuned"), ("interest", "ece"), ("interest", "gauc"),
                 ("item", "logloss"), ("behaviour", "rmse"), ("behaviour", "mae")]:
         assert key in holdout, key
-    assert 0.7 < holdout[("interest", "auc")]["shared_bottom"] < 0.95
-    assert 0.85 < holdout[("behaviour", "rmse")]["single_task"] < 1.2
+    base = temporal_baseline
+    assert holdout[("interest", "auc")]["shared_bottom"] > max(0.5 + AUC_MARGIN, base["interest_auc"]), base
+    assert holdout[("behaviour", "rmse")]["single_task"] < base["rmse"] - RMSE_MARGIN, base
     ranking = {(r["protocol"], r["metric"]): r for r in s["ranking"]}
-    for protocol in ("full catalogue", "sampled 99"):
-        for model in ("popularity", "article", "shared_bottom", "single_item"):
-            assert 0.0 < ranking[(protocol, "ndcg@10")][model] < ranking[(protocol, "hr@10")][model] <= 1.0
+    # Popularity, recorded in the same run on the same candidates, is the bar for ranking.
+    for metric in ("hr@10", "ndcg@10"):
+        for model in ("shared_bottom", "single_item"):
+            assert ranking[("sampled 99", metric)][model] > ranking[("sampled 99", metric)]["popularity"], (metric, model)
+    # The full catalogue is checked last (see the end of this test).
+    full_short = {f"{model} {metric}": (round(ranking[("full catalogue", metric)][model], 4),
+                                        round(ranking[("full catalogue", metric)]["popularity"], 4))
+                  for metric in ("hr@10", "ndcg@10") for model in ("shared_bottom", "single_item")
+                  if not ranking[("full catalogue", metric)][model] > ranking[("full catalogue", metric)]["popularity"]}
     # 99 sampled negatives are far easier than the full catalogue.
     assert ranking[("sampled 99", "hr@10")]["shared_bottom"] > ranking[("full catalogue", "hr@10")]["shared_bottom"]
     beyond = {r["model"]: r for r in s["beyond_accuracy"]}
-    for r in beyond.values():
-        assert 0 < r["coverage"] <= 1 and 0 <= r["gini"] <= 1 and r["novelty"] > 0 and 0 <= r["ild_genre"] <= 1
+    # Popularity gives every user the same list: the fewest distinct items and the most unequal use.
+    others = [m for m in beyond if m != "popularity"]
+    assert beyond["popularity"]["coverage"] < min(beyond[m]["coverage"] for m in others if m != "article")
+    assert beyond["popularity"]["gini"] >= max(beyond[m]["gini"] for m in others if m != "article")
     cv = s["cv_summary"]
     assert {r["model"] for r in cv} == {"shared_bottom", "single_task"} and all(r["n"] == s["cv_folds"] for r in cv)
-    assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in cv)
+    # Each interval is the t interval of its own mean and std over the folds.
+    for r in cv:
+        if r["n"] - r["n_undefined"] >= 2 and r["std"] is not None:
+            half = stats.t.ppf(0.975, r["n"] - r["n_undefined"] - 1) * r["std"] / math.sqrt(r["n"] - r["n_undefined"])
+            assert (r["ci_low"], r["ci_high"]) == pytest.approx((r["mean"] - half, r["mean"] + half), rel=1e-6, abs=1e-9)
+    # Each paired t-test's p-value is the two-sided tail of its own t statistic on n - 1 degrees.
+    defined = [r for r in s["paired_tests"] if r.get("t") is not None and r.get("p_t") is not None]
+    assert defined
+    for r in defined:
+        assert r["p_t"] == pytest.approx(2 * stats.t.sf(abs(r["t"]), r["n"] - 1), rel=1e-6, abs=1e-12)
     assert {r["task"] for r in s["paired_tests"]} == {"interest", "item", "behaviour"}
-    assert all(0 <= r["p_t"] <= 1 for r in s["paired_tests"])
     boot = s["delta_m_bootstrap"]
     assert boot["ci_low"] <= boot["estimate"] <= boot["ci_high"] and boot["n_users"] == 943
     assert len(s["delta_m_folds"]) == s["cv_folds"]
@@ -121,6 +186,10 @@ def test_05_evaluation(fast_report):
     assert {r["protocol"] for r in tidy} >= {"temporal holdout", "full catalogue", "sampled 99", f"{s['cv_folds']}-fold CV"}
     for fig in ("cv_ci.png", "calibration.png"):
         assert (fast_report / "05_evaluation" / "figures" / fig).stat().st_size > 5_000
+    if full_short:
+        # A known gap, not a pass: with the fast preset's 2 epochs the personalised models may not
+        # beat popularity over the full catalogue. Reported, so that it is seen (issue 22).
+        pytest.xfail(f"full catalogue: model below popularity, (model, popularity) = {full_short}")
 
 
 def test_06_ablations(fast_report):
@@ -136,7 +205,10 @@ def test_06_ablations(fast_report):
     vertex = table["λ=(0.00,0.00,1.00)"]
     assert abs(vertex["interest auc"] - 0.5) < 0.25 and vertex["behaviour rmse"] < 1.2
     assert all(r["n"] == s["folds"] for r in s["lambda_tests"])
-    assert all(0 <= r["p_t"] <= 1 for r in s["lambda_tests"] if r["p_t"] == r["p_t"])
+    defined = [r for r in s["lambda_tests"] if r.get("t") is not None and r.get("p_t") is not None]
+    assert defined
+    for r in defined:  # the two-sided tail of each test's own t statistic on n - 1 degrees
+        assert r["p_t"] == pytest.approx(2 * stats.t.sf(abs(r["t"]), r["n"] - 1), rel=1e-6, abs=1e-12)
     assert {r["segment"] for r in s["text_tests"]} >= {"all", "warm"}
     assert {r["model"] for r in s["architectures"]} >= {"reference", "popularity"}
     for fig in ("lambda_pareto.png", "architectures_ci.png"):
@@ -149,20 +221,29 @@ def test_07_article_claims(fast_report):
     assert len(verdicts) == 6
     assert all(r["verdict"] in ("supported", "not supported", "mixed", "undecided") for r in verdicts.values())
     # Verdicts are generated from the evidence rows by the stated rule, never typed in.
-    from mtrec_study.claims import verdict
+    from mtrec_study.claims import claim_text, verdict
 
-    for key in ("accuracy_evidence", "cold_evidence", "text_evidence", "diversity_evidence"):
+    for claim, key in (("accuracy", "accuracy_evidence"), ("cold_start", "cold_evidence"), ("text", "text_evidence"),
+                       ("diversity", "diversity_evidence")):
         rows = s[key]
         assert rows and all(r["ci_low"] <= r["estimate"] <= r["ci_high"] or r["outcome"] == "undefined" for r in rows)
-        assert any(verdict(r["outcome"] for r in rows) == v["verdict"] for v in verdicts.values())
+        assert verdict(r["outcome"] for r in rows) == verdicts[claim_text(claim).split(" (")[0]]["verdict"], claim
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
     assert all(n > 0 for n in s["cold_segments"].values())
     assert all(0.3 < r["single AUC"] < 1 for r in s["cold_table"])
     div = {r["model"]: r for r in s["diversity"]}
     assert set(div) == {"shared_bottom", "single_item"} and all(0 < r["coverage"] <= 1 for r in div.values())
-    assert s["time_ratios"]["MTL / all three single-task models"] < s["time_ratios"]["MTL / one single-task model"]
+    # The two measured claims: their verdicts follow from the recorded numbers by the stated rules.
+    ratios = s["time_ratios"]
+    slow, cheaper = ratios["MTL / one single-task model"] > 1.1, ratios["MTL / all three single-task models"] < 1.0
+    assert verdicts[claim_text("slow").split(" (")[0]]["verdict"] == (
+        "mixed" if slow and cheaper else ("supported" if slow else "not supported"))
     assert {r["task"] for r in s["overfitting"]} == {"interest", "item", "behaviour"}
-    assert all(r["rise above best valid"] >= 0 for r in s["overfitting"])
+    plain = [r for r in s["overfitting"] if r["regularisation"] == "none"] or \
+        [r for r in s["overfitting"] if r["regularisation"] == "dropout 0.1 (default)"]
+    assert plain
+    overfits = any(r["rise above best valid"] > 0.01 * r["valid loss"] for r in plain)
+    assert verdicts[claim_text("overfitting").split(" (")[0]]["verdict"] == ("supported" if overfits else "not supported")
     assert (fast_report / "07_article_claims" / "figures" / "overfitting_curves.png").stat().st_size > 5_000
 
 
@@ -175,8 +256,11 @@ def test_08_sharing_mechanisms(fast_report):
     assert all(r["n"] >= 2 for r in s["synthetic_summary"])
     assert {r["comparison"].split(" at ")[0] for r in s["synthetic_tests"]} == {
         "mmoe vs shared_bottom", "omoe vs shared_bottom", "mmoe vs omoe"}
-    assert len(s["paper_check"]) == 3 and all(isinstance(r["seen here?"], bool) for r in s["paper_check"])
-    assert all(0.7 < r["interest_auc"] < 0.95 for r in s["experts"])
+    checks = {r["paper's finding"]: r["seen here?"] for r in s["paper_check"]}
+    assert len(checks) == 3
+    least = min(s["synthetic_degradation"], key=lambda r: r["growth_pct"])["model"]
+    assert checks["MMoE degrades least as p falls"] == (least == "mmoe")
+    assert all(r["interest_auc"] > 0.5 + AUC_MARGIN for r in s["experts"])
     for g in s["gates"]:
         assert 0 <= g["entropy"] <= g["uniform_entropy"] + 1e-6 and 0 < g["max_share"] <= 1
     assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
@@ -184,8 +268,9 @@ def test_08_sharing_mechanisms(fast_report):
         assert (fast_report / "08_sharing_mechanisms" / "figures" / fig).stat().st_size > 5_000
 
 
-def test_09_headline_results(fast_report):
+def test_09_headline_results(fast_report, fast_data):
     from mtrec_study import headline as H
+    from mtrec_study.prepare import split_indices
 
     s = _summary(fast_report, "09_headline_results")
     results = s["results"]
@@ -202,7 +287,15 @@ def test_09_headline_results(fast_report):
     assert {"BaselineOnly (default)", "BaselineOnly (tuned)", "SVD (default)", "SVD (tuned)",
             "single_behaviour"} <= models
     assert all(r["n"] == s["cv_folds"] for r in s["rmse_tests"])  # fold by fold, paired
-    assert all(0.8 < r[m] < 1.2 for r in s["rmse_by_fold"] for m in r if m != "fold")
+    # Fold by fold, every rating model beats the per-item mean of that fold's own training part.
+    preset, inter = fast_data
+    assert len(s["rmse_by_fold"]) == s["cv_folds"]
+    for r in s["rmse_by_fold"]:
+        idx = split_indices(inter, "kfold", seed=preset["SEED"], fold=int(r["fold"]), k=s["cv_folds"])
+        base = item_mean_baseline(inter, idx)["rmse"]
+        for m in r:
+            if m != "fold":
+                assert r[m] < base - RMSE_MARGIN, (r["fold"], m, r[m], base)
     assert {r["protocol"] for r in s["ranking"]} == {"loo", "random"}
     assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "bpr", "popularity"}
     assert {r["model"] for r in s["costs"]} >= {"mtl", "bpr", "logreg", "SVD (tuned)"}
