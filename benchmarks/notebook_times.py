@@ -25,6 +25,7 @@ from mtrec_study.results import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 MARKER = "<!-- run-time -->"
 PARAMS_NOTE = "# Defaults:"
+PARAMS_NOTE_2 = "# Full study:"
 WORDS_PER_MINUTE = 200  # prose
 CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
 
@@ -59,10 +60,11 @@ def notes(stem: str, nb: dict, times: dict, machine: dict) -> tuple[str, str]:
     """The markdown line and the parameters-cell comment for one notebook."""
     fast, full = _duration(times.get("fast", {}).get(stem)), _duration(times.get("full", {}).get(stem))
     cpus = f"{machine.get('cpus', '?')} CPU cores" if machine else "this machine"
-    line = (f"{MARKER}*Reading time {reading_minutes(nb)} min. Run time on {cpus}: {fast} with the defaults "
+    # The marker is an HTML block of its own line, so the note below it renders as Markdown.
+    line = (f"{MARKER}\n*Reading time {reading_minutes(nb)} min. Run time on {cpus}: {fast} with the defaults "
             f"below (the fast preset), {full} with the full preset (`make report`).*")
-    comment = (f"{PARAMS_NOTE} quick settings (the fast preset), {fast} on {cpus}. For the full study run "
-               f"`make report`, or papermill with `-f ../params/full.yaml` ({full} for this notebook).")
+    comment = (f"{PARAMS_NOTE} quick settings (the fast preset), {fast} on {cpus}.\n"
+               f"{PARAMS_NOTE_2} `make report`, or papermill with `-f ../params/full.yaml` ({full} for this notebook).")
     return line, comment
 
 
@@ -73,9 +75,9 @@ def apply(path: Path, times: dict, machine: dict) -> bool:
     first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
     params = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
     md = "".join(first["source"])
-    md = re.sub(rf"\n*{re.escape(MARKER)}[^\n]*", "", md).rstrip("\n") + "\n\n" + line
+    md = re.sub(rf"\n*{re.escape(MARKER)}[^\n]*(\n\*Reading time[^\n]*)?", "", md).rstrip("\n") + "\n\n" + line
     src = "".join(params["source"])
-    src = "\n".join(ln for ln in src.splitlines() if not ln.startswith(PARAMS_NOTE))
+    src = "\n".join(ln for ln in src.splitlines() if not ln.startswith((PARAMS_NOTE, PARAMS_NOTE_2)))
     src = comment + "\n" + src
     changed = md != "".join(first["source"]) or src != "".join(params["source"])
     first["source"], params["source"] = md.splitlines(keepends=True), src.splitlines(keepends=True)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from mtrec_study.config import show_progress
 from mtrec_study.datasets.synthetic import MMOE_DIM, make_mmoe_tasks
 from mtrec_study.evaluation import as_tidy, tidy_rows
 from mtrec_study.models.layers import MixtureOfExperts, mlp
@@ -78,7 +79,7 @@ def mmoe_synthetic_study(ps=(0.5, 0.7, 0.9, 1.0), seeds=(0, 1, 2, 3, 4), models=
     """
     rows = []
     grid = [(m, p, s) for p in ps for s in seeds for m in models]
-    for model, p, seed in tqdm(grid, desc="MMoE synthetic study", unit="run", disable=not progress):
+    for model, p, seed in tqdm(grid, desc="MMoE synthetic study", unit="run", disable=not show_progress(progress)):
         out = run_synthetic(model, p, seed, **kwargs)
         rows += tidy_rows({"test_mse_task1": out["task1"], "test_mse_task2": out["task2"],
                            "test_mse_total": out["total"]}, model, "synthetic", f"p={p:g}", seed)

@@ -25,6 +25,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MTREC_CACHE_DIR", PROJECT_ROOT / "data" / "cache"))
 
 
+def show_progress(progress: bool = True) -> bool:
+    """Whether to draw a progress bar: ``progress``, unless ``TQDM_DISABLE`` is set.
+
+    tqdm reads ``TQDM_DISABLE`` only where a bar's ``disable`` is not given, and its notebook bar
+    never reads it; the report sets it so that executed notebooks hold no frozen bar lines.
+
+    Introduced in notebooks/04_training.ipynb.
+    """
+    return progress and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
+
+
 # Canonical columns, whatever the source of the data.
 USER = "user_id"
 ITEM = "item_id"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from mtrec_study.config import show_progress
 from mtrec_study.datasets import RatingsData
 from mtrec_study.evaluation import (
     as_tidy,
@@ -90,7 +91,7 @@ def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, 
     ranked = set(ranked)
     sample = sample_test_users(prepared, rank_users, seed) if ranked else None
     frames, outcomes = [], {}
-    for name, cfg in tqdm(runs.items(), desc=f"{protocol} fold {fold}", unit="model", disable=not progress,
+    for name, cfg in tqdm(runs.items(), desc=f"{protocol} fold {fold}", unit="model", disable=not show_progress(progress),
                           leave=False):
         cfg = dict(cfg)
         view = cfg.pop("view", None)
@@ -142,7 +143,7 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
     """
     protocol = f"{k}-fold CV"
     frames, outcomes, prepared_by_fold = [], {}, {}
-    for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not progress):
+    for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not show_progress(progress)):
         prepared = prepare_tasks(data, "kfold", seed=seed, neg_ratio=neg_ratio, fold=fold, k=k)
         res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep, views, ranked, ks,
                             rank_users, seed + fold)

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn import metrics as skm
 
-from mtrec_study.config import TASK_TYPES
+from mtrec_study.config import TASK_TYPES, show_progress
 
 DEFAULT_KS = (5, 10, 20)
 BINARY_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "logloss", "ece", "gauc")
@@ -412,7 +412,7 @@ def rank_in_blocks(score_block: Callable[[np.ndarray], np.ndarray], users: np.nd
     list_k = list_k or max(ks)
     frames, lists = [], []
     starts = range(0, len(users), block_size)
-    for start in tqdm(starts, desc="ranking", unit="block", disable=not progress):
+    for start in tqdm(starts, desc="ranking", unit="block", disable=not show_progress(progress)):
         u = users[start:start + block_size]
         s = np.asarray(score_block(u), dtype="float64")
         if exclude is not None:

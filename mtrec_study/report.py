@@ -44,12 +44,13 @@ from pathlib import Path
 
 from mtrec_study.config import PROJECT_ROOT, REPORTS_DIR
 from mtrec_study.params import load_preset, notebooks, params_for_notebooks
-from mtrec_study.report_index import write_index
+from mtrec_study.report_index import FigureNotDrawn, update_readme_findings, write_index
 from mtrec_study.results import atomic_write_text
 
 PACKAGES = ("tensorflow", "keras", "keras-hub", "numpy", "pandas", "scikit-learn", "scipy",
             "matplotlib", "papermill", "nbconvert", "tqdm", "safetensors")
 MANIFEST = "manifest.json"
+README_PRESET = "full"  # whose findings README.md shows (between its findings markers)
 
 
 class ReportError(RuntimeError):
@@ -362,7 +363,25 @@ def render_html(notebook: Path, dest: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
-    atomic_write_text(dest, body.replace("</head>", CJK_STYLE + "</head>", 1))
+    atomic_write_text(dest, report_links(body.replace("</head>", CJK_STYLE + "</head>", 1)))
+
+
+def report_links(html: str) -> str:
+    """Point a rendered notebook's links at the report's pages instead of the source tree.
+
+    In ``notebooks/`` a glossary link reads ``00_overview.ipynb#g-…`` and an exercise's
+    ``solutions/NN_name.md``; in the report the page lies in ``NN_name/NN_name.html`` and the
+    solutions in ``solutions/`` beside the index.
+    """
+    html = re.sub(r'href="(\d\d_[A-Za-z0-9_]+)\.ipynb(#[^"]*)?"', r'href="../\1/\1.html\2"', html)
+    return re.sub(r'href="solutions/([^"/]+)"', r'href="../solutions/\1"', html)
+
+
+def copy_solutions(notebooks_dir: Path | None, report_dir: Path) -> None:
+    """Copy the exercises' solutions (``notebooks/solutions/``) next to the report's index."""
+    folder = notebooks_dir / "solutions" if notebooks_dir else None
+    if folder is not None and folder.is_dir():
+        shutil.copytree(folder, report_dir / "solutions", dirs_exist_ok=True)
 
 
 # The article's Chinese section titles render with a CJK font where one is installed (Noto CJK on
@@ -666,7 +685,11 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                     ordered = [runs[p.stem] for p in paths if p.stem in runs]
                     atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "jobs": jobs,
                                                                   "notebooks": [r.__dict__ for r in ordered]}, indent=2))
-                    write_index(tmp, name, ordered, environment_stamp(name, values, jobs), jobs)
+                    copy_solutions(paths[0].parent if paths else None, tmp)
+                    try:
+                        write_index(tmp, name, ordered, environment_stamp(name, values, jobs), jobs)
+                    except FigureNotDrawn as exc:
+                        raise ReportError(str(exc)) from exc
                 except BaseException as exc:
                     signals.defer = True  # a second Ctrl-C does not cut the cleanup short
                     keep = out_root / f"{name}-failed.ipynb"
@@ -693,6 +716,8 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                     os.replace(final, backup)
                 os.replace(tmp, final)
                 shutil.rmtree(backup, ignore_errors=True)
+                if name == README_PRESET and out_root.resolve() == REPORTS_DIR.resolve() and not only:
+                    update_readme_findings(final)  # the front page shows what the full study found
     except _Interrupt as stop:
         parts = [f"interrupted by {signal.Signals(stop.signum).name} after {time.perf_counter() - begun:.0f} s",
                  *([f"stopped {kernels.killed} running kernel(s)"] if kernels.killed else []),

@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 from keras import ops
 
-from mtrec_study.config import TASK_TYPES
+from mtrec_study.config import TASK_TYPES, show_progress
 from mtrec_study.losses import task_loss
 from mtrec_study.models.zoo import build_model, loss_tasks
 from mtrec_study.prepare import PreparedData, TaskSet
@@ -279,7 +279,8 @@ class _EpochBar(keras.callbacks.Callback):
         from tqdm.auto import tqdm
 
         # delay: trainings shorter than 2 s never draw a bar (keeps executed notebooks readable)
-        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False, delay=2.0)
+        self.bar = tqdm(total=self.epochs, desc=self.desc, unit="epoch", leave=False, delay=2.0,
+                        disable=not show_progress())
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix_str(f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.4f}")

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from mtrec_study.config import show_progress
 from mtrec_study.datasets import RatingsData
 from mtrec_study.prepare import PreparedData
 from mtrec_study.results import atomic_write_text
@@ -139,7 +140,7 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
         if stray:
             raise ValueError(f"model {model!r}: unknown split {stray[0]!r}; valid: {', '.join(splits)}")
     frames = []
-    bar = tqdm(total=sum(len(v) for v in scores.values()), desc="tuning", disable=not progress)
+    bar = tqdm(total=sum(len(v) for v in scores.values()), desc="tuning", disable=not show_progress(progress))
     for split, build in splits.items():
         todo = [m for m in scores if split in scores[m]]
         if not todo:

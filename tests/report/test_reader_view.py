@@ -62,7 +62,7 @@ def test_notebook_html_embeds_images_that_decode(fast_report):
         for data in embedded:
             assert min(_decode_png(data)) > 100, name
         shown += len(embedded)
-        assert '<meta charset="utf-8"' in html.lower(), name
+        assert '<meta charset="utf-8"' in html.lower() and "Noto Sans CJK" in html, name
     assert shown >= len(KEY_FIGURES)
 
 
@@ -213,10 +213,32 @@ def test_a_reader_sees_findings_and_figures_in_chromium(fast_report, tmp_path):
         for href in hrefs:
             if not href.startswith(("http", "#")):
                 assert (fast_report / href).exists(), href
+        assert not errors, errors  # the index needs nothing from the network
+        # (A notebook page asks a CDN for MathJax and require.js, which fails offline; its figures are embedded.)
         page.goto((fast_report / "04_training" / "04_training.html").as_uri(), wait_until="load")
         page.screenshot(path=str(shots / "04_training.png"), full_page=False)
         widths = page.evaluate("() => Array.from(document.images).map(i => i.naturalWidth)")
         assert len(widths) >= 3 and all(w > 0 for w in widths), widths
         browser.close()
-    assert not errors, errors
     assert (shots / "index-first-screen.png").stat().st_size > 20_000
+
+
+def test_links_inside_notebook_pages_resolve_in_the_report(fast_report):
+    """Glossary and solution links written for notebooks/ point at the report's own pages."""
+    anchors = {}
+    for name, _ in _executed(fast_report):
+        page = fast_report / name / f"{name}.html"
+        html = page.read_text(encoding="utf-8")
+        anchors[page.resolve()] = set(re.findall(r'\bid="([^"]+)"', html))
+    checked = 0
+    for page in anchors:
+        for href in re.findall(r'href="([^"]+)"', page.read_text(encoding="utf-8")):
+            if href.startswith(("http", "#", "data:", "mailto:")):
+                continue
+            target, _, anchor = href.partition("#")
+            path = (page.parent / target).resolve()
+            assert path.exists(), f"{page.name}: {href}"
+            if anchor and path in anchors:
+                assert anchor in anchors[path], f"{page.name}: {href} (no such anchor)"
+            checked += 1
+    assert checked > 0
