@@ -36,7 +36,8 @@ MODULES = {
     "losses": ("mtrec_study/losses.py", None, PURE_MATH),
     "weighting": ("mtrec_study/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
     "metrics": ("mtrec_study/metrics.py", None, ["tests/unit/test_metrics.py"]),
-    "prepare": ("mtrec_study/prepare.py", None, ["tests/unit/test_prepare.py", "tests/unit/test_mutation_gaps.py"]),
+    "prepare": ("mtrec_study/prepare.py", None,
+                ["tests/unit/test_prepare.py", "tests/unit/test_prepare_details.py", "tests/unit/test_mutation_gaps.py"]),
     "evaluation (sampler)": ("mtrec_study/evaluation.py",
                              ["mtrec_study.evaluation.x_sampled_candidates__mutmut_*",
                               "mtrec_study.evaluation.x_sampled_ranking__mutmut_*"],
@@ -54,6 +55,37 @@ EQUIVALENT = {
     ("masked_mean", 'mask = ops.cast(mask, None)'):
         "keras casts to dtype None as to floatx() (float32); every caller passes float32 values",
 }
+ZIP_WHY = "the error message's zip: the shape check above guarantees one λ per task, so strict never fires"
+for _msg in ('raise ValueError(f"λ must be non-negative, got {dict(zip(tasks, lam.tolist(), %s))}")',
+             'raise ValueError(f"all λ are zero: nothing would be trained ({dict(zip(tasks, lam.tolist(), %s))})")'):
+    for _strict in ("strict=None", "strict=False", ""):
+        EQUIVALENT[("check_lambdas", _msg % _strict)] = ZIP_WHY
+EQUIVALENT.update({
+    ("dwa_weights", 'hist = np.asarray(history, dtype=None)'):
+        "per-epoch losses are floats: numpy infers float64, the same dtype",
+    ("dwa_weights", 'hist = np.asarray(history, )'):
+        "per-epoch losses are floats: numpy infers float64, the same dtype",
+    ("dwa_weights", 'k = hist.shape[1] if hist.ndim == 2 else 1'):
+        "differs only for a history that is not a list of per-epoch loss lists (not a valid input)",
+    ("dwa_weights", 'return np.ones(k and len(history[0]) if len(history) else 0)'):
+        "for a valid history k equals len(history[0]), so `k or n` and `k and n` are the same number",
+    ("pcgrad", 'coef = ops.where(dot <= 0, dot / ops.maximum(ops.sum(gj * gj), 1e-20), 0.0)'):
+        "at dot = 0 the projection coefficient is 0 either way",
+    ("gradnorm_step", 'k = ops.cast(ops.shape(weights)[0], None)'):
+        "keras casts to dtype None as to floatx(), which is float32: the same cast",
+    ("setup", 'lam = self.lambdas if self.lambdas is not None else np.ones(len(tasks), None)'):
+        "the ones go through check_lambdas and .astype('float32') on the next line",
+    ("setup", 'lam = self.lambdas if self.lambdas is not None else np.ones(len(tasks), )'):
+        "the ones go through check_lambdas and .astype('float32') on the next line",
+    ("setup", 'super().setup(None, tasks, regression)'):
+        "Weighting.setup never uses the trainer (only the subclasses add weights to it)",
+    ("setup", 'self.log_vars = trainer.add_weight(shape=(len(tasks),), initializer="zeros", name="log_vars", )'):
+        "add_weight's trainable defaults to True",
+    ("on_epoch_end", 'self.history.append(np.asarray(task_losses, dtype=None))'):
+        "epoch losses are floats: numpy infers float64, the same dtype",
+    ("on_epoch_end", 'self.history.append(np.asarray(task_losses, ))'):
+        "epoch losses are floats: numpy infers float64, the same dtype",
+})
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
 

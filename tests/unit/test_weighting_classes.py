@@ -118,5 +118,60 @@ def test_dwa_weights_edge_cases():
     assert W.dwa_weights([]).tolist() == []
     # A zero loss two epochs back does not divide by zero.
     np.testing.assert_allclose(W.dwa_weights([[0.0, 1.0], [1.0, 1.0]]), [2.0, 0.0], atol=1e-9)
-    # Only the last two epochs count.
-    np.testing.assert_allclose(W.dwa_weights([[9.0, 1.0], [1.0, 1.0], [1.0, 1.0]]), [1.0, 1.0])
+
+
+def test_strategy_weights_are_named_shaped_and_typed():
+    """The variables' names appear in logs and saved trainers; their shapes and dtypes are fixed."""
+    u, d, g = (W.make_weighting(n) for n in ("uncertainty", "dwa", "gradnorm"))
+    for s in (u, d, g):
+        _setup(s)
+    assert u.log_vars.name == "log_vars" and u.log_vars.trainable is True
+    assert d.w.name == "dwa_weights" and d.w.trainable is False
+    assert g.w.name == "gradnorm_weights" and g.w.trainable is False
+    assert g.initial.name == "gradnorm_l0" and g.initial.trainable is False and tuple(g.initial.shape) == (3,)
+    for s in (u, d, g):
+        np.testing.assert_array_equal(s.regression, [0, 0, 1])
+        assert s.lam.dtype == np.float32
+    assert W.make_weighting("fixed", lambdas=[1, 0, 2]).lambdas.dtype == np.float32
+    assert W.check_lambdas([1, 0, 2], TASKS).dtype == np.float64
+
+
+def test_defaults_and_lambdas_reach_every_strategy():
+    assert W.make_weighting("dwa").temperature == 2.0
+    g = W.make_weighting("gradnorm")
+    assert (g.alpha, g.lr) == (1.5, 0.025)
+    assert W.make_weighting("dwa", temperature=0.5).temperature == 0.5  # below 1 is allowed
+    assert W.dwa_weights([[1.0, 1.0], [0.5, 1.0]], temperature=0.5).sum() == pytest.approx(2.0)
+    for name in ("dwa", "gradnorm", "pcgrad", "uncertainty"):
+        s = W.make_weighting(name, lambdas=[1.0, 2.0, 3.0])
+        assert s.config()["lambdas"] == [1.0, 2.0, 3.0], name
+    hist = [[1.0, 1.0], [0.5, 1.0]]
+    np.testing.assert_allclose(W.dwa_weights(hist), W.dwa_weights(hist, temperature=2.0))
+    # A strategy's own temperature is the one used at the end of an epoch.
+    s = W.make_weighting("dwa", temperature=0.5)
+    _setup(s)
+    for epoch, losses in enumerate(([1.0, 1.0, 1.0], [0.5, 1.0, 2.0])):
+        s.on_epoch_end(epoch, losses)
+    np.testing.assert_allclose(np.asarray(s.weights()), W.dwa_weights([[1.0, 1.0, 1.0], [0.5, 1.0, 2.0]], 0.5),
+                               rtol=1e-6)
+
+
+def test_dwa_uses_the_last_two_epochs_of_a_longer_history():
+    e = np.exp(np.array([2.0, 1.0]) / 2.0)
+    np.testing.assert_allclose(W.dwa_weights([[9.0, 1.0], [1.0, 1.0], [2.0, 1.0]]), 2 * e / e.sum())
+
+
+def test_pcgrad_edge_cases_by_hand():
+    # Three parameters, two tasks: the projection runs over tasks, not parameters.
+    g = np.array([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0]], "float32")
+    p1 = g[0] - (g[0] @ g[1]) / (g[1] @ g[1]) * g[1]
+    p2 = g[1] - (g[1] @ g[0]) / (g[0] @ g[0]) * g[0]
+    np.testing.assert_allclose(np.asarray(W.pcgrad(g)), p1 + p2, rtol=1e-6)
+    # A small positive dot product is agreement: nothing is projected.
+    a = np.array([[1.0, 0.0], [0.5, 1.0]], "float32")
+    np.testing.assert_allclose(np.asarray(W.pcgrad(a)), a.sum(axis=0), rtol=1e-6)
+    # Small conflicting gradients are projected exactly (no floor on |g_j|² but 1e-20).
+    s = np.array([[0.1, 0.0], [-0.1, 0.1]], "float32")
+    q1 = s[0] - (s[0] @ s[1]) / (s[1] @ s[1]) * s[1]
+    q2 = s[1] - (s[1] @ s[0]) / (s[0] @ s[0]) * s[0]
+    np.testing.assert_allclose(np.asarray(W.pcgrad(s)), q1 + q2, rtol=1e-5)
