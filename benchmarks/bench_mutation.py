@@ -86,6 +86,22 @@ EQUIVALENT.update({
     ("on_epoch_end", 'self.history.append(np.asarray(task_losses, ))'):
         "epoch losses are floats: numpy infers float64, the same dtype",
 })
+INT64_WHY = "the id columns and the item index are already int64: to_numpy() keeps the dtype"
+EQUIVALENT.update({
+    ("sampled_candidates", 'positives = {int(u): g.to_numpy(None) for u, g in inter.groupby("user_id")["item_id"]}'): INT64_WHY,
+    ("sampled_candidates", 'users = test["user_id"].to_numpy(None)'): INT64_WHY,
+    ("sampled_candidates", 'negs = sample_eval_negatives(users, positives, prepared.data.items.index.to_numpy(None), n_negatives,'):
+        INT64_WHY,
+    ("sampled_candidates", 'return users, np.concatenate([test["item_id"].to_numpy(None)[:, None], negs], axis=1)'): INT64_WHY,
+    ("sampled_ranking", 'scores = np.asarray(scorer(np.repeat(users, cand.shape[1]), cand.ravel()), dtype=None).reshape(cand.shape)'):
+        "ranking_metrics turns the scores into float64 itself (check_scores)",
+    ("sampled_ranking", 'scores = np.asarray(scorer(np.repeat(users, cand.shape[1]), cand.ravel()), ).reshape(cand.shape)'):
+        "ranking_metrics turns the scores into float64 itself (check_scores)",
+    ("sampled_ranking", 'relevant = np.zeros(cand.shape, None)'):
+        "ranking_metrics reads relevance as bool; 0.0/1.0 floats give the same mask",
+    ("sampled_ranking", 'relevant = np.zeros(cand.shape, )'):
+        "ranking_metrics reads relevance as bool; 0.0/1.0 floats give the same mask",
+})
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
 

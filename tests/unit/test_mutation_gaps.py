@@ -267,3 +267,24 @@ def test_changing_the_test_interactions_moves_nothing_that_is_fitted(prepared, m
         pd.testing.assert_frame_equal(first, second)
     with pytest.raises(tuning.TestSplitSealed):
         _ = tuning.validation_view(other).test.pairs
+
+
+def test_sampled_ranking_defaults_are_the_ncf_protocol_and_pass_their_settings(wide):
+    """Defaults: 99 negatives, seed 0; without ``candidates`` it draws them itself with its own
+    ``n_negatives`` and ``seed``; the tie rule reaches the metrics."""
+    users, cand = E.sampled_candidates(wide)
+    u99, c99 = E.sampled_candidates(wide, 99, 0)
+    np.testing.assert_array_equal(cand, c99)
+    np.testing.assert_array_equal(users, u99)
+    assert cand.shape[1] == 100
+
+    def tied(u, i):  # few distinct scores, so the tie rule matters
+        return (np.asarray(i) % 3).astype(float)
+
+    own = E.sampled_ranking(wide, tied)
+    pd.testing.assert_frame_equal(own, E.sampled_ranking(wide, tied, candidates=(u99, c99)))
+    other = E.sampled_ranking(wide, tied, n_negatives=49, seed=5)
+    pd.testing.assert_frame_equal(other, E.sampled_ranking(wide, tied, candidates=E.sampled_candidates(wide, 49, 5)))
+    assert not other.equals(own)
+    optimistic = E.sampled_ranking(wide, tied, ties="optimistic", candidates=(u99, c99))
+    assert (optimistic["hr@10"] >= own["hr@10"]).all() and optimistic["hr@10"].mean() > own["hr@10"].mean()
