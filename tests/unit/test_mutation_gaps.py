@@ -278,13 +278,14 @@ def test_sampled_ranking_defaults_are_the_ncf_protocol_and_pass_their_settings(w
     np.testing.assert_array_equal(users, u99)
     assert cand.shape[1] == 100
 
-    def tied(u, i):  # few distinct scores, so the tie rule matters
-        return (np.asarray(i) % 3).astype(float)
+    def tied(u, i):  # 50 distinct scores over 100 candidates: ties matter, and so does each draw
+        return (np.asarray(i) % 50).astype(float)
 
     own = E.sampled_ranking(wide, tied)
     pd.testing.assert_frame_equal(own, E.sampled_ranking(wide, tied, candidates=(u99, c99)))
     other = E.sampled_ranking(wide, tied, n_negatives=49, seed=5)
     pd.testing.assert_frame_equal(other, E.sampled_ranking(wide, tied, candidates=E.sampled_candidates(wide, 49, 5)))
     assert not other.equals(own)
+    assert not E.sampled_ranking(wide, tied, seed=1).equals(own)  # the seed reaches the draw
     optimistic = E.sampled_ranking(wide, tied, ties="optimistic", candidates=(u99, c99))
     assert (optimistic["hr@10"] >= own["hr@10"]).all() and optimistic["hr@10"].mean() > own["hr@10"].mean()
