@@ -13,17 +13,21 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "dist"
 ROOT = HERE.parent
 ASSIGNMENTS = ("a1_mtl_loss", "a2_ranking_metrics", "a3_mmoe_gate", "a4_ablation")
-FIELDS = ("submission", "assignment", "question", "score", "max_score", "status", "reason")
+FIELDS = ("submission", "assignment", "question", "score", "max_score", "status", "public", "reason")
+# A line that names an exception, e.g. "AssertionError" or "TypeError: ...", not code that mentions one.
+ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: .*)?$")
 
 
 def _env() -> dict:
@@ -35,11 +39,14 @@ def _env() -> dict:
     return env
 
 
-def build(names: list[str] | None = None, dist: Path = DIST) -> dict[str, Path]:
+def build(names: list[str] | None = None, dist: Path = DIST, run_tests: bool = True) -> dict[str, Path]:
     """Run ``otter assign`` on each master; return ``{name: autograder zip}``.
 
-    The student notebook lands in ``dist/<name>/student/<name>.ipynb``. The output folder is
-    written under a temporary name and renamed, so a failed build never leaves a half-built one.
+    The student notebook lands in ``dist/<name>/student/<name>.ipynb``; its first cell defines
+    ``grader`` (``init_cell: true``), so its ``grader.check`` cells run in JupyterLab. The output
+    folder is written under a temporary name and renamed, so a failed build never leaves a
+    half-built one. ``run_tests=False`` skips otter's own run of the solution against the tests
+    (the test suite grades the solution itself, through ``grade``).
     """
     names = names or list(ASSIGNMENTS)
     unknown = sorted(set(names) - set(ASSIGNMENTS))
@@ -51,7 +58,8 @@ def build(names: list[str] | None = None, dist: Path = DIST) -> dict[str, Path]:
         master = HERE / name / f"{name}.ipynb"
         tmp = Path(tempfile.mkdtemp(dir=dist, prefix=f".{name}-"))
         try:
-            proc = subprocess.run([sys.executable, "-m", "otter", "assign", str(master), str(tmp)],
+            cmd = [sys.executable, "-m", "otter", "assign", str(master), str(tmp)]
+            proc = subprocess.run(cmd + ([] if run_tests else ["--no-run-tests"]),
                                   cwd=master.parent, env=_env(), capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 raise SystemExit(f"otter assign failed for {master}:\n{(proc.stderr or proc.stdout)[-3000:]}")
@@ -103,6 +111,7 @@ def grade_one(path: Path, dist: Path = DIST, timeout: int = 900) -> list[dict]:
             return [{**base, "question": "all", "score": 0, "max_score": "", "status": "error",
                      "reason": f"otter run produced no results (exit {proc.returncode}): {tail[0][:300]}"}]
         tests = json.loads(results.read_text())["tests"]
+    public = next((t.get("output", "") for t in tests if t["name"] == "Public Tests"), "")
     rows = []
     for t in tests:
         if t["name"] == "Public Tests" or "max_score" not in t:
@@ -112,12 +121,10 @@ def grade_one(path: Path, dist: Path = DIST, timeout: int = 900) -> list[dict]:
         if failed:
             lines = [ln.strip() for ln in t.get("output", "").splitlines() if ln.strip()]
             # The first error is the cause; later ones often follow from it.
-            error = next((ln for ln in lines if ("Error" in ln or "Exception" in ln) and "raised" not in ln),
-                         "a test failed")
-            reason = error[:300]
+            reason = next((ln for ln in lines if ERROR_LINE.match(ln)), "a test failed")[:300]
         rows.append({**base, "question": t["name"], "score": t.get("score", 0), "max_score": t["max_score"],
                      "status": ("failed" if not t.get("score") else "partial") if failed else "passed",
-                     "reason": reason})
+                     "public": _public_status(public, t["name"]), "reason": reason})
     master = json.loads((HERE / name / f"{name}.ipynb").read_text())
     for cell in master["cells"]:
         src = "".join(cell["source"])
@@ -125,19 +132,31 @@ def grade_one(path: Path, dist: Path = DIST, timeout: int = 900) -> list[dict]:
             q = next(ln.split(":", 1)[1].strip() for ln in src.splitlines() if ln.startswith("name:"))
             pts = next(ln.split(":", 1)[1].strip() for ln in src.splitlines() if ln.startswith("points:"))
             rows.append({**base, "question": q, "score": "", "max_score": pts, "status": "manual",
-                         "reason": "graded by hand"})
+                         "reason": "graded by hand: rubric in the master's model answer and assignments/README.md"})
     return rows
 
 
-def grade(submissions: Path, out: Path, dist: Path = DIST) -> Path:
-    """Grade every ``*.ipynb`` under ``submissions`` into one CSV (written atomically)."""
+def _public_status(public_output: str, question: str) -> str:
+    """``passed`` or ``failed``: what the student saw from ``grader.check`` (the public tests only)."""
+    if f"{question} results: All test cases passed!" in public_output:
+        return "passed"
+    return "failed" if f"{question} results:" in public_output else ""
+
+
+def grade(submissions: Path, out: Path, dist: Path = DIST, jobs: int = 1) -> Path:
+    """Grade every ``*.ipynb`` under ``submissions`` into one CSV (written atomically).
+
+    ``jobs`` submissions are graded at once (each ``otter run`` is its own process); rows keep the
+    sorted order of the files whatever the order in which they finish.
+    """
     paths = sorted(Path(submissions).rglob("*.ipynb"))
     if not paths:
         raise SystemExit(f"no notebooks (*.ipynb) under {submissions}")
     rows = []
-    for p in paths:
-        rows += grade_one(p, dist)
-        print(f"graded {p.name}")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for p, graded in zip(paths, pool.map(lambda p: grade_one(p, dist), paths), strict=True):
+            rows += graded
+            print(f"graded {p.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
     with os.fdopen(fd, "w", newline="") as fh:
@@ -157,11 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("grade", help="grade a folder of submitted notebooks into a CSV")
     g.add_argument("submissions", type=Path)
     g.add_argument("--out", type=Path, default=DIST / "grades.csv")
+    g.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     args = ap.parse_args(argv)
     if args.cmd == "build":
         build(args.names or None)
     else:
-        grade(args.submissions, args.out)
+        grade(args.submissions, args.out, jobs=args.jobs)
     return 0
 
 
