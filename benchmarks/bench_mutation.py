@@ -86,6 +86,17 @@ EQUIVALENT.update({
     ("on_epoch_end", 'self.history.append(np.asarray(task_losses, ))'):
         "epoch losses are floats: numpy infers float64, the same dtype",
 })
+NONE_TRAINABLE = "keras's add_weight stores trainable=None as False (checked: not in trainable_weights)"
+EQUIVALENT.update({
+    ("on_epoch_end", 'self.w.assign(dwa_weights(self.history, self.temperature).astype(None))'):
+        "assigning float64 to the float32 variable casts it to float32: the same values",
+    ("setup", 'self.w = trainer.add_weight(shape=(len(tasks),), initializer="ones", name="dwa_weights", trainable=None)'):
+        NONE_TRAINABLE,
+    ("setup", 'self.w = trainer.add_weight(shape=(len(tasks),), initializer="ones", name="gradnorm_weights", trainable=None)'):
+        NONE_TRAINABLE,
+    ("setup", 'self.initial = trainer.add_weight(shape=(len(tasks),), initializer="zeros", name="gradnorm_l0", trainable=None)'):
+        NONE_TRAINABLE,
+})
 INT64_WHY = "the id columns and the item index are already int64: to_numpy() keeps the dtype"
 EQUIVALENT.update({
     ("sampled_candidates", 'positives = {int(u): g.to_numpy(None) for u, g in inter.groupby("user_id")["item_id"]}'): INT64_WHY,
