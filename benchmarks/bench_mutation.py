@@ -113,6 +113,37 @@ EQUIVALENT.update({
     ("sampled_ranking", 'relevant = np.zeros(cand.shape, )'):
         "ranking_metrics reads relevance as bool; 0.0/1.0 floats give the same mask",
 })
+SORT_WHY = "pandas ignores kind= when sorting by several columns (a stable lexicographic sort)"
+FRAC_WHY = "a fraction of 1 or more already fails valid_frac + test_frac < 1 (the other one is >= 0)"
+PROB0_WHY = "rng.random() equals the threshold exactly with probability 0"
+FALSY_WHY = "None is falsy: the same as False"
+for _kind in ("kind=None", "", 'kind="XXstableXX"', 'kind="STABLE"'):
+    EQUIVALENT[("_user_order", f'order = inter.sort_values(["user_id", "timestamp", "item_id"], {_kind})')] = SORT_WHY
+for _cond in ("0 <= valid_frac <= 1 and 0 < test_frac < 1", "0 <= valid_frac < 2 and 0 < test_frac < 1",
+              "0 <= valid_frac < 1 and 0 < test_frac <= 1", "0 <= valid_frac < 1 and 0 < test_frac < 2"):
+    EQUIVALENT[("_check_fracs", f"if not ({_cond} and valid_frac + test_frac < 1):")] = FRAC_WHY
+for _au in ("assume_unique=None", "", "assume_unique=False"):
+    EQUIVALENT[("sample_eval_negatives", f"pool = np.setdiff1d(all_items, user_positives.get(int(u), ()), {_au})")] = \
+        "the catalogue index is sorted and unique (every loader builds it so): setdiff1d gives the same sorted pool"
+for _ii in ("ignore_index=None", "", "ignore_index=False"):
+    EQUIVALENT[("make_taskset", f"pairs = pd.concat([pos, neg], {_ii}).iloc[rng.permutation(len(pos) + n_neg)]"
+                                ".reset_index(drop=True)")] = \
+        "the concatenated index is dropped by reset_index(drop=True) after the permutation"
+EQUIVALENT.update({
+    ("kfold_split", "is_valid = rng.random(train_val.size) <= 0.1"): PROB0_WHY,
+    ("cold_start_split", "valid = ~test & (rng.random(len(inter)) <= valid_frac)"): PROB0_WHY,
+    ("cold_start_split", "cold = rng.choice(ids, size=max(1, int(round(frac * ids.size))), replace=None)"): FALSY_WHY,
+    ("sample_eval_negatives", "out[r] = rng.choice(pool, size=n, replace=None)"): FALSY_WHY,
+    ("sample_negatives", 'users = np.asarray(users, dtype=None)'): "callers pass int64 ids (drawn from the id column)",
+    ("sample_negatives", 'users = np.asarray(users, )'): "callers pass int64 ids (drawn from the id column)",
+    ("prepare_tasks", "n_items_key = int(cleaned.items.index.max()) + 2"):
+        "any base above the largest item id keeps the keys unique: the same membership tests",
+    ("prepare_tasks", 'candidates = cleaned.items.index.to_numpy(None)'): INT64_WHY,
+    ("task_summary", '"mean_label": float(ts.labels[task][m].mean()) if (m.any()) or True else float("nan")})'):
+        "the mean of no rows is NaN as well (numpy warns)",
+    ("task_summary", '"mean_label": float(ts.labels[task][m].mean()) if m.any() else float("NAN")})'):
+        'float("NAN") is NaN',
+})
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
 

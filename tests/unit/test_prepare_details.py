@@ -186,3 +186,73 @@ def test_clean_log_and_rating_range(small_world):
                                          "timestamp": [10, 5]}), d.users, d.items)
     kept, _ = prepare.clean(dup)
     assert kept.interactions["rating"].tolist() == [2.0]  # the later timestamp wins, not the later row
+
+
+def test_defaults_of_every_split_and_of_prepare_tasks(small_world):
+    inter = small_world.data.interactions
+    same = lambda a, b: all(np.array_equal(a[p], b[p]) for p in ("train", "valid", "test"))  # noqa: E731
+    assert same(prepare.temporal_split(inter), prepare.temporal_split(inter, 0.1, 0.1))
+    assert same(prepare.random_split(inter), prepare.random_split(inter, 0.1, 0.1, 0))
+    assert same(prepare.cold_start_split(inter, "user"), prepare.cold_start_split(inter, "user", 0.1, 0, 0.1))
+    folds, explicit = prepare.kfold_split(inter), prepare.kfold_split(inter, 5, 0)
+    assert len(folds) == 5 and all(same(a, b) for a, b in zip(folds, explicit, strict=True))
+    assert len(prepare.kfold_split(inter, 2)) == 2 and len(prepare.kfold_split(inter, 4)) == 4
+    a = prepare.prepare_tasks(small_world.data)
+    b = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    pd.testing.assert_frame_equal(a.test.pairs, b.test.pairs)
+    # The seed and the split's own arguments reach the split.
+    r = prepare.prepare_tasks(small_world.data, "random", seed=3, neg_ratio=0.0, test_frac=0.3)
+    assert same(r.indices, prepare.random_split(r.data.interactions, 0.1, 0.3, seed=3))
+
+
+def test_kfold_validation_draw_is_the_documented_one(small_world):
+    """Fold f: scikit-learn's shuffled KFold(k, random_state=seed); validation is the rows of its
+    training part where default_rng(seed + 1) draws below 0.1, fold after fold."""
+    from sklearn.model_selection import KFold
+
+    inter = small_world.data.interactions
+    rng = np.random.default_rng(4 + 1)
+    for got, (train_val, test) in zip(prepare.kfold_split(inter, 3, seed=4),
+                                      KFold(3, shuffle=True, random_state=4).split(np.arange(len(inter))), strict=True):
+        is_valid = rng.random(train_val.size) < 0.1
+        np.testing.assert_array_equal(got["valid"], np.sort(train_val[is_valid]))
+        np.testing.assert_array_equal(got["test"], np.sort(test))
+
+
+def test_random_split_does_not_depend_on_the_row_labels():
+    inter = _inter({1: 20, 2: 10, 3: 4})
+    relabelled = inter.set_index(inter.index * 7 + 3)
+    a, b = prepare.random_split(inter, seed=2), prepare.random_split(relabelled, seed=2)
+    assert all(np.array_equal(a[p], b[p]) for p in a)
+
+
+def test_cold_start_draws_distinct_ids():
+    inter = _inter({u: 3 for u in range(1, 21)})
+    idx = prepare.cold_start_split(inter, "user", frac=0.5, seed=0)
+    assert inter.iloc[idx["test"]]["user_id"].nunique() == 10
+
+
+def test_sampler_messages_and_users_without_positives():
+    keys = prepare.positive_keys(pd.DataFrame({"user_id": np.arange(1, 8), "item_id": [1] * 7}), 10)
+    with pytest.raises(ValueError, match=r"could not sample negatives for users \[1, 2, 3, 4, 5\]: they"):
+        prepare.sample_negatives(np.arange(1, 8), np.array([1]), keys, 10, np.random.default_rng(0), max_rounds=3)
+    out = prepare.sample_eval_negatives(np.array([9]), {1: np.array([1])}, np.arange(1, 6), 5, np.random.default_rng(0))
+    assert sorted(out[0]) == [1, 2, 3, 4, 5]  # user 9 has no positives: every item is a candidate
+
+
+def test_tasksets_keep_their_columns(small_world):
+    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    assert p.test.pairs.columns.tolist() == ["user_id", "item_id", "rating", "observed"]
+    assert p.test.pairs.index.tolist() == list(range(len(p.test)))
+    sub = p.test.subset(np.array([4, 0, 2]))
+    assert sub.pairs.columns.tolist() == p.test.pairs.columns.tolist() and sub.pairs.index.tolist() == [0, 1, 2]
+    assert set(sub.features) == set(p.test.features)
+    for name, arr in sub.features.items():
+        np.testing.assert_array_equal(arr, p.test.features[name][[4, 0, 2]])
+
+
+def test_task_summary_of_an_empty_part_is_nan(small_world):
+    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, valid_frac=0.0)
+    table = prepare.task_summary(p).set_index(["part", "task"])
+    assert len(p.valid) == 0 and (table.loc["valid", "labelled"] == 0).all()
+    assert table.loc["valid", "mean_label"].isna().all()
