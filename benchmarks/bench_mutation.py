@@ -35,7 +35,7 @@ PURE_MATH = ["tests/unit/test_weighting_and_losses.py", "tests/unit/test_mutatio
 MODULES = {
     "losses": ("mtrec_study/losses.py", None, PURE_MATH),
     "weighting": ("mtrec_study/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
-    "metrics": ("mtrec_study/metrics.py", None, ["tests/unit/test_metrics.py"]),
+    "metrics": ("mtrec_study/metrics.py", None, ["tests/unit/test_metrics.py", "tests/unit/test_metrics_details.py"]),
     "prepare": ("mtrec_study/prepare.py", None,
                 ["tests/unit/test_prepare.py", "tests/unit/test_prepare_details.py", "tests/unit/test_mutation_gaps.py"]),
     "evaluation (sampler)": ("mtrec_study/evaluation.py",
@@ -144,6 +144,30 @@ EQUIVALENT.update({
     ("task_summary", '"mean_label": float(ts.labels[task][m].mean()) if m.any() else float("NAN")})'):
         'float("NAN") is NaN',
 })
+BAR_WHY = "cosmetic: only the progress bar's label or visibility changes, never a returned value"
+_BAR = 'for start in tqdm(starts, desc="ranking", unit="block", disable=not show_progress(progress)):'
+for _old, _new in (('desc="ranking"', "desc=None"), ('unit="block"', "unit=None"),
+                   ("disable=not show_progress(progress)", "disable=None"), ('desc="ranking", ', ""),
+                   ('unit="block", ', ""), (", disable=not show_progress(progress)", ", "),
+                   ('"ranking"', '"XXrankingXX"'), ('"ranking"', '"RANKING"'), ('"block"', '"XXblockXX"'),
+                   ('"block"', '"BLOCK"'), ("not show_progress(progress)", "show_progress(progress)"),
+                   ("show_progress(progress)", "show_progress(None)")):
+    EQUIVALENT[("rank_in_blocks", _BAR.replace(_old, _new))] = BAR_WHY
+EQUIVALENT.update({
+    ("rank_in_blocks", 'list_k: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:'): BAR_WHY,
+    ("rank_in_blocks", 'ks: Iterable[int] = DEFAULT_KS, ties: str = "pessimistic", block_size: int = 1025,'):
+        "the results do not depend on the block size (test_rank_in_blocks_equals_one_big_matrix)",
+    ("rank_in_blocks", 's = np.asarray(score_block(u), dtype=None)'):
+        "np.where with -inf and ranking_metrics make the scores float64 anyway",
+    ("rank_in_blocks", 's = np.asarray(score_block(u), )'):
+        "np.where with -inf and ranking_metrics make the scores float64 anyway",
+    ("_order_keys", 'tie = relevant.astype(None)  # non-relevant (0) first'): "0.0/1.0 sort like 0/1 in lexsort",
+    ("_order_keys", 'tie = (~relevant).astype(None)'): "0.0/1.0 sort like 0/1 in lexsort",
+    ("_order_keys", 'tie = np.zeros(relevant.shape, None)'): "all-zero keys sort alike whatever their dtype",
+    ("rank_auc", 'return float("NAN")'): 'float("NAN") is NaN',
+    ("regression_metrics", 'y = np.asarray(y_true, dtype=None)'): "scikit-learn's errors give the same numbers for int labels",
+    ("regression_metrics", 'y = np.asarray(y_true, )'): "scikit-learn's errors give the same numbers for int labels",
+})
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
 
@@ -243,8 +267,10 @@ def record(rows: dict) -> dict:
                  notes="kill rate = (killed + timed out) / mutants; 'equivalent' survivors are explained in "
                        "'survivors[].why'. Each module runs only its own unit-test files.")
     table = pd.DataFrame([{k: r[k] for k in ("module", "mutants", "killed", "timeout", "survived", "equivalent",
-                                             "kill rate", "seconds", "tests")} for r in ordered])
-    table["kill rate"] = table["kill rate"].map("{:.1%}".format)
+                                             "kill rate", "kill rate (non-equivalent)", "seconds", "tests")}
+                          for r in ordered])
+    for col in ("kill rate", "kill rate (non-equivalent)"):
+        table[col] = table[col].map("{:.1%}".format)
     update_readme("mutation", table, checks)
     return {"rows": ordered, "checks": checks}
 
