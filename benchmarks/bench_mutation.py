@@ -281,14 +281,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep each module's work folder (for mutmut show)")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "WORKDIR"), default=None,
-                    help="only read a finished run kept with --keep (seconds are then unknown)")
+                    help="only read a finished run kept with --keep")
+    ap.add_argument("--seconds", type=float, default=None, help="with --collect: that run's wall time, if known")
     args = ap.parse_args(argv)
     rows = {}
     if (RESULTS / "mutation.json").exists():  # a partial run (--only) keeps the other modules' rows
         rows = {r["module"]: r for r in json.loads((RESULTS / "mutation.json").read_text())["rows"]}
     todo = [] if args.collect else args.only
     if args.collect:
-        old = rows.get(args.collect[0], {}).get("seconds", float("nan"))
+        old = args.seconds if args.seconds is not None else rows.get(args.collect[0], {}).get("seconds", float("nan"))
         rows[args.collect[0]] = {**collect(args.collect[0], Path(args.collect[1]), old), "workdir": args.collect[1]}
     for label in todo:
         print(f"== mutmut on {label}", flush=True)
