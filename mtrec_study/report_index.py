@@ -123,7 +123,7 @@ def _lead(preset: str, recorded: dict[str, dict]) -> str:
     description = ""
     if path.exists():
         first = path.read_text(encoding="utf-8").splitlines()[:1]
-        description = first[0].lstrip("# ").strip().rstrip(".") if first and first[0].startswith("#") else ""
+        description = first[0].lstrip("# ").strip().rstrip(".;,") if first and first[0].startswith("#") else ""
     data = recorded.get("01_data_preprocessing", {}).get("summary", {})
     on = (f"{data['dataset']} ({data['n_ratings']:,} ratings by {data['n_users']:,} users on {data['n_items']:,} items)"
           if {"dataset", "n_ratings", "n_users", "n_items"} <= set(data) else "MovieLens")
