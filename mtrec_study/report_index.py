@@ -155,7 +155,8 @@ def _benchmark() -> dict | None:
     return {"cpus": res["machine"]["cpus"], "date": res["machine"]["date"], "rows": rows}
 
 
-def render_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: int = 1) -> str:
+def render_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: int = 1,
+                 tidy: pd.DataFrame | None = None) -> str:
     """The index page's HTML, findings first (see the module docstring).
 
     Raises:
@@ -164,7 +165,8 @@ def render_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: i
     import jinja2
 
     recorded = _recorded(report_dir, runs)
-    tidy = collect_tidy(report_dir, [r.name for r in runs])
+    if tidy is None:
+        tidy = collect_tidy(report_dir, [r.name for r in runs])
     figures = _figures(report_dir, recorded)
     by_src = {f["src"]: f for f in figures}
     key = [{**by_src[f"{nb}/{fig}"], "caption": caption} for nb, fig, caption in KEY_FIGURES
@@ -192,7 +194,7 @@ def write_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: in
         FigureNotDrawn: If a notebook recorded a figure it never drew, naming both.
     """
     tidy = collect_tidy(report_dir, [r.name for r in runs])
-    page = render_index(report_dir, preset, runs, stamp, jobs)
+    page = render_index(report_dir, preset, runs, stamp, jobs, tidy)
     atomic_write_text(report_dir / "results.csv", tidy.to_csv(index=False))
     atomic_write_text(report_dir / "index.html", page)
     atomic_write_text(report_dir / "stamp.json", json.dumps(stamp, indent=2))
