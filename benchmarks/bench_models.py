@@ -1,4 +1,4 @@
-"""Training throughput of every model and weighting, side by side with DeepCTR (issue: models).
+"""Training throughput of every model and weighting, side by side with DeepCTR.
 
 On one 200k-row synthetic training set, each model trains for four epochs per batch size.
 Epoch 1 includes graph tracing; the fastest of epochs 2-4 gives the steady examples/s (the
@@ -20,13 +20,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks.common import check, update_readme, write_result  # noqa: E402
-from mtrec_study.config import TASKS  # noqa: E402
 from mtrec_study.datasets.synthetic import make_recsys_world  # noqa: E402
 from mtrec_study.models import build_model  # noqa: E402
 from mtrec_study.prepare import prepare_tasks  # noqa: E402
 from mtrec_study.reproducibility import set_seed  # noqa: E402
-from mtrec_study.train import MultiTaskTrainer  # noqa: E402
-from mtrec_study.weighting import make_weighting  # noqa: E402
+from mtrec_study.tasks import TASKS  # noqa: E402
+from mtrec_study.training.trainer import MultiTaskTrainer  # noqa: E402
+from mtrec_study.training.weighting import make_weighting  # noqa: E402
 
 ROWS = 200_000
 EPOCHS = 4

@@ -33,14 +33,14 @@ TARGET = 0.85
 PURE_MATH = ["tests/unit/test_weighting_and_losses.py", "tests/unit/test_mutation_gaps.py"]
 # label -> (source file, mutant-name globs (None: every function), unit-test files that cover it)
 MODULES = {
-    "losses": ("mtrec_study/losses.py", None, PURE_MATH),
-    "weighting": ("mtrec_study/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
-    "metrics": ("mtrec_study/metrics.py", None, ["tests/unit/test_metrics.py", "tests/unit/test_metrics_details.py"]),
+    "losses": ("mtrec_study/training/losses.py", None, PURE_MATH),
+    "weighting": ("mtrec_study/training/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
+    "metrics": ("mtrec_study/evaluation/metrics.py", None, ["tests/unit/test_metrics.py", "tests/unit/test_metrics_details.py"]),
     "prepare": ("mtrec_study/prepare.py", None,
                 ["tests/unit/test_prepare.py", "tests/unit/test_prepare_details.py", "tests/unit/test_mutation_gaps.py"]),
-    "evaluation (sampler)": ("mtrec_study/evaluation.py",
-                             ["mtrec_study.evaluation.x_sampled_candidates__mutmut_*",
-                              "mtrec_study.evaluation.x_sampled_ranking__mutmut_*"],
+    "evaluation (sampler)": ("mtrec_study/evaluation/ranking.py",
+                             ["mtrec_study.evaluation.ranking.x_sampled_candidates__mutmut_*",
+                              "mtrec_study.evaluation.ranking.x_sampled_ranking__mutmut_*"],
                              ["tests/unit/test_mutation_gaps.py"]),
 }
 # Surviving mutants that cannot change what the function computes, keyed by (function, the

@@ -1,4 +1,4 @@
-"""The cost of quality (issue 7): each headline model's training wall time beside its test metric.
+"""The cost of quality: each headline model's training wall time beside its test metric.
 
 On fold 0 of the full preset's 5-fold split of ml-100k, every rating/interest model of
 ``09_headline_results`` (our multi-task and single-task networks, logistic regression, the
@@ -17,11 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pandas as pd  # noqa: E402
 
 from benchmarks.common import check, update_readme, write_result  # noqa: E402
-from mtrec_study import headline as H  # noqa: E402
-from mtrec_study import peers as P  # noqa: E402
 from mtrec_study.config import PARAMS_DIR  # noqa: E402
 from mtrec_study.datasets import load_dataset  # noqa: E402
-from mtrec_study.tuning import load_tuned  # noqa: E402
+from mtrec_study.study import peers as P  # noqa: E402
+from mtrec_study.study import published as H  # noqa: E402
+from mtrec_study.study.tuning import load_tuned  # noqa: E402
 
 
 def main() -> dict:

@@ -1,7 +1,7 @@
 """Full-catalogue ranking at MovieLens-1M size (6,040 users × 3,706 items) in user blocks.
 
 The scores come from a NumPy dot product (a trained MF's factors would cost the same), so the
-time measured is the ranking and metric code of :func:`mtrec_study.metrics.rank_in_blocks`.
+time measured is the ranking and metric code of :func:`mtrec_study.evaluation.metrics.rank_in_blocks`.
 Peak memory is bounded by one block's score matrix; the table shows how it scales.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import check, update_readme, write_result
-from mtrec_study import metrics as M
+from mtrec_study.evaluation import metrics as M
 
 USERS, ITEMS = 6040, 3706
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import RESULTS, check, update_readme, write_result
-from mtrec_study.report import build_report
+from mtrec_study.report.build import build_report
 
 LIMITS = {"fast": 5 * 60, "full": 30 * 60, "ablations-full": None, "fast-one-at-a-time": None}
 NOTEBOOK_LIMIT_S = 90  # each notebook on the fast preset, run alone

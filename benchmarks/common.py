@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtrec_study import report_index
-from mtrec_study.report import versions
+from mtrec_study.report import index as report_index
+from mtrec_study.report.plan import versions
 from mtrec_study.results import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -22,7 +22,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mtrec_study.report import build_report
+    from mtrec_study.report.build import build_report
 
     index = build_report(args.preset, only=args.only, force=args.force, jobs=args.jobs, wait=not args.no_wait)
     print(f"report written: {index}")
@@ -30,10 +30,49 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from mtrec_study.headline import tune_preset
+    from mtrec_study.study.published import tune_preset
 
     print(f"tuning written: {tune_preset(args.preset, args.out)}")
     return 0
+
+
+def _add_train_parser(sub) -> None:
+    """Register ``python -m mtrec_study train``."""
+    from mtrec_study.models import MODELS  # imports TensorFlow
+    from mtrec_study.training.weighting import WEIGHTINGS
+
+    p = sub.add_parser("train", help="train one model on a prepared data set")
+    p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--weighting", default="fixed", help=f"one of {', '.join(WEIGHTINGS)}")
+    p.add_argument("--lambdas", type=float, nargs="*", default=None, help="fixed λ per task")
+    p.add_argument("--task", default=None, help="the task of single_task")
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--split", default="temporal")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", default="reports/dev/train")
+    p.add_argument("--save", default=None, help="save the trained network to this .keras file")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    from mtrec_study.datasets import load_dataset
+    from mtrec_study.prepare import prepare_tasks
+    from mtrec_study.training import train
+
+    data = load_dataset(args.dataset, seed=args.seed)
+    prepared = prepare_tasks(data, args.split, seed=args.seed)
+    result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
+                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                   tasks=[args.task] if args.task else None, output_dir=args.output_dir, verbose=2)
+    print(f"trained {args.model} with {args.weighting} in {result.seconds:.1f} s; best epoch {result.best_epoch}; "
+          f"history in {args.output_dir}")
+    if args.save:
+        result.net.save(args.save)
+        print(f"saved {args.save}")
+    return 0 if result.stopped is None else 1
 
 
 def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
@@ -43,6 +82,8 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
         with_train: Describe the ``train`` command's options, which imports TensorFlow (about 4 s).
             :func:`main` passes False unless ``train`` is on the command line, so that ``data``
             and ``report`` start quickly; ``train`` is still listed in ``--help``.
+
+    Used by mtrec_study.cli.
     """
     parser = argparse.ArgumentParser(prog="python -m mtrec_study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,9 +106,7 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="params/tuned.yaml", help="where to write the choices")
     p.set_defaults(func=_cmd_tune)
     if with_train:
-        from mtrec_study.train import add_train_parser  # imports TensorFlow
-
-        add_train_parser(sub)
+        _add_train_parser(sub)
     else:
         sub.add_parser("train", help="train one model on a prepared data set")
     return parser
@@ -79,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 on success, 2 on an error, 128 + the signal's number when a build was interrupted
         (130 for Ctrl-C, 143 for SIGTERM).
+
+    Used by mtrec_study.cli, mtrec_study.__main__.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(with_train="train" in argv).parse_args(argv)
     from mtrec_study.datasets import DataError
     from mtrec_study.params import ParamsError
-    from mtrec_study.report import ReportError, ReportInterrupted
+    from mtrec_study.report.errors import ReportError, ReportInterrupted
     from mtrec_study.text import TextModelError
 
     try:

@@ -1,4 +1,6 @@
-"""Project paths and the shared column and task names.
+"""Project paths, the data's column names and the progress-bar switch.
+
+The tasks are defined once, in :mod:`mtrec_study.tasks`.
 
 No other module hard-codes a path: they all ask this one. Every path can be moved with an
 environment variable, so a classroom or CI machine can point the cache somewhere writable.
@@ -20,7 +22,7 @@ def cache_dir() -> Path:
 
     Read at call time so that tests can move it with ``monkeypatch.setenv``.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.sources, mtrec_study.text.
     """
     return Path(os.environ.get("MTREC_CACHE_DIR", PROJECT_ROOT / "data" / "cache"))
 
@@ -37,23 +39,10 @@ def show_progress(progress: bool = True) -> bool:
 
 
 # Canonical columns, whatever the source of the data.
-USER = "user_id"
-ITEM = "item_id"
-RATING = "rating"
-TIMESTAMP = "timestamp"
-INTERACTION_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
+INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 USER_COLUMNS = ("age", "gender", "occupation", "zip")
-ITEM_COLUMNS = ("title", "year")
 GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
-
-# The article's three tasks (§3.2 step 3) and their label types.
-INTEREST = "interest"  # like = rating >= 4, binary, on observed ratings
-ITEM_TASK = "item"  # did the user interact? binary, implicit, with sampled negatives
-BEHAVIOUR = "behaviour"  # the rating 1..5, regression, on observed ratings
-TASKS = (INTEREST, ITEM_TASK, BEHAVIOUR)
-TASK_TYPES = {INTEREST: "binary", ITEM_TASK: "binary", BEHAVIOUR: "regression"}
-LIKE_THRESHOLD = 4.0

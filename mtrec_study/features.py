@@ -23,7 +23,7 @@ def id_positions(ids: np.ndarray, start: int = 0) -> pd.Series:
     """``id -> position`` (counting from ``start``) for an array of unique ids: a lookup table
     whose ``reindex`` turns ids into row or column positions (unknown ids become NaN).
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.features, mtrec_study.evaluation.ranking, mtrec_study.models.classic.
     """
     ids = np.asarray(ids)
     return pd.Series(np.arange(start, start + ids.size), index=ids)
@@ -35,7 +35,7 @@ def lookup_positions(table: pd.Series, ids: np.ndarray, what: str = "ids") -> np
     Raises:
         ValueError: Naming up to five ids that the table does not hold.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.evaluation.ranking, mtrec_study.models.classic.
     """
     ids = np.asarray(ids)
     pos = table.reindex(ids).to_numpy()
@@ -57,7 +57,7 @@ class FeatureSpec:
         vectors: Name -> width of precomputed vectors (for example text embeddings).
         user_side / item_side: Which names describe the user and which the item.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.features, mtrec_study.models.layers, mtrec_study.models.zoo, mtrec_study.prepare.
     """
 
     categorical: dict[str, int]

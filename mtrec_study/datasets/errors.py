@@ -4,15 +4,24 @@ from __future__ import annotations
 
 
 class DataError(RuntimeError):
-    """Base class of every data error raised by :mod:`mtrec_study.datasets`."""
+    """Base class of every data error raised by :mod:`mtrec_study.datasets`.
+
+    Used by mtrec_study.datasets.errors, mtrec_study.cli, mtrec_study.datasets, mtrec_study.report.plan.
+    """
 
 
 class DataFormatError(DataError):
-    """A file that exists but does not parse: the message names the file and the line."""
+    """A file that exists but does not parse: the message names the file and the line.
+
+    Used by mtrec_study.datasets.movielens.
+    """
 
 
 class DataIntegrityError(DataError):
-    """A download whose hash does not match: the message names both hashes."""
+    """A download whose hash does not match: the message names both hashes.
+
+    Used by mtrec_study.datasets, mtrec_study.datasets.sources.
+    """
 
 
 class DataFolderError(DataError):
@@ -20,8 +29,13 @@ class DataFolderError(DataError):
 
     The message names the folder, the setting that named it and the layouts it accepts. The
     loader never falls back to another source in this case: the user asked for their own files.
+
+    Used by mtrec_study.datasets.
     """
 
 
 class DataUnavailableError(DataError):
-    """Every source failed: the message lists what was tried and how to supply the files."""
+    """Every source failed: the message lists what was tried and how to supply the files.
+
+    Used by mtrec_study.datasets, mtrec_study.datasets.sources.
+    """

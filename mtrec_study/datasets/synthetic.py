@@ -28,7 +28,10 @@ MMOE_NOISE_STD = 0.1  # eps ~ N(0, 0.01)
 
 @dataclass
 class MMoETasks:
-    """Inputs, the two targets, and the weight vectors whose cosine is ``p``."""
+    """Inputs, the two targets, and the weight vectors whose cosine is ``p``.
+
+    Used by mtrec_study.datasets.synthetic.
+    """
 
     x: np.ndarray  # (n, d)
     y: np.ndarray  # (n, 2)
@@ -60,7 +63,7 @@ def make_mmoe_tasks(n: int, p: float, seed: int = 0, dim: int = MMOE_DIM, scale:
     Raises:
         ValueError: If ``p`` is outside [-1, 1] or ``n`` < 1.
 
-    Introduced in notebooks/08_sharing_mechanisms.ipynb.
+    Used by mtrec_study.study.ablations.
     """
     if not -1.0 <= p <= 1.0:
         raise ValueError(f"p must lie in [-1, 1], got {p}")
@@ -87,7 +90,10 @@ _WORDS = {g: (f"{g.lower().replace(chr(39), '')}", f"{g.lower()[:4]}land", f"the
 
 @dataclass
 class SyntheticWorld:
-    """A generated world: canonical tables plus the ground truth that produced them."""
+    """A generated world: canonical tables plus the ground truth that produced them.
+
+    Used by mtrec_study.datasets.synthetic.
+    """
 
     data: RatingsData
     user_factors: np.ndarray  # (n_users, k), row i is user id i+1
@@ -119,7 +125,7 @@ def make_recsys_world(n_users: int = 500, n_items: int = 400, n_interactions: in
         side_signal: Share of latent variance explained by side features, in [0, 1].
         block: Users generated at a time (bounds memory).
 
-    Introduced in notebooks/01_data_preprocessing.ipynb.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     if n_interactions > n_users * n_items:
         raise ValueError(f"n_interactions={n_interactions} exceeds n_users*n_items={n_users * n_items}")

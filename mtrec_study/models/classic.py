@@ -11,16 +11,32 @@ from mtrec_study.features import id_positions, lookup_positions
 class Popularity:
     """Score every item by its number of training interactions; the same list for everyone.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    The study's one popularity scorer: the ranking protocols, 06's reference rows and 09's
+    baseline all use it, through the same two methods as :class:`BPR`.
+
+    Used by mtrec_study.evaluation.ranking.
     """
 
-    def fit(self, train: pd.DataFrame) -> Popularity:
+    def fit(self, train: pd.DataFrame, items: np.ndarray | None = None) -> Popularity:
+        """Count each item's training interactions; ``items`` fixes the catalogue's column order."""
         self.counts = train.groupby("item_id").size()
+        self.items = None if items is None else np.asarray(items)
+        self._row = None if items is None else self.score_items(self.items)
         return self
 
     def score_items(self, item_ids: np.ndarray) -> np.ndarray:
         """Scores for item ids (unseen items score 0)."""
         return self.counts.reindex(np.asarray(item_ids)).fillna(0).to_numpy("float64")
+
+    def score_catalogue(self, user_ids: np.ndarray) -> np.ndarray:
+        """``(len(user_ids), len(items))`` scores, columns in the ``items`` order given to :meth:`fit`."""
+        if self._row is None:
+            raise ValueError("Popularity.score_catalogue needs the catalogue: call fit(train, items)")
+        return np.tile(self._row, (len(user_ids), 1))
+
+    def score_pairs(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Scores of aligned ``(user, item)`` pairs (the user does not matter)."""
+        return self.score_items(item_ids)
 
 
 class BPR:
@@ -38,7 +54,7 @@ class BPR:
         learning_rate, epochs, batch_size: Adam settings and passes over the positives.
         seed: Seeds the negatives and the initial weights (same seed, same scores on the CPU).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
 
     def __init__(self, factors: int = 64, l2: float = 1e-5, learning_rate: float = 1e-3, epochs: int = 20,

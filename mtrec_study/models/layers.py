@@ -90,7 +90,7 @@ class RatingHead(layers.Layer):
     [1, 5] with ``1 + 4·sigmoid`` keeps the article's sigmoid while making the output a valid
     rating; it is trained with MSE against the raw rating.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.zoo.
     """
 
     def __init__(self, lo: float = 1.0, hi: float = 5.0, **kwargs):
@@ -118,7 +118,7 @@ class ExpertGroup(layers.Layer):
     ``n`` small matmuls. Output: ``(batch, n, units[-1])``. Each expert is initialised like a
     Glorot-uniform ``Dense`` of its own shape.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.layers.
     """
 
     def __init__(self, n: int, units: list[int], dropout: float = 0.0, l2: float = 0.0, **kwargs):
@@ -268,7 +268,7 @@ def mlp(units: list[int], dropout: float = 0.0, l2: float = 0.0, name: str | Non
         activation: str = "relu") -> keras.Sequential:
     """A stack of Dense(relu) layers with optional dropout and L2.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.zoo, mtrec_study.study.ablations.
     """
     reg = keras.regularizers.L2(l2) if l2 else None
     stack = []

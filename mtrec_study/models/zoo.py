@@ -13,9 +13,9 @@ from functools import partial
 import keras
 from keras import layers
 
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, TASK_TYPES, TASKS
 from mtrec_study.features import FeatureSpec
 from mtrec_study.models.layers import CGC, FeatureEncoder, MixtureOfExperts, RatingHead, mlp
+from mtrec_study.tasks import BEHAVIOUR, CTCVR, INTEREST, ITEM_TASK, TASKS, get_task, trained_tasks
 
 MODELS = ("article", "shared_bottom", "mmoe", "omoe", "ple", "esmm", "single_task", "mf")
 
@@ -38,7 +38,7 @@ def model_inputs(spec: FeatureSpec) -> dict[str, keras.KerasTensor]:
 def _head(task: str, h, tower: list[int], dropout: float, l2: float):
     if tower:
         h = mlp(tower, dropout, l2, name=f"{task}_tower")(h)
-    if TASK_TYPES.get(task) == "regression":
+    if get_task(task).regression:
         return RatingHead(name=f"{task}_head")(h)
     return layers.Dense(1, activation="sigmoid", name=f"{task}_head")(h)
 
@@ -75,7 +75,7 @@ def build_shared_bottom(spec: FeatureSpec, tasks=TASKS, bottom=(128, 64), tower=
     """The corrected article model: user *and* item features enter one shared MLP, then one
     tower per task. With one task it is the single-task baseline on the same backbone.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.models.zoo.
     """
     inputs = model_inputs(spec)
     h = _encoder(spec, hp)(inputs)
@@ -87,10 +87,9 @@ def build_shared_bottom(spec: FeatureSpec, tasks=TASKS, bottom=(128, 64), tower=
 def build_single_task(spec: FeatureSpec, task: str = INTEREST, **hp) -> keras.Model:
     """Single-task baseline: the shared-bottom backbone with one tower.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.models.zoo.
     """
-    if task not in (*TASKS, "ctcvr"):
-        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    get_task(task)  # an unknown task raises, naming the valid ones
     return build_shared_bottom(spec, tasks=(task,), name=f"single_{task}", **hp)
 
 
@@ -98,7 +97,7 @@ def build_mmoe(spec: FeatureSpec, tasks=TASKS, n_experts: int = 4, expert_units=
                dropout: float = 0.1, l2: float = 0.0, one_gate: bool = False, **hp) -> keras.Model:
     """MMoE: ``n_experts`` shared experts, one softmax gate per task (``one_gate``: OMoE).
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.zoo.
     """
     inputs = model_inputs(spec)
     h = _encoder(spec, hp)(inputs)
@@ -113,7 +112,7 @@ def build_ple(spec: FeatureSpec, tasks=TASKS, levels: int = 2, n_specific: int =
               expert_units=(64,), tower=(32,), dropout: float = 0.1, l2: float = 0.0, **hp) -> keras.Model:
     """PLE: ``levels`` stacked CGC levels (``levels=1`` is CGC).
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.zoo.
     """
     if levels < 1:
         raise ValueError(f"PLE needs levels >= 1, got {levels}")
@@ -139,16 +138,16 @@ def build_esmm(spec: FeatureSpec, bottom=(128, 64), tower=(32,), dropout: float 
     ``behaviour``. Training on the entire space avoids the sample-selection bias of fitting
     ``p(like | interact)`` on interacted rows only.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.models.zoo.
     """
     inputs = model_inputs(spec)
     h = _encoder(spec, hp)(inputs)
     h = mlp(list(bottom), dropout, l2, name="shared_bottom")(h)
     item = _head(ITEM_TASK, h, list(tower), dropout, l2)
     like = _head(INTEREST, h, list(tower), dropout, l2)
-    ctcvr = layers.Multiply(name="ctcvr")([item, like])
+    ctcvr = layers.Multiply(name=CTCVR)([item, like])
     outputs = {INTEREST: like, ITEM_TASK: item, BEHAVIOUR: _head(BEHAVIOUR, h, list(tower), dropout, l2),
-               "ctcvr": ctcvr}
+               CTCVR: ctcvr}
     return keras.Model(inputs, outputs, name="esmm")
 
 
@@ -158,7 +157,7 @@ def build_mf(spec: FeatureSpec, factors: int = 32, l2: float = 1e-4, **hp) -> ke
     The classic reference (Koren et al., 2009) that any rating model must beat; ``mu`` is
     learnt as a bias initialised at 3.5.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.models.zoo.
     """
     inputs = model_inputs(spec)
     reg = keras.regularizers.L2(l2)
@@ -185,7 +184,7 @@ def build_model(name: str, spec: FeatureSpec, **hp) -> keras.Model:
     Raises:
         ValueError: For an unknown name (lists the valid ones).
 
-    Introduced in notebooks/04_training.ipynb.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
@@ -193,8 +192,9 @@ def build_model(name: str, spec: FeatureSpec, **hp) -> keras.Model:
 
 
 def loss_tasks(net: keras.Model) -> list[str]:
-    """The outputs a model is trained on (ESMM trains ``ctcvr`` instead of ``interest``)."""
+    """The outputs a model is trained on (ESMM trains ``ctcvr`` instead of ``interest``).
+
+    Used by mtrec_study.training.trainer.
+    """
     outs = list(net.output.keys()) if isinstance(net.output, dict) else list(net.output_names)
-    if "ctcvr" in outs:
-        return [t for t in outs if t != INTEREST]
-    return outs
+    return trained_tasks(outs)

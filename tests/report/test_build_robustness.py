@@ -20,14 +20,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from mtrec_study import report
+from mtrec_study.report import build as report
 
 RECORD = "from mtrec_study.results import record_results\nrecord_results({'x': SEED}, OUTPUT_DIR)"
 RUN_CLI = textwrap.dedent("""\
     import sys
     from pathlib import Path
 
-    import mtrec_study.report as report
+    from mtrec_study.report import build as report
 
     report.notebooks = lambda: sorted(Path(sys.argv[1]).glob("[0-9][0-9]_*.ipynb"))
     from mtrec_study.cli import main

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from mtrec_study.params import notebooks
-from mtrec_study.report_index import KEY_FIGURES
+from mtrec_study.report.index import KEY_FIGURES
 
 # Start-up noise of TensorFlow / absl / CUDA and frozen progress bars: none may reach a reader.
 NOISE = re.compile(r"absl::|cudart|cuda drivers|oneDNN|^[IWE]\d{4} \d\d:\d\d|it/s\]|\d+%\|", re.M)

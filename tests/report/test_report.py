@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from mtrec_study import report
 from mtrec_study.params import notebooks
+from mtrec_study.report import build as report
 
 
 def _links(index: Path) -> list[str]:

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from mtrec_study import ablations as A
-from mtrec_study.evaluation import as_tidy, tidy_rows
+from mtrec_study.results import as_tidy, tidy_rows
+from mtrec_study.study import ablations as A
 
 
 def test_the_three_models_have_about_the_same_size():

@@ -72,7 +72,7 @@ def test_every_chinese_quotation_is_verbatim(article):
 
 
 def test_the_claims_of_07_quote_the_article(article):
-    from mtrec_study.claims import ARTICLE_CLAIMS, claim_text
+    from mtrec_study.study.claims import ARTICLE_CLAIMS, claim_text
 
     for key, c in ARTICLE_CLAIMS.items():
         assert c["quote"] in article, key

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mtrec_study import claims as C
+from mtrec_study.study import claims as C
 
 
 @pytest.mark.parametrize(("low", "high", "metric", "expected"), [

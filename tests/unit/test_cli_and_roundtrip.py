@@ -1,4 +1,4 @@
-"""Promises that had no test (issue 22): the CLI's ``train --save``, atomic writes under a crash,
+"""Promises that had no test: the CLI's ``train --save``, atomic writes under a crash,
 the report's rerun decision, and ``.keras`` round trips of every trained, non-default model."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mtrec_study import results
 from mtrec_study.config import PROJECT_ROOT
 from mtrec_study.models import MODELS, build_model
 from mtrec_study.prepare import prepare_tasks
-from mtrec_study.train import MultiTaskTrainer, predict
-from mtrec_study.weighting import make_weighting
+from mtrec_study.training.trainer import MultiTaskTrainer, predict
+from mtrec_study.training.weighting import make_weighting
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_atomic_write_crash_while_writing_keeps_the_old_file(tmp_path, monkeypat
 
 # --------------------------------------------------------------------------- the report's rerun decision
 def test_notebook_hash_changes_with_parameters_package_and_the_notebook_before(tmp_path):
-    from mtrec_study.report import notebook_hash
+    from mtrec_study.report.plan import notebook_hash
 
     nb = tmp_path / "01_x.ipynb"
     nb.write_text('{"cells": []}')
@@ -134,7 +134,7 @@ def test_notebook_hash_changes_with_parameters_package_and_the_notebook_before(t
 
 def test_package_hash_follows_every_source_file(tmp_path, monkeypatch):
     """Editing, adding or renaming a package module changes the hash; nothing else does."""
-    from mtrec_study import report
+    from mtrec_study.report import plan as report
 
     pkg = tmp_path / "mtrec_study"
     (pkg / "models").mkdir(parents=True)
@@ -160,7 +160,7 @@ def test_build_report_reruns_exactly_what_a_change_touches(tmp_path, monkeypatch
     """The decision inside build_report: nothing reruns when nothing changed; a parameter of the
     second notebook reruns it alone; a parameter of the first reruns both (the chain); a package
     change reruns both. Notebook execution is replaced by a stub that records its calls."""
-    from mtrec_study import report
+    from mtrec_study.report import build as report
 
     nbs = []
     for stem in ("01_first", "02_second"):

@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from mtrec_study import evaluation as E
-from mtrec_study.experiment import cross_validate
 from mtrec_study.prepare import prepare_tasks
 from mtrec_study.results import TIDY_COLUMNS, load_results, record_results
-from mtrec_study.train import predict, train
+from mtrec_study.study.experiment import cross_validate
+from mtrec_study.training.trainer import predict, train
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_delta_m_by_fold_and_headline_values(prepared, trained):
     assert dm[("cv", 0)] == pytest.approx(100 * (0.05 / 0.75 + 0 + 0.1) / 3)
     assert dm[("cv", 1)] == pytest.approx(100 * 0.1 / 3)
     preds = predict(trained.net, prepared.test)
-    vals = E.headline_values(preds, prepared.test)
+    vals = E.primary_values(preds, prepared.test)
     tidy = E.evaluate_predictions(preds, prepared.test, "sb", "h").set_index(["task", "metric"])["value"]
     for key, v in vals.items():
         assert v == pytest.approx(tidy[key])

@@ -1,4 +1,4 @@
-"""Issue 7: tuning on validation only, the Surprise peers on our folds, BPR and the results table."""
+"""09's machinery: tuning on validation only, the Surprise peers on our folds, BPR and the results table."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 from sklearn.metrics import log_loss
 
-from mtrec_study import headline as H
-from mtrec_study import peers as P
-from mtrec_study import tuning as T
 from mtrec_study.models.classic import BPR
 from mtrec_study.prepare import prepare_tasks
+from mtrec_study.study import peers as P
+from mtrec_study.study import published as H
+from mtrec_study.study import tuning as T
 
 
 @pytest.fixture(scope="module")

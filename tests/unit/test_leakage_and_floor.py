@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from mtrec_study import text as T
-from mtrec_study.evaluation import wilcoxon_floor
+from mtrec_study.evaluation.stats import wilcoxon_floor
 from mtrec_study.features import FeatureBuilder, compare_statistics, fitted_statistics, perturb_rows
 from mtrec_study.prepare import clean, temporal_split
 

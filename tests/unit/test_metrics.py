@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from mtrec_study import metrics as M
+from mtrec_study.evaluation import metrics as M
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""metrics.py details that the mutation run found untested (issue 22): block-wise ranking,
+"""metrics.py details that the mutation run found untested: block-wise ranking,
 beyond-accuracy bundles, the rank form of AUC at its edges, and the messages that name a task."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtrec_study import metrics as M
+from mtrec_study.evaluation import metrics as M
 
 
 def _world(n_users=7, n_items=12, seed=0):

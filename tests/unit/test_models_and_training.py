@@ -8,11 +8,12 @@ import keras
 import numpy as np
 import pytest
 
-from mtrec_study.config import TASKS
 from mtrec_study.models import MODELS, build_model
 from mtrec_study.prepare import prepare_tasks
-from mtrec_study.train import MultiTaskTrainer, gate_weights, predict, task_gradient_cosines, train
-from mtrec_study.weighting import WEIGHTINGS, make_weighting
+from mtrec_study.tasks import TASKS
+from mtrec_study.training.diagnostics import gate_weights, task_gradient_cosines
+from mtrec_study.training.trainer import MultiTaskTrainer, predict, train
+from mtrec_study.training.weighting import WEIGHTINGS, make_weighting
 
 
 @pytest.fixture(scope="module")

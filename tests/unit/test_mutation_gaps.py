@@ -1,4 +1,4 @@
-"""Tests that a mutation run showed missing (issue 22): each one fails for a plausible bug.
+"""Tests that a mutation run showed missing: each one fails for a plausible bug.
 
 Every test names, in its docstring, the bug it is there to catch. The expected values are worked
 by hand or derived independently (scikit-learn, a formula), never copied from a run.
@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from mtrec_study import evaluation as E
-from mtrec_study import prepare, weighting
+from mtrec_study import prepare
 from mtrec_study.datasets.movielens import RatingsData
+from mtrec_study.training import weighting
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +211,9 @@ def test_changing_the_test_interactions_moves_nothing_that_is_fitted(prepared, m
     Kills a builder, a behaviour history, a popularity count or a tuning view fitted on all
     interactions instead of the training (and validation) part.
     """
-    from mtrec_study import text, tuning
+    from mtrec_study import text
     from mtrec_study.models import classic
+    from mtrec_study.study import tuning
 
     changed, idx = _perturbed_test(prepared)
     other = prepare.prepare_tasks(changed, indices=idx, seed=0, neg_ratio=1.0)

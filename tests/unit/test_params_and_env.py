@@ -104,7 +104,7 @@ def test_every_notebook_checks_its_parameters_right_after_the_parameters_cell():
 def test_kernel_env_sets_keeps_and_restores(monkeypatch):
     import os
 
-    from mtrec_study.report import INLINE_BACKEND, _kernel_env
+    from mtrec_study.report.run import INLINE_BACKEND, _kernel_env
 
     monkeypatch.setenv("MPLBACKEND", "Agg")  # a caller's Agg must not reach the kernels
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")

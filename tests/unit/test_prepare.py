@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from mtrec_study import prepare
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK
 from mtrec_study.datasets.movielens import RatingsData
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK
 
 
 def test_clean_reports_each_drop(small_world):

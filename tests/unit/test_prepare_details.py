@@ -1,5 +1,5 @@
 """prepare.py against hand-worked tables: exact split sizes, labels, negatives and the cleaning log
-(added for issue 22, where mutation testing showed which details no test pinned down)."""
+(mutation testing showed which details no test pinned down)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from mtrec_study import prepare
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK
 from mtrec_study.datasets.movielens import RatingsData
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK
 
 
 def _inter(counts: dict[int, int]) -> pd.DataFrame:

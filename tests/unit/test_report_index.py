@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from mtrec_study import report_index as RI
 from mtrec_study.config import PROJECT_ROOT, REPORTS_DIR
+from mtrec_study.report import index as RI
 from mtrec_study.results import figure_path, record_results, show_summary
 
 STAMP = {"preset": "full", "seed": 42, "git commit": "0123456789abcdef", "built": "2026-12-03 12:00:00 UTC",

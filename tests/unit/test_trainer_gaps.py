@@ -1,4 +1,4 @@
-"""The trainer's side of issue 22's gaps: learnt log-variances move, and each task's loss is
+"""The trainer's side of the mutation run's gaps: learnt log-variances move, and each task's loss is
 computed on that task's own labelled rows. (Kept apart from test_mutation_gaps.py because they
 train: the mutation run of the pure functions does not need them.)"""
 
@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import log_loss
 
-from mtrec_study import prepare, weighting
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
+from mtrec_study import prepare
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
+from mtrec_study.training import weighting
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def prepared(small_world):
 
 def _sgd_trainer(spec, strategy, lr):
     from mtrec_study.models import build_model
-    from mtrec_study.train import MultiTaskTrainer
+    from mtrec_study.training.trainer import MultiTaskTrainer
 
     keras.utils.set_random_seed(0)
     net = build_model("shared_bottom", spec, dropout=0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from mtrec_study import losses, weighting
+from mtrec_study.training import losses, weighting
 
 
 def test_masked_loss_averages_over_labelled_rows_only():

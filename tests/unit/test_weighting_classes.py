@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from mtrec_study import weighting as W
+from mtrec_study.training import weighting as W
 
 TASKS = ["interest", "item", "behaviour"]
 REG = [False, False, True]

@@ -9,8 +9,8 @@ Four protocols, each on its own split of ml-100k (:func:`headline_splits`):
 * ``random``: a per-user random 80/10/10 split, full-catalogue ranking (RecBole's quick-start).
 
 Every model is tuned on each split's *validation* part with the same budget
-(:mod:`mtrec_study.tuning`), then trained once with its chosen setting and scored on the test
-part. :func:`headline_table` turns the scores into the issue's table with a generated "met?".
+(:mod:`mtrec_study.study.tuning`), then trained once with its chosen setting and scored on the test
+part. :func:`headline_table` turns the scores into 09's results table with a generated "met?".
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 from sklearn.preprocessing import OneHotEncoder
 
 from mtrec_study import evaluation as E
-from mtrec_study import peers as P
-from mtrec_study.config import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
 from mtrec_study.datasets import RatingsData
 from mtrec_study.models.classic import BPR
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
-from mtrec_study.train import predict, train
+from mtrec_study.study import peers as P
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS, task_kind
+from mtrec_study.training.losses import article_loss
+from mtrec_study.training.trainer import predict, train
 
-# Our networks' search: four settings each (mtrec_study.tuning.TUNE_BUDGET). The first setting of
+# Our networks' search: four settings each (mtrec_study.study.tuning.TUNE_BUDGET). The first setting of
 # every grid is the cheapest, the only one the fast preset tries (TUNE_SETTINGS = 1).
 _NET = [{"learning_rate": 3e-3, "batch_size": 4096, "emb_l2": 0.0},
         {"learning_rate": 3e-3, "batch_size": 4096, "emb_l2": 1e-4},
@@ -57,7 +57,7 @@ PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("f
         f"single_{BEHAVIOUR}": ("folds", "temporal"), f"single_{ITEM_TASK}": ("temporal", "loo", "random"),
         "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), **{p: ("folds",) for p in P.PEERS}}
 
-# The issue's targets, with the published reference each one is read against.
+# 09's targets, with the published reference each one is read against.
 TARGETS = [
     {"task": BEHAVIOUR, "protocol": "5-fold CV", "metric": "rmse", "target": 0.900, "higher": False,
      "reference": "Surprise README (5-fold, defaults): SVD 0.934, SVD++ 0.919, k-NN Baseline 0.931, "
@@ -118,7 +118,10 @@ def plan_splits(model: str, split_names) -> list[str]:
 # --------------------------------------------------------------------------- fitting one model
 @dataclass
 class Fitted:
-    """One trained model of the comparison and how long its training took (seconds, wall)."""
+    """One trained model of the comparison and how long its training took (seconds, wall).
+
+    Used by mtrec_study.study.published.
+    """
 
     name: str
     seconds: float
@@ -132,7 +135,7 @@ def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int =
                 seed: int = 0, weighting: str = "uncertainty") -> Fitted:
     """Train our network with ``setting`` (``model`` absent: the single-task network of ``tasks``).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     s = dict(setting)
     model = s.pop("model", "single_task")
@@ -151,19 +154,13 @@ def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int =
 
 
 def valid_loss(preds: dict[str, np.ndarray], taskset: TaskSet, tasks=TASKS) -> float:
-    """The article's loss with λ = 1 on a labelled set: log-loss per binary task plus rating MSE.
+    """The article's loss with λ = 1 on a labelled set (:func:`mtrec_study.training.losses.article_loss`).
 
     The tuner's score for our networks (single-task models: their one task's term).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
-    total = 0.0
-    for task in tasks:
-        m = taskset.masks[task] > 0
-        y, p = taskset.labels[task][m], preds[task][m]
-        total += float(np.mean((y - p) ** 2)) if task == BEHAVIOUR else float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7),
-                                                                                      labels=[0, 1]))
-    return total
+    return article_loss(preds, taskset.labels, taskset.masks, tasks, {t: task_kind(t) for t in tasks})
 
 
 def _onehot(taskset: TaskSet, enc: OneHotEncoder | None = None):
@@ -184,7 +181,7 @@ def fit_logreg(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
     It is trained on the rated rows of the training part (the interest task's rows), like the
     interest head of our networks.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     t0 = time.perf_counter()
     tr = prepared.train
@@ -201,7 +198,7 @@ def fit_logreg(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
 def fit_bpr(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
     """Our BPR-MF on the observed training pairs (:class:`mtrec_study.models.classic.BPR`).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     t0 = time.perf_counter()
     model = BPR(learning_rate=3e-3, batch_size=4096, seed=seed, **setting).fit(
@@ -213,7 +210,7 @@ def fit_bpr(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
 def fit_popularity(prepared: PreparedData) -> Fitted:
     """The popularity reference (training counts, the same list for everyone).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     t0 = time.perf_counter()
     catalogue, pairs = E.popularity_scorers(prepared.interactions("train"), prepared.data.items.index.to_numpy())
@@ -224,7 +221,7 @@ def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20
               seed: int = 0) -> Fitted:
     """Dispatch on the model name of :data:`GRIDS` (peers are not fitted here: see :mod:`.peers`).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     if name == "mtl":
         return fit_network(prepared, setting, None, epochs, patience, seed)
@@ -240,7 +237,7 @@ def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20
 def validation_as_test(view: PreparedData) -> PreparedData:
     """A validation view whose validation part plays the test part (for ranking scores in tuning).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     idx = {"train": view.indices["train"], "valid": np.array([], "int64"), "test": view.indices["valid"]}
     return dataclasses.replace(view, indices=idx, test=view.valid)
@@ -250,7 +247,7 @@ def ranking_metrics_on(prepared: PreparedData, fitted: Fitted, protocol: str, n_
                        seed: int = 0, ks=(10,)) -> pd.DataFrame:
     """Per-user ranking metrics of one model: ``loo`` → sampled 99, ``random`` → full catalogue.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     if protocol == "loo":
         return E.sampled_ranking(prepared, fitted.score_pairs, n_negatives, ks=ks, seed=seed)
@@ -264,7 +261,7 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
     Networks: :func:`valid_loss` of their tasks. Logistic regression: interest log-loss. BPR:
     minus NDCG@10 of the validation items under the split's ranking protocol. Peers: RMSE.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     if name in P.PEERS:
         return lambda view, s: P.validation_rmse(name, s, view, seed)
@@ -281,7 +278,7 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
 
 def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed: int = 0,
                   n_negatives: int = 99) -> dict[str, dict[str, Callable]]:
-    """``{model: {split: score function}}`` for :func:`mtrec_study.tuning.tune_splits`.
+    """``{model: {split: score function}}`` for :func:`mtrec_study.study.tuning.tune_splits`.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
@@ -311,7 +308,7 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
         fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
         preds = fitted.predict(ts)
         cost.append({"model": name, "split": f"fold-{fold}", "seconds": fitted.seconds})
-        values = E.headline_values(preds, ts, keys=[k for k in E.HEADLINE_METRICS if k[0] in preds])
+        values = E.primary_values(preds, ts, keys=[k for k in E.PRIMARY_METRICS if k[0] in preds])
         for (task, metric), value in values.items():
             rows += E.tidy_rows({metric: value}, name, task, protocol, fold)
     return E.as_tidy(rows), cost
@@ -378,7 +375,7 @@ def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: st
 def fmt_ci(d: dict | None, digits: int = 4) -> str:
     """``0.9123 [0.9050, 0.9196]`` (``—`` when missing; a string is passed through).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     if isinstance(d, str):
         return d
@@ -396,7 +393,7 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
     without a number (interest AUC) is met when every difference's CI lies above 0. Δm% is met
     when its estimate is above 0; the cell says whether its CI excludes 0.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     if differences is not None:
         ok = all(d["ci_low"] > 0 for d in differences)
@@ -420,19 +417,90 @@ def _goal(target: dict) -> str:
     return f"{'≥' if target['higher'] else '≤'} {target['target']:.2f}"
 
 
-def headline_table(cells: dict[tuple[str, str, str], dict]) -> pd.DataFrame:
-    """The issue's table, one row per :data:`TARGETS` entry, from generated ``cells``.
+def _summary_ci(summary: pd.DataFrame, **match) -> dict | None:
+    """The one row of ``summary`` matching ``match`` as ``{estimate, ci_low, ci_high}`` (None if absent)."""
+    sel = np.ones(len(summary), bool)
+    for col, value in match.items():
+        sel &= (summary[col] == value).to_numpy()
+    r = summary[sel]
+    if r.empty:
+        return None
+    if "mean" in r:
+        return {"estimate": r["mean"].iloc[0], "ci_low": r["ci_low"].iloc[0], "ci_high": r["ci_high"].iloc[0]}
+    return r.iloc[0].to_dict()
+
+
+def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer_models, interest_cv: dict,
+                   holdout_values: dict, interest_holdout: dict, delta_m: dict,
+                   ranking_summary: pd.DataFrame, ranking_protocols: dict[str, str]) -> dict:
+    """The cells of :func:`headline_table`, each from a number measured in 09.
+
+    Args:
+        cv_summary: :func:`mtrec_study.evaluation.summarise` of the k-fold rows (``mean``, ``ci_low`` ...).
+        rmse_by_fold: Test RMSE, one column per model (networks and peers), one row per fold.
+        peer_models: The peers' column names in ``rmse_by_fold``.
+        interest_cv: ``{baseline: CI of MTL - baseline}`` of the k-fold interest AUC
+            (:func:`fold_difference_ci`).
+        holdout_values: ``{model: {(task, metric): value}}`` on the temporal split.
+        interest_holdout: ``{baseline: bootstrap CI of MTL - baseline}`` of the holdout interest AUC.
+        delta_m: The bootstrap CI of Δm% on the temporal split.
+        ranking_summary: ``protocol, model, metric, estimate, ci_low, ci_high`` per ranking protocol.
+        ranking_protocols: ``{protocol: label}`` as the table names them.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    def cv_ci(model, task, metric):
+        return _summary_ci(cv_summary, model=model, task=task, metric=metric)
+
+    def rank_ci(protocol, model, metric):
+        return _summary_ci(ranking_summary, protocol=protocol, model=model, metric=metric)
+
+    def diff_text(d):
+        return "; ".join(f"MTL − {b}: {fmt_ci(v)}" for b, v in d.items())
+
+    peer_means = rmse_by_fold.mean()
+    best_peer = min((m for m in peer_means.index if m in peer_models), key=lambda m: peer_means[m], default=None)
+    cells = {
+        (BEHAVIOUR, "5-fold CV", "rmse"): {
+            "peer": f"best: {best_peer} {fmt_ci(cv_ci(best_peer, BEHAVIOUR, 'rmse'))}" if best_peer else "not run",
+            "single": cv_ci(f"single_{BEHAVIOUR}", BEHAVIOUR, "rmse"), "best": cv_ci("mtl", BEHAVIOUR, "rmse")},
+        (INTEREST, "5-fold CV", "auc"): {
+            "peer": f"logreg {fmt_ci(cv_ci('logreg', INTEREST, 'auc'))}; {diff_text(interest_cv)}",
+            "single": cv_ci(f"single_{INTEREST}", INTEREST, "auc"), "best": cv_ci("mtl", INTEREST, "auc"),
+            "differences": list(interest_cv.values())},
+        (INTEREST, "temporal holdout", "auc"): {
+            "peer": f"logreg {holdout_values['logreg'][(INTEREST, 'auc')]:.4f}; {diff_text(interest_holdout)}",
+            "single": {"estimate": holdout_values[f"single_{INTEREST}"][(INTEREST, "auc")]},
+            "best": {"estimate": holdout_values["mtl"][(INTEREST, "auc")]},
+            "differences": list(interest_holdout.values())},
+        ("all three", "temporal holdout", "Δm%"): {"peer": "—", "single": "the reference (Δm% = 0)", "best": delta_m},
+    }
+    for protocol, label in ranking_protocols.items():
+        for metric in ("hr@10", "ndcg@10"):
+            cells[(ITEM_TASK, label, metric)] = {
+                "peer": f"BPR {fmt_ci(rank_ci(protocol, 'bpr', metric))}; popularity "
+                        f"{fmt_ci(rank_ci(protocol, 'popularity', metric))}",
+                "single": rank_ci(protocol, f"single_{ITEM_TASK}", metric), "best": rank_ci(protocol, "mtl", metric)}
+    return cells
+
+
+def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5) -> pd.DataFrame:
+    """09's results table, one row per :data:`TARGETS` entry, from generated ``cells``.
 
     Args:
         cells: ``{(task, protocol, metric): {"peer": str, "single": dict, "best": dict,
-            "differences": [dict] (interest rows)}}``; dicts as from :func:`mean_ci`.
+            "differences": [dict] (interest rows)}}``; dicts as from :func:`mean_ci`
+            (:func:`headline_cells` builds them).
+        cv_folds: The folds this run used; the published protocol is 5-fold, and the table
+            names the one that ran.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
     rows = []
     for t in TARGETS:
         c = cells.get((t["task"], t["protocol"], t["metric"]), {})
-        rows.append({"task": t["task"], "protocol": t["protocol"], "metric": t["metric"],
+        protocol = f"{cv_folds}-fold CV" if t["protocol"] == "5-fold CV" else t["protocol"]
+        rows.append({"task": t["task"], "protocol": protocol, "metric": t["metric"],
                      "published reference": t["reference"], "peer measured here": c.get("peer", "—"),
                      "our single-task": fmt_ci(c.get("single")), "our best multi-task": fmt_ci(c.get("best")),
                      "target": _goal(t), "met?": target_met(t, c.get("best"), c.get("differences"))})
@@ -459,7 +527,7 @@ def tuning_key(data: RatingsData, params: dict) -> dict:
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    from mtrec_study.tuning import data_key
+    from mtrec_study.study.tuning import data_key
 
     return data_key(data, dataset=params["DATASET"], seed=params["SEED"], k=params["CV_FOLDS"],
                     neg_ratio=params["NEG_RATIO"], epochs=params["EPOCHS"], patience=params["PATIENCE"],
@@ -469,7 +537,7 @@ def tuning_key(data: RatingsData, params: dict) -> dict:
 def preset_parameters(preset: str) -> dict:
     """The parameters 09_headline_results runs with under ``preset`` (its defaults, then the preset's).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     from mtrec_study.config import NOTEBOOKS_DIR
     from mtrec_study.params import check_parameters, load_preset, notebook_parameters
@@ -486,10 +554,10 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True) -> Path:
     The notebook reads the file through its ``TUNED_PARAMS`` parameter and checks that the data,
     folds, epochs and grids are the ones it runs with.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.cli.
     """
     from mtrec_study.datasets import load_dataset
-    from mtrec_study.tuning import save_tuned, tune_splits
+    from mtrec_study.study.tuning import save_tuned, tune_splits
 
     p = preset_parameters(preset)
     data = load_dataset(p["DATASET"], seed=p["SEED"], log=None)

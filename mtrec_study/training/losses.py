@@ -10,7 +10,9 @@ Binary tasks use binary cross-entropy on the sigmoid output, the rating task squ
 
 from __future__ import annotations
 
+import numpy as np
 from keras import ops
+from sklearn.metrics import log_loss
 
 EPS = 1e-7
 
@@ -18,7 +20,7 @@ EPS = 1e-7
 def binary_crossentropy(y, p):
     """Element-wise BCE on probabilities, clipped away from 0 and 1.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.losses.
     """
     p = ops.clip(p, EPS, 1.0 - EPS)
     return -(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p))
@@ -27,7 +29,7 @@ def binary_crossentropy(y, p):
 def squared_error(y, r):
     """Element-wise squared error.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.losses.
     """
     return ops.square(y - r)
 
@@ -54,3 +56,26 @@ def task_loss(task_type: str, y, pred, mask):
     if task_type == "regression":
         return masked_mean(squared_error(y, pred), mask)
     raise ValueError(f"unknown task type {task_type!r}; valid: 'binary', 'regression'")
+
+
+def article_loss(preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+                 tasks, kinds: dict[str, str]) -> float:
+    """The article's loss with λ = 1, in NumPy, on a labelled set: Σ over ``tasks`` of each task's
+    masked loss (log loss for a binary task, probabilities clipped as in :func:`binary_crossentropy`;
+    MSE for a regression task).
+
+    The tuner scores our networks on validation with it (a single-task model: its one task's term).
+
+    Used by mtrec_study.study.published.
+    """
+    total = 0.0
+    for task in tasks:
+        m = masks[task] > 0
+        y, p = labels[task][m], preds[task][m]
+        if kinds[task] == "regression":
+            total += float(np.mean((y - p) ** 2))
+        elif kinds[task] == "binary":
+            total += float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
+        else:
+            raise ValueError(f"task {task!r}: unknown task type {kinds[task]!r}; valid: 'binary', 'regression'")
+    return total

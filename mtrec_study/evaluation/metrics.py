@@ -29,7 +29,8 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn import metrics as skm
 
-from mtrec_study.config import TASK_TYPES, show_progress
+from mtrec_study.config import show_progress
+from mtrec_study.tasks import TASK_TYPES
 
 DEFAULT_KS = (5, 10, 20)
 BINARY_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "logloss", "ece", "gauc")
@@ -52,7 +53,7 @@ def check_scores(scores: np.ndarray, task: str = "scores", allow_neg_inf: bool =
     Raises:
         ValueError: Naming how many scores are NaN or infinite, and the task.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics, mtrec_study.evaluation.predictions.
     """
     s = np.asarray(scores, dtype="float64")
     n_nan = int(np.isnan(s).sum())
@@ -70,7 +71,7 @@ def check_metric(metric: str, task: str) -> str:
     Returns:
         The task type, ``"binary"`` or ``"regression"``.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.predictions.
     """
     kind = TASK_TYPES.get(task)
     if kind is None:
@@ -99,7 +100,7 @@ def _check_probabilities(p: np.ndarray, task: str) -> None:
 def roc_auc(y_true: np.ndarray, y_score: np.ndarray, task: str = "binary") -> float:
     """ROC-AUC, or NaN (*undefined*, never 0.5) when only one class is present.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Introduced in notebooks/07_article_claims.ipynb.
     """
     y = _binary_labels(y_true, task)
     s = check_scores(y_score, task)
@@ -114,7 +115,7 @@ def rank_auc(y_true: np.ndarray, y_score: np.ndarray, task: str = "binary") -> f
     The same value as :func:`roc_auc` (ties count one half), about five times faster because
     it skips scikit-learn's curve; the user bootstrap calls it thousands of times.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Used by mtrec_study.evaluation.predictions.
     """
     y = _binary_labels(y_true, task)
     n_pos = int(y.sum())
@@ -130,7 +131,7 @@ def choose_threshold(y_true: np.ndarray, y_prob: np.ndarray, task: str = "binary
 
     Returns 0.5 when the labels hold a single class (F1 is then undefined or trivial).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.predictions.
     """
     y = _binary_labels(y_true, task)
     p = check_scores(y_prob, task)
@@ -168,7 +169,7 @@ def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: i
                                task: str = "binary") -> float:
     r"""ECE $= \sum_b \frac{n_b}{N}\,|\bar y_b - \bar p_b|$ over equal-width probability bins.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     curve = reliability_curve(y_true, y_prob, n_bins, task)
     used = curve["count"] > 0
@@ -184,7 +185,7 @@ def gauc(users: np.ndarray, y_true: np.ndarray, y_score: np.ndarray, task: str =
     $\mathrm{GAUC} = \sum_u n_u\,\mathrm{AUC}_u / \sum_u n_u$ over users whose rows hold both
     classes; users with one class have no AUC and are left out. NaN if no user qualifies.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     y = _binary_labels(y_true, task)
     s = check_scores(y_score, task)
@@ -245,7 +246,7 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, task: str = "behaviour") -> dict[str, float]:
     r"""RMSE $=\sqrt{\frac1N\sum (y-\hat y)^2}$ and MAE $=\frac1N\sum|y-\hat y|$.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.predictions.
     """
     y = np.asarray(y_true, dtype="float64")
     p = check_scores(y_pred, task)
@@ -278,7 +279,7 @@ def top_k(scores: np.ndarray, k: int, relevant: np.ndarray | None = None, ties: 
         relevant: Boolean like ``scores``; needed for the pessimistic/optimistic rules.
         ties: One of :data:`TIES`.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     if ties not in TIES:
         raise ValueError(f"unknown tie rule {ties!r}; valid: {', '.join(TIES)}")
@@ -340,7 +341,7 @@ def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Iterable[int] 
     Raises:
         ValueError: NaN scores; shapes that differ; a relevant candidate that is excluded.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics, mtrec_study.evaluation.ranking.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -404,7 +405,7 @@ def rank_in_blocks(score_block: Callable[[np.ndarray], np.ndarray], users: np.nd
         Per-user metrics (index = user id; users without a relevant item are dropped), and the
         ``(len(users), list_k)`` top lists of column indices (``-1`` pads short lists).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.ranking.
     """
     from tqdm.auto import tqdm
 
@@ -434,7 +435,7 @@ def _valid_items(lists: np.ndarray) -> np.ndarray:
 def catalogue_coverage(lists: np.ndarray, n_items: int) -> float:
     """Share of the catalogue that appears in at least one top-K list (``-1`` pads are ignored).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     return np.unique(_valid_items(lists)).size / n_items
 
@@ -451,7 +452,7 @@ def intra_list_diversity(lists: np.ndarray, item_vectors: np.ndarray, per_list: 
         item_vectors: One row per item position.
         per_list: Return each list's ILD (NaN for lists shorter than two) instead of the mean.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Introduced in notebooks/07_article_claims.ipynb.
     """
     v = np.asarray(item_vectors, dtype="float64")
     norms = np.linalg.norm(v, axis=1, keepdims=True)
@@ -477,7 +478,7 @@ def novelty(lists: np.ndarray, item_user_counts: np.ndarray, n_users: int) -> fl
     $p(i) = (c_i + 1)/(n_\text{users} + 1)$ with $c_i$ the number of *training* users who
     interacted with item $i$; the +1 keeps never-seen items finite.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     items = _valid_items(lists)
     if items.size == 0:
@@ -491,7 +492,7 @@ def gini_index(lists: np.ndarray, n_items: int) -> float:
 
     With counts sorted ascending, $G = \frac{\sum_{i=1}^{n} (2i - n - 1)\,x_{(i)}}{n \sum_i x_i}$.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.metrics.
     """
     counts = np.sort(np.bincount(_valid_items(lists), minlength=n_items)).astype("float64")
     total = counts.sum()
@@ -505,7 +506,7 @@ def beyond_accuracy(lists: np.ndarray, n_items: int, item_user_counts: np.ndarra
                     item_vectors: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Coverage, novelty, Gini and one ILD per entry of ``item_vectors`` (``ild_<name>``).
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.ranking.
     """
     out = {"coverage": catalogue_coverage(lists, n_items), "novelty": novelty(lists, item_user_counts, n_users),
            "gini": gini_index(lists, n_items)}

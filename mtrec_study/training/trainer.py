@@ -18,20 +18,18 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 from keras import ops
 
-from mtrec_study.config import TASK_TYPES, show_progress
-from mtrec_study.losses import task_loss
+from mtrec_study.config import show_progress
 from mtrec_study.models.zoo import build_model, loss_tasks
 from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
-from mtrec_study.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
-
-TASK_TYPES_ALL = {**TASK_TYPES, "ctcvr": "binary"}
-
+from mtrec_study.tasks import task_kind
+from mtrec_study.training.losses import task_loss
+from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
+from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
 
 
 class _RetracingNoise(logging.Filter):
@@ -47,41 +45,12 @@ class _RetracingNoise(logging.Filter):
 
 tf.get_logger().addFilter(_RetracingNoise())
 
-def _gradients(tape: tf.GradientTape, target, variables: list) -> list:
-    """Gradients with zeros for unconnected variables.
-
-    (``unconnected_gradients=ZERO`` fails on Keras 3 variables, whose dtype is a string.)
-    """
-    grads = tape.gradient(target, variables)
-    # Embedding gradients arrive as IndexedSlices; make them dense so they can be flattened.
-    return [ops.zeros(v.shape, "float32") if g is None else tf.convert_to_tensor(g)
-            for g, v in zip(grads, variables, strict=True)]
-
-
-def shared_layers(net: keras.Model, tasks: list[str]) -> list[keras.layers.Layer]:
-    """Layers with weights that belong to no task tower or head (not named ``<task>_...``).
-
-    Introduced in notebooks/04_training.ipynb.
-    """
-    prefixes = tuple(f"{t}_" for t in (*tasks, "interest", "ctcvr"))
-    return [la for la in net.layers if la.trainable_weights and not la.name.startswith(prefixes)]
-
-
-def shared_variables(net: keras.Model, tasks: list[str]) -> list:
-    """Trainable variables of the shared layers.
-
-    Introduced in notebooks/04_training.ipynb.
-    """
-    return [v for layer in shared_layers(net, tasks) for v in layer.trainable_weights]
-
-
-def last_shared_layer(net: keras.Model, tasks: list[str]) -> keras.layers.Layer:
-    """The last shared layer with weights (GradNorm measures gradient norms there)."""
-    return shared_layers(net, tasks)[-1]
-
 
 class SumOfTrackers(keras.metrics.Metric):
-    """A metric whose result is the sum of other Mean trackers' results (they own the state)."""
+    """A metric whose result is the sum of other Mean trackers' results (they own the state).
+
+    Used by mtrec_study.training.trainer.
+    """
 
     def __init__(self, trackers: list, name: str = "loss"):
         super().__init__(name=name)
@@ -107,7 +76,7 @@ class MultiTaskTrainer(keras.Model):
     validation data the same with ``val_`` in front. Early stopping watches ``val_loss``, so it does
     not depend on the weighting strategy.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.training.trainer, mtrec_study.training.diagnostics.
     """
 
     def __init__(self, net: keras.Model, weighting: Weighting, tasks: list[str] | None = None, **kwargs):
@@ -115,7 +84,7 @@ class MultiTaskTrainer(keras.Model):
         self.net = net
         self.tasks = list(tasks or loss_tasks(net))
         self.weighting = weighting
-        weighting.setup(self, self.tasks, [TASK_TYPES_ALL[t] == "regression" for t in self.tasks])
+        weighting.setup(self, self.tasks, [task_kind(t) == "regression" for t in self.tasks])
         self.loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.tasks}
         self.weight_trackers = {t: keras.metrics.Mean(name=f"weight_{t}") for t in self.tasks}
         self.total_tracker = SumOfTrackers(list(self.loss_trackers.values()), name="loss")
@@ -130,7 +99,7 @@ class MultiTaskTrainer(keras.Model):
 
     def task_losses(self, y, preds):
         """Masked per-task losses as a list (one scalar per task)."""
-        return [task_loss(TASK_TYPES_ALL[t], y[t], preds[t], y[f"{t}_mask"]) for t in self.tasks]
+        return [task_loss(task_kind(t), y[t], preds[t], y[f"{t}_mask"]) for t in self.tasks]
 
     def _record(self, losses, y):
         # Each task's epoch loss is weighted by its labelled rows per batch, so batches without
@@ -218,6 +187,8 @@ class WeightingCallback(keras.callbacks.Callback):
 
     On a NaN loss it stops training, restores the last good epoch's weights and records which
     task and epoch went wrong in :attr:`stopped`.
+
+    Used by mtrec_study.training.trainer.
     """
 
     def __init__(self, trainer: MultiTaskTrainer):
@@ -251,7 +222,7 @@ class WeightingCallback(keras.callbacks.Callback):
 class TrainResult:
     """What :func:`train` returns: the trained network and everything logged about it.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.training.trainer, mtrec_study.study.experiment.
     """
 
     net: keras.Model
@@ -266,6 +237,19 @@ class TrainResult:
     def to_json(self) -> dict:
         return {"config": self.config, "history": self.history, "seconds": self.seconds,
                 "epoch_seconds": self.epoch_seconds, "best_epoch": self.best_epoch, "stopped": self.stopped}
+
+    def summary(self) -> dict[str, float]:
+        """Best epoch, wall time, mean epoch time and the mean train-validation loss gap at the best epoch.
+
+        The gap is validation minus training loss per task at the epoch whose weights were kept,
+        averaged over the tasks the trainer logged (NaN without validation data).
+        """
+        k = self.best_epoch - 1
+        gap = [self.history[f"val_{t}_loss"][k] - self.history[f"{t}_loss"][k]
+               for t in self.trainer.tasks if f"{t}_loss" in self.history and f"val_{t}_loss" in self.history]
+        return {"best_epoch": self.best_epoch, "train_seconds": self.seconds,
+                "seconds_per_epoch": float(np.mean(self.epoch_seconds)),
+                "mean_train_valid_gap": float(np.mean(gap)) if gap else float("nan")}
 
 
 class _EpochBar(keras.callbacks.Callback):
@@ -311,7 +295,7 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     Args:
         model: A name from :data:`mtrec_study.models.MODELS`.
         prepared: The prepared task sets (train and valid are used).
-        weighting: A name from :data:`mtrec_study.weighting.WEIGHTINGS`.
+        weighting: A name from :data:`mtrec_study.training.weighting.WEIGHTINGS`.
         lambdas: Fixed task weights λ, one per trained task (default: all 1).
         epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
         seed: Seeds everything; two runs with the same seed give identical weights on the CPU.
@@ -326,7 +310,7 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     Raises:
         ValueError: For unknown names, invalid λ, or features that do not match the spec.
 
-    Introduced in notebooks/04_training.ipynb.
+    Introduced in notebooks/02_feature_extraction.ipynb.
     """
     set_seed(seed)
     if model == "single_task":
@@ -365,138 +349,10 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
 def predict(net: keras.Model, taskset: TaskSet | dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
     """Predictions per output as flat arrays.
 
-    Introduced in notebooks/04_training.ipynb.
+    Introduced in notebooks/02_feature_extraction.ipynb.
     """
     feats = taskset.features if isinstance(taskset, TaskSet) else taskset
     out = net.predict(feats, batch_size=batch_size, verbose=0)
     return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
 
 
-def _gate_outputs(net: keras.Model, features: dict, batch_size: int) -> dict[str, np.ndarray]:
-    """Per-example gate weights ``(rows, n_experts)`` of every gate of an MMoE/OMoE/PLE network."""
-    from mtrec_study.models.layers import CGC, MixtureOfExperts
-
-    out = {}
-    for layer in net.layers:
-        if isinstance(layer, MixtureOfExperts):
-            gates = layer.output[layer.n_gates:]
-            names = [f"{layer.name}/gate_{k}" for k in range(layer.n_gates)]
-        elif isinstance(layer, CGC):
-            gates = layer.output[-layer.n_tasks:]
-            names = [f"{layer.name}/gate_{k}" for k in range(layer.n_tasks)]
-        else:
-            continue
-        probe = keras.Model(net.inputs, gates)
-        values = probe.predict(features, batch_size=batch_size, verbose=0)
-        values = values if isinstance(values, list) else [values]
-        out.update({n: np.asarray(v) for n, v in zip(names, values, strict=True)})
-    return out
-
-
-def gate_weights(net: keras.Model, features: dict, batch_size: int = 8192) -> dict[str, np.ndarray]:
-    """Mean gate weight per expert for each gate of an MMoE/OMoE/PLE network.
-
-    Returns:
-        ``{gate_name: (n_experts,) mean weights}``; empty for models without gates.
-
-    Introduced in notebooks/04_training.ipynb.
-    """
-    return {n: v.mean(axis=0) for n, v in _gate_outputs(net, features, batch_size).items()}
-
-
-def gate_statistics(net: keras.Model, features: dict, batch_size: int = 8192) -> pd.DataFrame:
-    r"""Per gate: how peaked each example's gate is, and how evenly the experts are used overall.
-
-    ``entropy`` is the mean per-example entropy :math:`-\sum_i g_i \log g_i` (0 = one expert per
-    example, :math:`\log n` = uniform); ``utilisation_entropy`` is the entropy of the mean gate
-    (low = some experts are rarely used by anyone); ``max_share`` is the most used expert's share.
-
-    Introduced in notebooks/08_sharing_mechanisms.ipynb.
-    """
-    rows = []
-    for name, g in _gate_outputs(net, features, batch_size).items():
-        g = np.clip(g, 1e-12, 1.0)
-        mean = g.mean(axis=0)
-        rows.append({"gate": name, "n_experts": g.shape[1], "entropy": float(np.mean(-(g * np.log(g)).sum(axis=1))),
-                     "utilisation_entropy": float(-(mean * np.log(mean)).sum()), "max_share": float(mean.max()),
-                     "uniform_entropy": float(np.log(g.shape[1]))})
-    return pd.DataFrame(rows)
-
-
-class GradientConflictCallback(keras.callbacks.Callback):
-    """Record :func:`task_gradient_cosines` on a fixed batch at the end of every epoch.
-
-    Pass it to :func:`train` (``callbacks=[...]``); Keras sets ``self.model`` to the trainer.
-
-    Introduced in notebooks/08_sharing_mechanisms.ipynb.
-    """
-
-    def __init__(self, features: dict, targets: dict):
-        super().__init__()
-        self.features, self.targets = features, targets
-        self.history: list[dict[str, float]] = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.history.append({"epoch": epoch + 1, **task_gradient_cosines(self.model, self.features, self.targets)})
-
-
-def task_gradient_cosines(trainer: MultiTaskTrainer, features: dict, targets: dict) -> dict[str, float]:
-    """Cosine similarity of each pair of task gradients on the shared parameters, on one batch.
-
-    Negative values are conflicts: a step that helps one task hurts the other.
-
-    Introduced in notebooks/08_sharing_mechanisms.ipynb.
-    """
-    shared = shared_variables(trainer.net, trainer.tasks)
-    x = {k: ops.convert_to_tensor(v) for k, v in features.items()}
-    y = {k: ops.convert_to_tensor(v) for k, v in targets.items()}
-    with tf.GradientTape(persistent=True) as tape:
-        losses = trainer.task_losses(y, trainer.net(x, training=False))  # a list: each recorded
-    flat = []
-    for k in range(len(trainer.tasks)):
-        g = _gradients(tape, losses[k], shared)
-        flat.append(np.concatenate([np.asarray(gi).ravel() for gi in g]))
-    out = {}
-    for i in range(len(flat)):
-        for j in range(i + 1, len(flat)):
-            den = np.linalg.norm(flat[i]) * np.linalg.norm(flat[j])
-            out[f"{trainer.tasks[i]}~{trainer.tasks[j]}"] = float(flat[i] @ flat[j] / den) if den else float("nan")
-    return out
-
-
-def add_train_parser(sub) -> None:
-    """Register ``python -m mtrec_study train``."""
-    from mtrec_study.models import MODELS
-    from mtrec_study.weighting import WEIGHTINGS
-
-    p = sub.add_parser("train", help="train one model on a prepared data set")
-    p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
-    p.add_argument("--weighting", default="fixed", help=f"one of {', '.join(WEIGHTINGS)}")
-    p.add_argument("--lambdas", type=float, nargs="*", default=None, help="fixed λ per task")
-    p.add_argument("--task", default=None, help="the task of single_task")
-    p.add_argument("--dataset", default="ml-100k")
-    p.add_argument("--split", default="temporal")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output-dir", default="reports/dev/train")
-    p.add_argument("--save", default=None, help="save the trained network to this .keras file")
-    p.set_defaults(func=_cmd_train)
-
-
-def _cmd_train(args) -> int:
-    from mtrec_study.datasets import load_dataset
-    from mtrec_study.prepare import prepare_tasks
-
-    data = load_dataset(args.dataset, seed=args.seed)
-    prepared = prepare_tasks(data, args.split, seed=args.seed)
-    result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
-                   batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                   tasks=[args.task] if args.task else None, output_dir=args.output_dir, verbose=2)
-    print(f"trained {args.model} with {args.weighting} in {result.seconds:.1f} s; best epoch {result.best_epoch}; "
-          f"history in {args.output_dir}")
-    if args.save:
-        result.net.save(args.save)
-        print(f"saved {args.save}")
-    return 0 if result.stopped is None else 1

@@ -16,7 +16,10 @@ from mtrec_study.results import TIDY_COLUMNS, atomic_write_text
 
 
 def collect_tidy(report_dir: Path, names: list[str]) -> pd.DataFrame:
-    """All notebooks' tidy rows in one table (with a ``notebook`` column)."""
+    """All notebooks' tidy rows in one table (with a ``notebook`` column).
+
+    Used by mtrec_study.report.index.
+    """
     frames = []
     for name in names:
         path = report_dir / name / "results.json"
@@ -45,7 +48,10 @@ TEMPLATE = "index.html.j2"
 
 
 class FigureNotDrawn(RuntimeError):
-    """A notebook recorded a figure whose file does not exist; the message names both."""
+    """A notebook recorded a figure whose file does not exist; the message names both.
+
+    Used by mtrec_study.report.index, mtrec_study.report.build.
+    """
 
 
 def _cell(column: str, value) -> dict:
@@ -67,7 +73,7 @@ def _cell(column: str, value) -> dict:
 def table_view(rows: list[dict] | pd.DataFrame, columns: list[str] | None = None) -> dict:
     """Columns and formatted cells of a recorded table, for the template.
 
-    Used by the report's index page (``make report``).
+    Used by mtrec_study.report.index.
     """
     df = pd.DataFrame(rows)
     if columns and set(columns) == {str(c) for c in df.columns}:
@@ -80,7 +86,7 @@ def table_view(rows: list[dict] | pd.DataFrame, columns: list[str] | None = None
 def results_by_notebook(tidy: pd.DataFrame) -> list[dict]:
     """Per notebook, every tidy row summarised as mean ± std over folds: a long table with no empty cells.
 
-    Used by the report's index page (``make report``).
+    Used by mtrec_study.report.index.
     """
     out = []
     keys = ["protocol", "task", "metric", "segment", "model"]
@@ -161,6 +167,8 @@ def render_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: i
 
     Raises:
         FigureNotDrawn: If a notebook recorded a figure it never drew, naming both.
+
+    Used by mtrec_study.report.index.
     """
     import jinja2
 
@@ -192,6 +200,8 @@ def write_index(report_dir: Path, preset: str, runs: list, stamp: dict, jobs: in
 
     Raises:
         FigureNotDrawn: If a notebook recorded a figure it never drew, naming both.
+
+    Used by mtrec_study.report.build.
     """
     tidy = collect_tidy(report_dir, [r.name for r in runs])
     page = render_index(report_dir, preset, runs, stamp, jobs, tidy)
@@ -207,7 +217,7 @@ FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->
 def markdown_table(table: pd.DataFrame, float_format: str = "{:.4f}") -> str:
     """A GitHub-flavoured Markdown table; floats formatted with ``float_format``, ``|`` escaped.
 
-    Used by the README's findings block and by ``benchmarks/`` for their tables.
+    Used by mtrec_study.report.index.
     """
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and v != v):
@@ -226,7 +236,7 @@ def findings_markdown(report_dir: Path) -> str:
     Raises:
         FileNotFoundError: If the report lacks its stamp or the notebooks that hold the findings.
 
-    Used by ``make report`` (:func:`update_readme_findings`).
+    Used by mtrec_study.report.index.
     """
     report_dir = Path(report_dir)
     stamp = json.loads((report_dir / "stamp.json").read_text(encoding="utf-8"))
@@ -252,7 +262,7 @@ def update_readme_findings(report_dir: Path, readme: Path | None = None) -> bool
     Raises:
         ValueError: If the README lacks the markers, naming the file and the markers.
 
-    Used by ``make report``.
+    Used by mtrec_study.report.build.
     """
     readme = Path(readme or PROJECT_ROOT / "README.md")
     text = readme.read_text(encoding="utf-8")
@@ -266,7 +276,10 @@ def update_readme_findings(report_dir: Path, readme: Path | None = None) -> bool
 
 
 def readme_findings(readme: Path | None = None) -> str:
-    """The findings block as it stands in ``README.md`` (markers included), or ``""``."""
+    """The findings block as it stands in ``README.md`` (markers included), or ``""``.
+
+    Used by the tests only.
+    """
     text = Path(readme or PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     start, end = text.find(FINDINGS_START), text.find(FINDINGS_END)
     return text[start:end + len(FINDINGS_END)] if 0 <= start < end else ""

@@ -1,6 +1,6 @@
 """Protocols that train: holdout and k-fold cross-validation of a set of model runs.
 
-A *run* is a name and the keyword arguments of :func:`mtrec_study.train.train` (``model``,
+A *run* is a name and the keyword arguments of :func:`mtrec_study.training.train` (``model``,
 ``weighting``, ``tasks`` ...). Every run of a fold sees the same prepared data, so the fold
 metrics of two runs are paired and :func:`mtrec_study.evaluation.paired_test` applies.
 """
@@ -16,25 +16,23 @@ from tqdm.auto import tqdm
 
 from mtrec_study.config import show_progress
 from mtrec_study.datasets import RatingsData
-from mtrec_study.evaluation import (
-    as_tidy,
+from mtrec_study.evaluation.predictions import evaluate_predictions, segment_masks, tuned_thresholds
+from mtrec_study.evaluation.ranking import (
     catalogue_scorer,
-    evaluate_predictions,
     full_catalogue_ranking,
     ranking_rows,
     sample_test_users,
-    segment_masks,
-    tuned_thresholds,
 )
 from mtrec_study.prepare import PreparedData, prepare_tasks
-from mtrec_study.train import TrainResult, predict, train
+from mtrec_study.results import as_tidy
+from mtrec_study.training.trainer import TrainResult, predict, train
 
 
 @dataclass
 class RunOutcome:
     """What one run on one fold left behind, for the analyses that need more than metrics.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.study.experiment.
     """
 
     result: TrainResult
@@ -46,7 +44,7 @@ class RunOutcome:
 class ProtocolResult:
     """Tidy metrics of every run and fold, plus the per-fold outcomes.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.study.experiment.
     """
 
     tidy: pd.DataFrame

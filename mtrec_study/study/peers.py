@@ -2,7 +2,7 @@
 
 The Surprise README reports 5-fold RMSE on ml-100k for ``SVD``, ``SVDpp``, ``KNNBaseline``
 and ``BaselineOnly`` with their default parameters. Here they run on *our* folds (the ones
-:func:`mtrec_study.experiment.cross_validate` uses), in the same process, so every fold pairs a
+:func:`mtrec_study.study.experiment.cross_validate` uses), in the same process, so every fold pairs a
 peer with our networks. scikit-surprise is an optional extra (``pip install -e '.[peers]'``;
 ``make report`` installs it): nothing else in the package imports it.
 
@@ -24,7 +24,7 @@ PEERS = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")
 # Published 5-fold ml-100k RMSE with default parameters (Surprise README, v1.1).
 PUBLISHED_RMSE = {"BaselineOnly": 0.944, "SVD": 0.934, "SVDpp": 0.919, "KNNBaseline": 0.931}
 # The validation-only search per peer: four settings each, the same budget as our networks get
-# (mtrec_study.tuning.TUNE_BUDGET). Ranges follow Surprise's documentation and common tuned values.
+# (mtrec_study.study.tuning.TUNE_BUDGET). Ranges follow Surprise's documentation and common tuned values.
 PEER_GRIDS: dict[str, list[dict[str, Any]]] = {
     "BaselineOnly": [{"reg_i": ri, "reg_u": ru, "n_epochs": 20} for ri in (5, 15) for ru in (10, 25)],
     "SVD": [{"n_factors": f, "n_epochs": 40, "lr_all": 0.007, "reg_all": r} for f in (50, 150) for r in (0.05, 0.1)],
@@ -35,7 +35,10 @@ _BSL_KEYS = ("reg_i", "reg_u", "n_epochs", "method")
 
 
 class PeersUnavailable(ImportError):
-    """scikit-surprise is not installed; the message says how to install the ``peers`` extra."""
+    """scikit-surprise is not installed; the message says how to install the ``peers`` extra.
+
+    Used by mtrec_study.study.peers.
+    """
 
 
 def require_surprise():
@@ -60,7 +63,7 @@ def make_peer(name: str, setting: dict[str, Any] | None = None, seed: int = 0):
     Raises:
         ValueError: For an unknown peer or setting key (the message lists the valid ones).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.peers.
     """
     s = require_surprise()
     if name not in PEERS:
@@ -89,7 +92,7 @@ def _check_keys(name: str, setting: dict, valid: tuple[str, ...]) -> None:
 def rating_frame(prepared: PreparedData, *parts: str) -> pd.DataFrame:
     """``user_id, item_id, rating`` of the observed interactions of ``parts`` (train, valid, test).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.peers.
     """
     frames = [prepared.interactions(p)[["user_id", "item_id", "rating"]] for p in parts]
     return pd.concat(frames, ignore_index=True)
@@ -99,7 +102,7 @@ def fit_predict(name: str, setting: dict | None, train: pd.DataFrame, test: pd.D
                 seed: int = 0) -> np.ndarray:
     """Fit one peer on ``train`` ratings and predict ``test``'s (clipped to 1–5 by Surprise).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.peers.
     """
     s = require_surprise()
     trainset = s.Dataset.load_from_df(train[["user_id", "item_id", "rating"]], s.Reader(rating_scale=(1, 5)))
@@ -110,7 +113,7 @@ def fit_predict(name: str, setting: dict | None, train: pd.DataFrame, test: pd.D
 def validation_rmse(name: str, setting: dict | None, view: PreparedData, seed: int = 0) -> float:
     """Fit on the view's training ratings, RMSE on its validation ratings (the tuner's score).
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     valid = rating_frame(view, "valid")
     pred = fit_predict(name, setting, rating_frame(view, "train"), valid, seed)
@@ -123,7 +126,7 @@ def test_rmse(name: str, setting: dict | None, prepared: PreparedData, seed: int
     Our networks use the validation part only for early stopping, so a peer sees slightly more
     training data than they do: the comparison leans in the peer's favour.
 
-    Introduced in notebooks/09_headline_results.ipynb.
+    Used by mtrec_study.study.published.
     """
     test = rating_frame(prepared, "test")
     pred = fit_predict(name, setting, rating_frame(prepared, "train", "valid"), test, seed)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from mtrec_study.metrics import LOWER_IS_BETTER
+from mtrec_study.evaluation.metrics import LOWER_IS_BETTER
 
 # The claims that notebooks/07_article_claims.ipynb tests. ``quote`` is the article's own words,
 # verbatim (tests/unit/test_citations.py checks it against the article); ``claim`` is our English
@@ -69,7 +69,7 @@ def outcome(ci_low: float, ci_high: float, metric: str | None = None, higher_is_
     Raises:
         ValueError: If the interval is reversed.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Used by mtrec_study.study.claims.
     """
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
         return "undefined"
@@ -89,7 +89,7 @@ def verdict(outcomes: Iterable[str]) -> str:
     Raises:
         ValueError: For an outcome outside :data:`OUTCOMES`.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Used by mtrec_study.study.claims.
     """
     outs = list(outcomes)
     bad = sorted(set(outs) - set(OUTCOMES))
@@ -147,3 +147,52 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
         rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
                      "numbers (95% CI)": numbers, "verdict": v, "caveats": c["caveats"]})
     return pd.DataFrame(rows)
+
+
+# The two claims whose evidence is a measurement without an interval, and their stated rules.
+SLOW_RATIO = 1.1  # MTL "trains slowly" when its epoch takes this many times one single-task model's
+OVERFIT_RISE = 0.01  # a validation loss that rises this share of itself above its best "overfits"
+ONE_SINGLE = "MTL / one single-task model"
+ALL_SINGLES = "MTL / all three single-task models"
+
+
+def slow_verdict(time_ratios: dict[str, float]) -> tuple[str, str]:
+    """Verdict and caveat of "MTL takes long to train" from measured epoch-time ratios.
+
+    The rule: ``supported`` when MTL's epoch takes more than :data:`SLOW_RATIO` times one
+    single-task model's; ``mixed`` when it does but costs less than the three models it
+    replaces; ``not supported`` otherwise.
+
+    Args:
+        time_ratios: ``{ONE_SINGLE: ratio, ALL_SINGLES: ratio}``.
+
+    Raises:
+        KeyError: If a ratio is missing, naming both keys.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    missing = [k for k in (ONE_SINGLE, ALL_SINGLES) if k not in time_ratios]
+    if missing:
+        raise KeyError(f"time_ratios lacks {missing}; it needs {ONE_SINGLE!r} and {ALL_SINGLES!r}")
+    slow = time_ratios[ONE_SINGLE] > SLOW_RATIO
+    cheaper = time_ratios[ALL_SINGLES] < 1.0
+    if slow and cheaper:
+        return "mixed", "slower than one single-task model but cheaper than the three it replaces"
+    return ("supported" if slow else "not supported"), "timings on a shared machine vary by about ±15%"
+
+
+def overfitting_verdict(rise_above_best: Iterable[float], valid_loss: Iterable[float]) -> str:
+    """Verdict of "MTL overfits easily" from validation curves trained without early stopping.
+
+    The rule: ``supported`` when any task's validation loss ends more than :data:`OVERFIT_RISE`
+    of its value above its best epoch's, ``not supported`` otherwise.
+
+    Raises:
+        ValueError: If the two sequences differ in length or are empty.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    rise, loss = np.asarray(list(rise_above_best), float), np.asarray(list(valid_loss), float)
+    if rise.shape != loss.shape or rise.size == 0:
+        raise ValueError(f"need one rise per validation loss, got {rise.size} rises and {loss.size} losses")
+    return "supported" if bool((rise > OVERFIT_RISE * loss).any()) else "not supported"

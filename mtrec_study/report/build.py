@@ -22,16 +22,11 @@ It also survives what users do:
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
 import json
-import logging
 import os
-import platform
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -39,368 +34,34 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from mtrec_study.config import PROJECT_ROOT, REPORTS_DIR
+from mtrec_study.config import REPORTS_DIR
 from mtrec_study.params import load_preset, notebooks, params_for_notebooks
-from mtrec_study.report_index import FigureNotDrawn, update_readme_findings, write_index
+from mtrec_study.report.errors import ReportError, ReportInterrupted, _Interrupt
+from mtrec_study.report.index import FigureNotDrawn, update_readme_findings, write_index
+from mtrec_study.report.plan import (
+    MANIFEST,
+    _expected_seconds,
+    check_data,
+    default_jobs,
+    environment_stamp,
+    notebook_hash,
+    package_hash,
+)
+from mtrec_study.report.publish import copy_solutions
+from mtrec_study.report.run import (
+    NotebookRun,
+    _first_line,
+    _kernel_env,
+    _Kernels,
+    _library_log,
+    kernel_name,
+    run_notebook,
+)
 from mtrec_study.results import atomic_write_text
 
-PACKAGES = ("tensorflow", "keras", "keras-hub", "numpy", "pandas", "scikit-learn", "scipy",
-            "matplotlib", "papermill", "nbconvert", "tqdm", "safetensors")
-MANIFEST = "manifest.json"
 README_PRESET = "full"  # whose findings README.md shows (between its findings markers)
-
-
-class ReportError(RuntimeError):
-    """A report step failed; the message names the notebook and cell.
-
-    Args:
-        message: What failed and where.
-        executed: The executed notebook holding the error, when there is one.
-    """
-
-    def __init__(self, message: str, executed: Path | None = None):
-        super().__init__(message)
-        self.executed = executed
-
-
-class ReportInterrupted(ReportError):
-    """A build stopped by SIGINT or SIGTERM: its kernels were stopped, its temporary folder removed.
-
-    Args:
-        message: What was stopped and what was kept.
-        signum: The signal's number (the CLI exits with 128 + ``signum``).
-    """
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
-class _Interrupt(BaseException):
-    """Raised in the main thread by a build's signal handler (not an Exception: nothing swallows it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@dataclass
-class NotebookRun:
-    name: str
-    hash: str
-    seconds: float
-    reused: bool
-
-
-def versions() -> dict[str, str]:
-    """Resolved versions of Python and the study's key packages.
-
-    Introduced in notebooks/00_overview.ipynb.
-    """
-    out = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def git_commit() -> str:
-    """The current commit (with ``+dirty`` when the tree has changes), or ``unknown``."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha or "unknown") + ("+dirty" if dirty and sha else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def package_hash() -> str:
-    """Hash of the package's source files: a change to any reruns every notebook."""
-    h = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "mtrec_study").rglob("*.py")):
-        h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def notebook_hash(path: Path, params: dict, previous: str, pkg: str) -> str:
-    """Content hash deciding whether a notebook must rerun."""
-    h = hashlib.sha256()
-    for part in (path.read_bytes(), json.dumps(params, sort_keys=True).encode(), previous.encode(), pkg.encode()):
-        h.update(part)
-    return h.hexdigest()[:16]
-
-
-def kernel_name() -> str:
-    """The registered study kernel ``mtrec`` if the venv has it, else ``python3``."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return "mtrec" if "mtrec" in KernelSpecManager().find_kernel_specs() else "python3"
-
-
-def check_data(preset_values: dict) -> None:
-    """Make sure the preset's data set (and text model) can be obtained before any notebook runs.
-
-    Raises:
-        ReportError: With the loader's message, which says how to supply the data.
-    """
-    from mtrec_study.datasets import DataError, load_dataset
-    from mtrec_study.text import TextModelError, check_model_dir, fetch_minilm
-
-    name = preset_values.get("DATASET", "ml-100k")
-    if name != "synthetic":
-        try:
-            load_dataset(name, log=None)
-        except (DataError, ValueError) as exc:
-            raise ReportError(f"the data set {name!r} cannot be obtained, so no notebook was run.\n{exc}") from exc
-    if "TEXT_MODEL_DIR" in preset_values:
-        folder = preset_values["TEXT_MODEL_DIR"]
-        try:
-            check_model_dir(folder) if folder else fetch_minilm(progress=True)
-        except TextModelError as exc:
-            raise ReportError(f"the text model cannot be obtained, so no notebook was run.\n{exc}") from exc
-
-
-class _Kernels:
-    """The kernels of one build, so that a failure or an interrupt can stop them all at once.
-
-    jupyter_client starts each kernel in a session of its own (so a terminal's Ctrl-C never reaches
-    it); its pid is its process group, and killing that group also ends whatever it started.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._pids: set[int] = set()
-        self.stopped = False
-        self.killed = 0
-
-    def add(self, pid: int) -> None:
-        with self._lock:
-            self._pids.add(pid)
-            if self.stopped:  # started while the build was stopping
-                self._kill(pid)
-
-    def discard(self, pid: int) -> None:
-        with self._lock:
-            self._pids.discard(pid)
-
-    def stop(self) -> None:
-        """Kill every running kernel of the build; kernels started later are killed at once."""
-        with self._lock:
-            self.stopped = True
-            for pid in self._pids:
-                self._kill(pid)
-
-    def _kill(self, pid: int) -> None:
-        try:
-            os.killpg(pid, signal.SIGKILL)  # the kernel's own session: it and whatever it started
-        except OSError:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                return  # already gone
-        self.killed += 1
-
-    def manager_class(self, started: list[int]) -> type:
-        """A jupyter_client kernel manager that registers each kernel it starts here and in ``started``."""
-        from jupyter_client import AsyncKernelManager
-
-        kernels = self
-
-        class TrackedKernelManager(AsyncKernelManager):
-            async def _async_launch_kernel(self, kernel_cmd, **kw):
-                await super()._async_launch_kernel(kernel_cmd, **kw)
-                pid = getattr(self.provisioner, "pid", None)
-                if pid:
-                    started.append(pid)
-                    kernels.add(pid)
-
-        return TrackedKernelManager
-
-
-def _first_line(text: object) -> str:
-    lines = str(text).strip().splitlines()
-    return lines[0] if lines else ""
-
-
-def run_notebook(path: Path, out_dir: Path, params: dict, kernel: str | None = None,
-                 kernels: _Kernels | None = None) -> float:
-    """Execute one notebook with papermill into ``out_dir`` and render its HTML.
-
-    Args:
-        path: The source notebook.
-        out_dir: Where the executed notebook, its HTML and its recorded results go.
-        params: Its parameters (``OUTPUT_DIR`` is set to ``out_dir``).
-        kernel: The kernel's name (default :func:`kernel_name`).
-        kernels: The build's kernels, which :func:`build_report` stops on a failure or an interrupt.
-
-    Returns:
-        Wall time in seconds.
-
-    Raises:
-        ReportError: One line naming the notebook and what happened: the failing cell and its
-            error, a kernel that died (killed, or out of memory), or a kernel that did not start.
-            ``executed`` is the partial notebook.
-
-    Introduced in notebooks/00_overview.ipynb.
-    """
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
-
-    kernels = kernels or _Kernels()
-    if kernels.stopped:
-        raise ReportError(f"{path.name} was not started: the build is stopping")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    executed = out_dir / path.name
-    params = {**params, "OUTPUT_DIR": str(out_dir)}
-    start = time.perf_counter()
-    started: list[int] = []
-    with _kernel_env():
-        try:
-            pm.execute_notebook(str(path), str(executed), parameters=params, kernel_name=kernel or kernel_name(),
-                                cwd=str(path.parent), progress_bar=False, log_output=False,
-                                kernel_manager_class=kernels.manager_class(started))
-        except pm.PapermillExecutionError as exc:
-            raise ReportError(f"{path.name} failed in cell {exc.exec_count} ({exc.ename}: {_first_line(exc.evalue)})",
-                              executed) from exc
-        except DeadKernelError as exc:
-            raise ReportError(f"{path.stem}'s kernel died (killed, or out of memory) after "
-                              f"{time.perf_counter() - start:.0f} s", executed) from exc
-        except Exception as exc:  # a kernel that did not start, a lost connection: still one line
-            raise ReportError(f"{path.name} could not be run ({type(exc).__name__}: {_first_line(exc)})",
-                              executed) from exc
-        finally:
-            for pid in started:
-                kernels.discard(pid)
-    seconds = time.perf_counter() - start
-    relative_output_dir(executed, out_dir)
-    render_html(executed, out_dir / (path.stem + ".html"))
-    return seconds
-
-
-def relative_output_dir(executed: Path, out_dir: Path) -> None:
-    """Show ``OUTPUT_DIR = "."`` in the injected-parameters cell instead of the build's temporary path.
-
-    The notebook ran with the absolute path of this build's temporary folder, which is renamed
-    when the build succeeds; relative to the executed notebook, which lies in that folder, the
-    output folder is ``"."`` both before and after the rename.
-    """
-    import nbformat
-
-    nb = nbformat.read(executed, as_version=4)
-    changed = False
-    for cell in nb.cells:
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            new = cell.source.replace(repr(str(out_dir)), '"."').replace(json.dumps(str(out_dir)), '"."')
-            changed, cell.source = changed or new != cell.source, new
-    if changed:
-        atomic_write_text(executed, nbformat.writes(nb))
-
-
-# Figures are embedded as image/png outputs (the inline backend, whatever MPLBACKEND the caller
-# has); progress bars would be frozen text lines in the HTML, so they are off inside the report.
-INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-KERNEL_ENV = {"MPLBACKEND": INLINE_BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
-FORCED_ENV = ("MPLBACKEND", "TQDM_DISABLE")
-
-
-@contextmanager
-def _kernel_env(extra: dict[str, str] | None = None):
-    """Kernels started inside embed figures inline, draw no progress bars and keep TensorFlow quiet.
-
-    ``TF_CPP_MIN_LOG_LEVEL=3`` hides the harmless ``NodeDef mentions attribute ...`` lines that
-    TensorFlow 2.21 logs at error level for every ``fit``, which would otherwise fill the executed
-    notebooks; a real failure still raises in Python. A value the caller set is kept, except the
-    backend and the progress bars, and ``extra`` (such as the kernels' log file). Set once by
-    :func:`build_report` before its worker threads start, so the threads only read it.
-    """
-    wanted = {**KERNEL_ENV, **(extra or {})}
-    before = {k: os.environ.get(k) for k in wanted}
-    changed = {k: v for k, v in wanted.items()
-               if (k in FORCED_ENV or k in (extra or {}) or before[k] is None) and before[k] != v}
-    os.environ.update(changed)  # nested use (run_notebook inside build_report's threads) changes nothing
-    try:
-        yield
-    finally:
-        for key in changed:
-            if before[key] is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = before[key]
-
-
-def environment_stamp(preset: str, values: dict, jobs: int) -> dict:
-    """What a report was built with: preset, seed, commit, time, machine and package versions."""
-    return {"preset": preset, "seed": values.get("SEED"), "git commit": git_commit(),
-            "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "notebooks at a time": jobs, **versions()}
-
-
-def default_jobs() -> int:
-    """How many notebooks run at once: ``MTREC_REPORT_JOBS``, else 2 when there are 2+ CPUs.
-
-    The notebooks are independent (each reads the data itself), and much of a fast-preset run is
-    single-threaded Python (kernel start, imports, graph tracing), so two at a time use two cores.
-    """
-    env = os.environ.get("MTREC_REPORT_JOBS")
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ReportError(f"MTREC_REPORT_JOBS={env!r} is not valid: use a whole number of notebooks, 1 or more")
-        return int(env)
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
-def render_html(notebook: Path, dest: Path) -> None:
-    """Render an executed notebook to a standalone HTML page (images embedded)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
-    atomic_write_text(dest, report_links(body.replace("</head>", CJK_STYLE + "</head>", 1)))
-
-
-def report_links(html: str) -> str:
-    """Point a rendered notebook's links at the report's pages instead of the source tree.
-
-    In ``notebooks/`` a glossary link reads ``00_overview.ipynb#g-…`` and an exercise's
-    ``solutions/NN_name.md``; in the report the page lies in ``NN_name/NN_name.html`` and the
-    solutions in ``solutions/`` beside the index.
-    """
-    html = re.sub(r'href="(\d\d_[A-Za-z0-9_]+)\.ipynb(#[^"]*)?"', r'href="../\1/\1.html\2"', html)
-    return re.sub(r'href="solutions/([^"/]+)"', r'href="../solutions/\1"', html)
-
-
-def copy_solutions(notebooks_dir: Path | None, report_dir: Path) -> None:
-    """Copy the exercises' solutions (``notebooks/solutions/``) next to the report's index."""
-    folder = notebooks_dir / "solutions" if notebooks_dir else None
-    if folder is not None and folder.is_dir():
-        shutil.copytree(folder, report_dir / "solutions", dirs_exist_ok=True)
-
-
-# The article's Chinese section titles render with a CJK font where one is installed (Noto CJK on
-# Debian: fonts-noto-cjk), instead of boxes; the page already declares UTF-8.
-CJK_STYLE = ("<style>body, .jp-RenderedHTMLCommon, .jp-RenderedMarkdown {font-family: system-ui, -apple-system, "
-             "'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans CJK SC', 'Noto Sans SC', 'PingFang SC', "
-             "'Microsoft YaHei', sans-serif;}</style>")
-
-
-def _expected_seconds(preset: str, old_manifest: dict) -> dict[str, float]:
-    """Each notebook's last run time: from the last report of this preset, else the build benchmark."""
-    out: dict[str, float] = {}
-    bench = PROJECT_ROOT / "benchmarks" / "results" / "report.json"
-    if bench.exists():
-        for row in json.loads(bench.read_text()).get("rows", []):
-            if row.get("preset") == preset:
-                out.update(row.get("notebook_seconds", {}))
-    out.update({k: float(r["seconds"]) for k, r in old_manifest.items()})
-    return out
 
 
 def _show(path: Path) -> str:
@@ -551,24 +212,6 @@ def _remove_stale(out_root: Path, name: str) -> None:
               f"killed while replacing it", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _library_log(log: Path):
-    """papermill's and nbclient's own messages (``Kernel died while waiting ...``) go to the build log.
-
-    Without a handler Python prints them on the terminal, around the one line that says what happened.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log, encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    logger = logging.getLogger("papermill")
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
 def _log_failure(log: Path, name: str, line: str, exc: BaseException) -> None:
     """Append the full traceback of a failed build to its log."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -600,7 +243,7 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
         ReportInterrupted: On SIGINT or SIGTERM, after stopping the kernels and removing the
             temporary folder (the last good report is kept).
 
-    Introduced in notebooks/00_overview.ipynb.
+    Used by mtrec_study.cli.
     """
     from tqdm.auto import tqdm
 

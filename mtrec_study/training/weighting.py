@@ -30,7 +30,7 @@ WEIGHTINGS = ("fixed", "uncertainty", "gradnorm", "dwa", "pcgrad")
 def check_lambdas(lambdas: Sequence[float], tasks: Sequence[str]) -> np.ndarray:
     """Validate fixed weights: one per task, none negative, not all zero.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
     lam = np.asarray(lambdas, dtype="float64")
     if lam.shape != (len(tasks),):
@@ -68,7 +68,10 @@ def uncertainty_total(losses, log_vars, regression_mask):
 
 
 def uncertainty_weights(log_vars, regression_mask):
-    """The effective weights :math:`c_k e^{-s_k}` (what is logged)."""
+    """The effective weights :math:`c_k e^{-s_k}` (what is logged).
+
+    Used by mtrec_study.training.weighting.
+    """
     return (1.0 - 0.5 * regression_mask) * ops.exp(-log_vars)
 
 
@@ -109,7 +112,7 @@ def gradnorm_step(weights, grad_norms, loss_ratios, alpha: float, lr: float):
     Returns:
         New weights, positive and renormalised to sum to K.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.trainer.
     """
     k = ops.cast(ops.shape(weights)[0], "float32")
     g = weights * grad_norms
@@ -120,7 +123,10 @@ def gradnorm_step(weights, grad_norms, loss_ratios, alpha: float, lr: float):
 
 
 class Weighting:
-    """Base class: a strategy with a name, hyperparameters and per-task weights to log."""
+    """Base class: a strategy with a name, hyperparameters and per-task weights to log.
+
+    Used by mtrec_study.training.weighting, mtrec_study.training.trainer.
+    """
 
     name = "base"
     gradient_based = False
@@ -150,7 +156,7 @@ class Weighting:
 class Fixed(Weighting):
     """The article's fixed λ (default: all 1).
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
 
     name = "fixed"
@@ -159,7 +165,7 @@ class Fixed(Weighting):
 class Uncertainty(Weighting):
     """Homoscedastic-uncertainty weighting with learnt ``s_k = log σ_k²`` (initialised at 0).
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
 
     name = "uncertainty"
@@ -178,7 +184,7 @@ class Uncertainty(Weighting):
 class DWA(Weighting):
     """Dynamic Weight Average with temperature ``T``.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
 
     name = "dwa"
@@ -211,7 +217,7 @@ class DWA(Weighting):
 class GradNorm(Weighting):
     """GradNorm with restoring force ``alpha`` and weight learning rate ``lr``.
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
 
     name = "gradnorm"
@@ -241,7 +247,7 @@ class GradNorm(Weighting):
 class PCGrad(Weighting):
     """PCGrad on the shared parameters (task weights stay the fixed λ).
 
-    Introduced in notebooks/03_model_math.ipynb.
+    Used by mtrec_study.training.weighting.
     """
 
     name = "pcgrad"
@@ -254,7 +260,7 @@ def make_weighting(name: str, lambdas: Sequence[float] | None = None, **hp) -> W
     Raises:
         ValueError: For an unknown name (lists the valid ones) or bad hyperparameters.
 
-    Introduced in notebooks/04_training.ipynb.
+    Used by mtrec_study.training.trainer.
     """
     classes = {"fixed": Fixed, "uncertainty": Uncertainty, "gradnorm": GradNorm, "dwa": DWA, "pcgrad": PCGrad}
     if name not in classes:

@@ -18,12 +18,11 @@ from tqdm.auto import tqdm
 
 from mtrec_study.config import show_progress
 from mtrec_study.datasets.synthetic import MMOE_DIM, make_mmoe_tasks
-from mtrec_study.evaluation import as_tidy, tidy_rows
 from mtrec_study.models.layers import MixtureOfExperts, mlp
 from mtrec_study.reproducibility import set_seed
+from mtrec_study.results import as_tidy, tidy_rows
 
 SYNTHETIC_MODELS = ("shared_bottom", "omoe", "mmoe")
-PAPER_SIZES = {"n_experts": 8, "expert_units": 16, "tower_units": 8, "bottom_units": 113}
 
 
 def build_synthetic_model(kind: str, dim: int = MMOE_DIM, n_experts: int = 8, expert_units: int = 16,
@@ -53,7 +52,7 @@ def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test:
 
     Train and test rows come from one draw (same task structure), split by position.
 
-    Introduced in notebooks/08_sharing_mechanisms.ipynb.
+    Used by mtrec_study.study.ablations.
     """
     data = make_mmoe_tasks(n_train + n_test, p, seed=seed)
     x, y = data.x, data.y

@@ -1,0 +1,220 @@
+"""Uncertainty over results: summaries with CIs over folds, paired tests, the user bootstrap and Δm%.
+
+Everything works on tidy frames (:data:`mtrec_study.results.TIDY_COLUMNS`) or plain arrays.
+Nothing here trains or imports Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mtrec_study.evaluation import metrics as M
+from mtrec_study.tasks import PRIMARY_METRICS
+
+
+def summarise(tidy: pd.DataFrame, confidence: float = 0.95,
+              by=("model", "task", "metric", "protocol", "segment")) -> pd.DataFrame:
+    """Mean, std and a t-based CI over folds; undefined (NaN) folds are counted, not averaged.
+
+    Columns: ``n`` (folds), ``n_undefined``, ``mean``, ``std`` (ddof=1), ``ci_low``, ``ci_high``.
+    With one defined fold, std and the CI are NaN.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    def agg(v: pd.Series) -> pd.Series:
+        x = v.dropna().to_numpy(dtype="float64")
+        n = x.size
+        mean = x.mean() if n else np.nan
+        std = x.std(ddof=1) if n > 1 else np.nan
+        half = stats.t.ppf((1 + confidence) / 2, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
+        return pd.Series({"n": len(v), "n_undefined": len(v) - n, "mean": mean, "std": std,
+                          "ci_low": mean - half, "ci_high": mean + half})
+
+    return tidy.groupby(list(by), sort=False)["value"].apply(agg).unstack().reset_index()
+
+
+def wilcoxon_floor(n: int) -> float:
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give on ``n`` pairs.
+
+    Under the null hypothesis each of the ``2**n`` sign patterns of the ranked differences is
+    equally likely; the most extreme outcome (every difference on one side) has probability
+    ``1 / 2**n`` per side, so the two-sided floor is ``2 / 2**n``: 0.5 for 2 folds, 0.25 for 3,
+    0.0625 for 5. Below 6 folds it can never reach 0.05. Computed with SciPy's exact test, so the
+    number is SciPy's, not ours.
+
+    Args:
+        n: Number of paired differences (folds), at least 1.
+
+    Raises:
+        ValueError: If ``n`` < 1.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one pair, got n={n}")
+    return float(stats.wilcoxon(np.arange(1.0, n + 1), method="exact").pvalue)
+
+
+def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metric: str,
+                protocol: str | None = None, segment: str = "all") -> dict[str, float]:
+    """Paired t-test and Wilcoxon signed-rank test of ``a - b`` over matching folds.
+
+    With k folds the smallest two-sided Wilcoxon p-value is ``2 / 2**k`` (:func:`wilcoxon_floor`:
+    0.0625 at k = 5), so it can only reject with enough folds. The t-test assumes roughly normal
+    differences and independent folds; folds share most of their training rows, so it is
+    optimistic (Nadeau & Bengio, 2003).
+
+    Returns:
+        ``n, mean_a, mean_b, mean_diff, t, p_t, w, p_wilcoxon`` (NaN where undefined).
+
+    Raises:
+        ValueError: If the two models share no fold for that task and metric.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    sel = tidy[(tidy["task"] == task) & (tidy["metric"] == metric) & (tidy["segment"] == segment)]
+    if protocol is not None:
+        sel = sel[sel["protocol"] == protocol]
+    wide = sel.pivot_table(index="fold", columns="model", values="value")
+    missing = [m for m in (model_a, model_b) if m not in wide]
+    if missing:
+        raise ValueError(f"no {task}/{metric} rows for model(s) {missing}; models present: {list(wide.columns)}")
+    pair = wide[[model_a, model_b]].dropna()
+    if pair.empty:
+        raise ValueError(f"models {model_a!r} and {model_b!r} share no fold with a defined {task}/{metric}")
+    a, b = pair[model_a].to_numpy(), pair[model_b].to_numpy()
+    d = a - b
+    out = {"n": float(d.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": float(d.mean()),
+           "t": np.nan, "p_t": np.nan, "w": np.nan, "p_wilcoxon": np.nan}
+    if d.size > 1 and np.std(d) > 0:
+        t = stats.ttest_rel(a, b)
+        out.update(t=float(t.statistic), p_t=float(t.pvalue))
+    if d.size > 0 and np.any(d != 0):
+        w = stats.wilcoxon(a, b)
+        out.update(w=float(w.statistic), p_wilcoxon=float(w.pvalue))
+    return out
+
+
+def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys, segment: str = "all",
+                 protocol: str | None = None) -> pd.DataFrame:
+    """:func:`paired_test` of each model against ``reference`` on each ``(task, metric)``.
+
+    Keys that a model does not report (a single-task model's other tasks, MF's binary tasks)
+    are skipped, not failed.
+
+    Returns:
+        One row per (model, task, metric): ``n, mean_a, mean_b, mean_diff, p_t, p_wilcoxon`` and
+        ``better``, whether the mean difference favours the model (for lower-is-better metrics
+        a negative difference).
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    rows = []
+    have = tidy[tidy["segment"] == segment].groupby(["model", "task", "metric"]).size()
+    for model in models:
+        for task, metric in keys:
+            if (model, task, metric) not in have.index or (reference, task, metric) not in have.index:
+                continue
+            t = paired_test(tidy, model, reference, task, metric, protocol, segment)
+            sign = -1 if metric in M.LOWER_IS_BETTER else 1
+            rows.append({"model": model, "task": task, "metric": metric, **t, "better": bool(sign * t["mean_diff"] > 0)})
+    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", "t", "p_t", "w", "p_wilcoxon", "better"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 1000,
+                   seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+    """Percentile CI of ``statistic`` when *users* (not rows) are resampled with replacement.
+
+    Rows of one user are correlated, so resampling rows would understate the uncertainty.
+
+    Args:
+        users: The user of each row.
+        statistic: ``rows -> value`` (rows may repeat); for example a difference of two models'
+            RMSE on those rows.
+        n_boot: Resamples.
+        seed: Seeds the resampling.
+
+    Returns:
+        ``estimate`` (on all rows), ``ci_low``, ``ci_high``, ``n_boot``, ``n_users``, and
+        ``n_undefined`` resamples where the statistic was NaN (left out of the CI).
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    users = np.asarray(users)
+    order = np.argsort(users, kind="stable")
+    uniq, starts = np.unique(users[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    rng = np.random.default_rng(seed)
+    vals = np.empty(n_boot)
+    for b in range(n_boot):
+        pick = rng.integers(0, uniq.size, uniq.size)
+        vals[b] = statistic(np.concatenate([groups[i] for i in pick]))
+    ok = vals[~np.isnan(vals)]
+    alpha = (1 - confidence) / 2
+    low, high = (np.quantile(ok, [alpha, 1 - alpha]) if ok.size else (np.nan, np.nan))
+    return {"estimate": float(statistic(np.arange(users.size))), "ci_low": float(low), "ci_high": float(high),
+            "n_boot": n_boot, "n_users": int(uniq.size), "n_undefined": int(n_boot - ok.size)}
+
+
+def delta_m(mtl: dict[tuple[str, str], float], single: dict[tuple[str, str], float]) -> float:
+    r"""The multi-task gain Δm% (Maninis et al., 2019; Vandenhende et al., 2021), higher is better.
+
+    $\Delta_m = \frac{100}{T} \sum_{t=1}^{T} (-1)^{l_t}\, \frac{M_{m,t} - M_{s,t}}{M_{s,t}}$, where
+    $l_t = 1$ when lower is better for metric $t$ (RMSE, log loss) and 0 otherwise.
+
+    Args:
+        mtl: ``{(task, metric): value}`` of the multi-task model.
+        single: The same keys for the single-task models.
+
+    Raises:
+        ValueError: If the keys differ or a single-task value is zero or NaN.
+
+    Used by mtrec_study.evaluation.stats, mtrec_study.evaluation.predictions.
+    """
+    if set(mtl) != set(single):
+        raise ValueError(f"Δm needs the same (task, metric) keys: multi-task {sorted(mtl)}, single {sorted(single)}")
+    terms = []
+    for key, base in single.items():
+        if not np.isfinite(base) or base == 0:
+            raise ValueError(f"single-task value for {key} is {base}; Δm% needs a finite, non-zero baseline")
+        sign = -1.0 if key[1] in M.LOWER_IS_BETTER else 1.0
+        terms.append(sign * (mtl[key] - base) / base)
+    return 100.0 * float(np.mean(terms))
+
+
+def merge_single_task(tidy: pd.DataFrame, prefix: str = "single_", name: str = "single_task") -> pd.DataFrame:
+    """Rows of the per-task models ``single_<task>`` joined into one model ``single_task``.
+
+    Each single-task model contributes only its own task's rows.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    own = tidy["model"] == prefix + tidy["task"]
+    merged = tidy[own].assign(model=name)
+    return pd.concat([tidy[~tidy["model"].str.startswith(prefix)], merged], ignore_index=True)
+
+
+def delta_m_by_fold(tidy: pd.DataFrame, model: str, baseline: str = "single_task", keys=PRIMARY_METRICS,
+                    segment: str = "all") -> pd.Series:
+    """Δm% of ``model`` over ``baseline`` in each (protocol, fold) where both have every key.
+
+    Run :func:`merge_single_task` first to get the ``single_task`` baseline.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    sel = tidy[(tidy["segment"] == segment) & tidy["model"].isin([model, baseline])]
+    out = {}
+    for (protocol, fold), g in sel.groupby(["protocol", "fold"]):
+        vals = g.set_index(["model", "task", "metric"])["value"]
+        try:
+            mtl = {k: vals[(model, *k)] for k in keys}
+            single = {k: vals[(baseline, *k)] for k in keys}
+        except KeyError:
+            continue
+        out[(protocol, fold)] = delta_m(mtl, single)
+    return pd.Series(out, name="delta_m_pct", dtype="float64")
