@@ -181,3 +181,16 @@ def test_no_issue_tracker_wording_in_code_or_tests():
             if pattern.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{k}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_notebook_code_cells_stay_short():
+    """A long code cell is bookkeeping that belongs in the package (the longest teaching cell has 38 lines)."""
+    import json
+
+    long = []
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for k, cell in enumerate(json.loads(nb.read_text(encoding="utf-8"))["cells"]):
+            n = len("".join(cell["source"]).splitlines())
+            if cell["cell_type"] == "code" and n > 40:
+                long.append(f"{nb.name} cell {k}: {n} lines")
+    assert not long, "\n".join(long)
