@@ -35,7 +35,8 @@ PURE_MATH = ["tests/unit/test_weighting_and_losses.py", "tests/unit/test_mutatio
 MODULES = {
     "losses": ("mtrec_study/training/losses.py", None, PURE_MATH),
     "weighting": ("mtrec_study/training/weighting.py", None, [*PURE_MATH, "tests/unit/test_weighting_classes.py"]),
-    "metrics": ("mtrec_study/evaluation/metrics.py", None, ["tests/unit/test_metrics.py", "tests/unit/test_metrics_details.py"]),
+    "metrics": ("mtrec_study/evaluation/metrics.py", None,
+                ["tests/unit/test_metrics.py", "tests/unit/test_metrics_details.py", "tests/unit/test_metrics_mutants.py"]),
     "prepare": ("mtrec_study/prepare.py", None,
                 ["tests/unit/test_prepare.py", "tests/unit/test_prepare_details.py", "tests/unit/test_mutation_gaps.py"]),
     "evaluation (sampler)": ("mtrec_study/evaluation/ranking.py",
@@ -167,6 +168,65 @@ EQUIVALENT.update({
     ("rank_auc", 'return float("NAN")'): 'float("NAN") is NaN',
     ("regression_metrics", 'y = np.asarray(y_true, dtype=None)'): "scikit-learn's errors give the same numbers for int labels",
     ("regression_metrics", 'y = np.asarray(y_true, )'): "scikit-learn's errors give the same numbers for int labels",
+})
+# metrics.py (issue 22, second pass): the survivors left after tests/unit/test_metrics_mutants.py.
+NAN_WHY = 'float("NAN") is NaN'
+INNER_TASK_WHY = "binary_metrics has already checked y and p under its own task: the inner check never fires"
+FAST_PATH_WHY = ("only top_k's fast path is lost: a wrong partition gives n_ge != kk, and the exact fallback "
+                 "loop ranks that row")
+AXIS_WHY = "the default axis is -1, which is axis 1 for these 2-D arrays"
+GROUP_SORT_WHY = ("the per-user Series share one index whatever its order; sorting the users changes only the "
+                  "order of the final sum (last-bit rounding)")
+for _fn in ("roc_auc", "gauc", "gini_index", "novelty", "expected_calibration_error"):
+    EQUIVALENT[(_fn, 'return float("NAN")')] = NAN_WHY
+for _line in ('"auc": roc_auc(y, p, None),', '"auc": roc_auc(y, p, ),',
+              '"ece": expected_calibration_error(y, p, n_bins, None),', '"ece": expected_calibration_error(y, p, n_bins, ),',
+              'out["gauc"] = gauc(users, y, p, None)', 'out["gauc"] = gauc(users, y, p, )'):
+    EQUIVALENT[("binary_metrics", _line)] = INNER_TASK_WHY
+for _sort in ("sort=None", "", "sort=True"):
+    EQUIVALENT[("gauc", f'rank = frame.groupby("u", {_sort})["s"].rank(method="average")')] = \
+        "groupby().rank() is aligned to the original rows whatever the group order"
+    EQUIVALENT[("gauc", f'by_user = frame.assign(rank_pos=rank * frame["y"]).groupby("u", {_sort})')] = GROUP_SORT_WHY
+for _line in ('part = np.argpartition(+scores, kk - 1, axis=1)[:, :kk]', 'part = np.argpartition(-scores, kk - 2, axis=1)[:, :kk]',
+              'n_ge = (scores > kth[:, None]).sum(axis=1)'):
+    EQUIVALENT[("top_k", _line)] = FAST_PATH_WHY
+for _line in ('part = np.argpartition(-scores, kk - 1, )[:, :kk]', 'out[simple, :kk] = np.take_along_axis(p, order, )',
+              'order = np.lexsort(_order_keys(scores[r, p], rel[r, p], p, ties), )'):
+    EQUIVALENT[("top_k", _line)] = AXIS_WHY
+EQUIVALENT.update({
+    ("intra_list_diversity", 'return float(np.mean(ok)) if ok.size else float("NAN")'): NAN_WHY,
+    ("_binary_labels", 'return y.astype(None)'):
+        "astype(None) is float64: every caller uses the labels in arithmetic or scikit-learn, where 0.0/1.0 act as 0/1",
+    ("_order_keys", 'tie = np.zeros(relevant.shape, )'): "all-zero keys sort alike whatever their dtype",
+    ("binary_metrics", 'pred = (p >= threshold).astype(None)'):
+        "astype(None) is float64: scikit-learn scores 0.0/1.0 predictions exactly like 0/1",
+    ("choose_threshold", 'f1 = np.divide(3 * precision * recall, precision + recall, out=np.zeros_like(precision),'):
+        "3PR/(P+R) is 1.5 x F1: the argmax, hence the threshold, is the same",
+    ("gini_index", 'counts = np.sort(np.bincount(_valid_items(lists), minlength=n_items)).astype(None)'):
+        "astype(None) is float64: the same cast",
+    ("novelty", 'p = (np.asarray(item_user_counts, dtype=None)[items] + 1.0) / (n_users + 1.0)'):
+        "adding 1.0 makes integer counts float64 anyway (exactly, below 2**53)",
+    ("novelty", 'p = (np.asarray(item_user_counts, )[items] + 1.0) / (n_users + 1.0)'):
+        "adding 1.0 makes integer counts float64 anyway (exactly, below 2**53)",
+    ("rank_in_blocks", 'lists.append(top_k(s, list_k, ))  # relevance-blind: what the user would see'):
+        'top_k\'s default tie rule is "stable"',
+    ("ranking_metrics", 'out[f"hr@{k}"] = (n_hit > 0).astype(None)'): "astype(None) is float64: the same cast",
+    ("ranking_metrics", 'hits = np.zeros(lists.shape, None)'):
+        "0.0/1.0 hits give the same any, argmax and (exact) sums as booleans",
+    ("ranking_metrics", 'hits = np.zeros(lists.shape, )'):
+        "0.0/1.0 hits give the same any, argmax and (exact) sums as booleans",
+    ("ranking_metrics", 'discount = 2.0 / np.log2(pos + 1)'):
+        "the discount only feeds NDCG's numerator and its ideal alike: doubling both (exact) keeps the ratio",
+    ("ranking_metrics", 'ideal = np.concatenate([[1.0], np.cumsum(discount)])'):
+        "ideal[0] is never read: rows without a relevant item are dropped, so min(|R|, K) >= 1",
+    ("reliability_curve", 'with np.errstate(invalid="ignore", divide=None):'):
+        "an empty bin divides 0 by 0, which numpy reports as 'invalid', never 'divide'",
+    ("reliability_curve", 'with np.errstate(invalid="ignore", ):'):
+        "an empty bin divides 0 by 0, which numpy reports as 'invalid', never 'divide'",
+    ("top_k", 'out = np.full((n, k), -1, dtype=None)'): "np.full infers int64 from the fill value -1",
+    ("top_k", 'out = np.full((n, k), -1, )'): "np.full infers int64 from the fill value -1",
+    ("top_k", 'order = np.lexsort(_order_keys(scores[r, p], rel[r, p], p, ties), axis=+1)'):
+        "axis 1 is the last axis of these 2-D keys: the same as axis=-1",
 })
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
