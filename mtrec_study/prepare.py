@@ -25,7 +25,41 @@ from mtrec_study.datasets.movielens import RatingsData
 from mtrec_study.features import FeatureBuilder, FeatureSpec
 from mtrec_study.tasks import TASKS, label_rows
 
-SPLITS = ("temporal", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
+SPLITS = ("temporal", "global_time", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
+
+
+# --------------------------------------------------------------------------- time order
+TIE_SEED = 0
+
+
+def tie_break(users: np.ndarray, items: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """A seeded pseudo-random key per (user, item) pair, to order ratings that share a timestamp.
+
+    44% of ml-100k's users rated two or more films in their last second, and item ids correlate
+    with popularity, so breaking ties by item id would pick the less popular film as "the last one"
+    (it skews leave-one-out and per-user recent splits). The key is SplitMix64 of the pair and the
+    seed: the same pair gets the same key wherever it appears, whatever the row order.
+
+    Used by mtrec_study.prepare.
+    """
+    with np.errstate(over="ignore"):
+        z = (np.asarray(users, "uint64") << np.uint64(32)) ^ np.asarray(items, "uint64")
+        z = z + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def time_order(inter: pd.DataFrame, seed: int = TIE_SEED) -> pd.DataFrame:
+    """``inter`` sorted by user, then time; ratings with the same timestamp in :func:`tie_break` order.
+
+    The one time order of the study: cleaning, the per-user splits and the behaviour text use it.
+
+    Used by mtrec_study.prepare, mtrec_study.text.
+    """
+    key = tie_break(inter["user_id"].to_numpy(), inter["item_id"].to_numpy(), seed)
+    return (inter.assign(_tie=key).sort_values(["user_id", "timestamp", "_tie"], kind="stable")
+            .drop(columns="_tie"))
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -57,7 +91,7 @@ def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> 
     inter = inter.sort_values(["user_id", "item_id", "timestamp"], kind="stable")
     drop(inter.duplicated(["user_id", "item_id"], keep="last").to_numpy(), "duplicates",
          "the same (user, item) rated again; the latest is kept")
-    inter = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    inter = time_order(inter).reset_index(drop=True)
     log = pd.DataFrame(rows, columns=["step", "dropped", "reason"])
     cleaned = RatingsData(name=data.name, interactions=inter, users=data.users, items=data.items,
                           source=data.source, notes=list(data.notes))
@@ -67,16 +101,18 @@ def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> 
 # --------------------------------------------------------------------------- splits
 def _user_order(inter: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per row: its position in its user's time order, and its user's count."""
-    order = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
+    order = time_order(inter)
     pos = order.groupby("user_id").cumcount().reindex(inter.index).to_numpy()
     n = inter.groupby("user_id")["user_id"].transform("size").to_numpy()
     return pos, n
 
 
 def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, np.ndarray]:
-    """Per-user temporal holdout: each user's last ``test_frac`` goes to test, the part before
-    that (``valid_frac``) to validation, the rest to training. Users with fewer than 3 ratings
-    stay entirely in training. Ties in time break by item id.
+    """Per-user recent holdout (split key ``"temporal"``): each user's last ``test_frac`` goes to
+    test, the part before that (``valid_frac``) to validation, the rest to training. Users with
+    fewer than 3 ratings stay entirely in training. Ties in time break by :func:`tie_break`, not
+    by item id. It is not a cut in calendar time: other users' training ratings can be later than
+    a test rating (:func:`global_time_split` is).
 
     Returns:
         Row positions (into ``inter``) for ``train``, ``valid`` and ``test``.
@@ -90,6 +126,29 @@ def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: floa
     from_end = n - 1 - pos
     test = from_end < n_test
     valid = ~test & (from_end < n_test + n_valid)
+    return _as_split(test, valid)
+
+
+def global_time_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, np.ndarray]:
+    """Global time cutoffs: training before ``t1``, validation from ``t1`` to ``t2``, test from ``t2`` on.
+
+    ``t2`` is the timestamp at which the last ``test_frac`` of all ratings begins and ``t1`` the one
+    where the ``valid_frac`` before them begins, so every training rating is older than every
+    validation rating, which is older than every test rating: the model predicts the future, as
+    a deployed recommender does. The per-user ``temporal`` split holds out each user's own recent
+    ratings, so for most test rows some training rows of *other* users are later in time.
+    Ratings in the cutoff's own second go to the later part.
+
+    Used by mtrec_study.prepare.
+    """
+    _check_fracs(valid_frac, test_frac)
+    ts = inter["timestamp"].to_numpy()
+    order = np.sort(ts, kind="stable")
+    n = ts.size
+    t2 = order[min(n - 1, int(np.floor(n * (1 - test_frac))))]
+    t1 = order[min(n - 1, int(np.floor(n * (1 - test_frac - valid_frac))))]
+    test = ts >= t2
+    valid = ~test & (ts >= t1)
     return _as_split(test, valid)
 
 
@@ -320,6 +379,8 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
     """
     if split == "temporal":
         return temporal_split(inter, valid_frac, test_frac)
+    if split == "global_time":
+        return global_time_split(inter, valid_frac, test_frac)
     if split == "random":
         return random_split(inter, valid_frac, test_frac, seed)
     if split == "kfold":
@@ -338,9 +399,11 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
                   indices: dict[str, np.ndarray] | None = None, **split_kwargs) -> PreparedData:
     """Clean, split and build the three tasks' train/valid/test sets.
 
-    Negatives are sampled for every part with ``neg_ratio`` per observed row, from all items,
-    never from any observed pair of that user (in any part: a known positive is never a
-    negative).
+    Negatives are sampled for every part with ``neg_ratio`` per observed row. Training negatives
+    come only from items with a training interaction and avoid only the user's *training* items,
+    so training learns nothing from what validation and test hold back (a cold item is never a
+    training negative). Validation and test negatives come from the whole catalogue and avoid
+    every observed pair of the user, in any part.
 
     Args:
         data: Canonical tables (from :func:`mtrec_study.datasets.load_dataset`).
@@ -360,11 +423,18 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
     train = inter.iloc[idx["train"]]
     builder = FeatureBuilder(cleaned.users, cleaned.items).fit(train)
     n_items_key = int(cleaned.items.index.max()) + 1
+    rng = np.random.default_rng(seed + 7)
+    # Training negatives: only items with a training interaction, never one of the user's training
+    # items. What validation or test hold back stays unknown to training: a test positive can be
+    # drawn as a training negative, as in any real log, and a withheld (cold) item never is.
+    train_keys = positive_keys(train, n_items_key)
+    train_items = np.unique(train["item_id"].to_numpy("int64"))
+    sets = {"train": make_taskset(train, builder, neg_ratio, train_keys, n_items_key, train_items, rng)}
+    # Evaluation negatives: any catalogue item that is none of the user's observed pairs in any part.
     keys = positive_keys(inter, n_items_key)
     candidates = cleaned.items.index.to_numpy("int64")
-    rng = np.random.default_rng(seed + 7)
-    sets = {part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng)
-            for part in ("train", "valid", "test")}
+    sets.update({part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng)
+                 for part in ("valid", "test")})
     return PreparedData(data=cleaned, split=split if indices is None else "custom", builder=builder,
                         cleaning_log=log, indices=idx, **sets)
 

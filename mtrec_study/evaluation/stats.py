@@ -59,20 +59,83 @@ def wilcoxon_floor(n: int) -> float:
     return float(stats.wilcoxon(np.arange(1.0, n + 1), method="exact").pvalue)
 
 
-def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metric: str,
-                protocol: str | None = None, segment: str = "all") -> dict[str, float]:
-    """Paired t-test and Wilcoxon signed-rank test of ``a - b`` over matching folds.
+def corrected_ttest(differences: np.ndarray, test_train_ratio: float) -> tuple[float, float]:
+    r"""Nadeau & Bengio's (2003) corrected resampled t-test of ``mean(differences) = 0``.
 
-    With k folds the smallest two-sided Wilcoxon p-value is ``2 / 2**k`` (:func:`wilcoxon_floor`:
-    0.0625 at k = 5), so it can only reject with enough folds. The t-test assumes roughly normal
-    differences and independent folds; folds share most of their training rows, so it is
-    optimistic (Nadeau & Bengio, 2003).
+    Resampled training sets overlap, so the per-fold differences are correlated and the plain
+    paired t-test is too confident. The correction inflates the variance:
+
+    .. math:: t = \frac{\bar d}{\sqrt{(\frac1k + \frac{n_\text{test}}{n_\text{train}})\, s_d^2}},
+              \qquad p = 2\,P(T_{k-1} > |t|)
+
+    ``test_train_ratio = 0`` gives the plain paired t-test (for independent replicates, such as
+    models trained on separate synthetic worlds). For k-fold CV the ratio is ``1 / (k - 1)``.
+
+    Args:
+        differences: The k paired differences ``a - b``.
+        test_train_ratio: ``n_test / n_train`` of one resample (>= 0).
 
     Returns:
-        ``n, mean_a, mean_b, mean_diff, t, p_t, w, p_wilcoxon`` (NaN where undefined).
+        ``(t, p)``; NaN for fewer than 2 differences or when all are equal.
 
     Raises:
-        ValueError: If the two models share no fold for that task and metric.
+        ValueError: If ``test_train_ratio`` is negative.
+
+    Introduced in notebooks/05_evaluation.ipynb.
+    """
+    if test_train_ratio < 0:
+        raise ValueError(f"test_train_ratio must be >= 0, got {test_train_ratio}")
+    d = np.asarray(differences, dtype="float64")
+    k = d.size
+    if k < 2 or np.ptp(d) == 0:  # all differences equal: no spread to test against
+        return float("nan"), float("nan")
+    var = float(d.var(ddof=1))
+    t = float(d.mean() / np.sqrt((1.0 / k + test_train_ratio) * var))
+    return t, float(2 * stats.t.sf(abs(t), df=k - 1))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and does not count).
+
+    The i-th smallest of m p-values is multiplied by ``m - i + 1``; the adjusted values are made
+    non-decreasing in that order and capped at 1. It controls the family-wise error rate.
+
+    Introduced in notebooks/06_ablations.ipynb.
+    """
+    p = np.asarray(pvalues, dtype="float64")
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
+
+
+def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metric: str,
+                protocol: str | None = None, segment: str = "all",
+                test_train_ratio: float | str = "kfold") -> dict[str, float]:
+    """Paired tests of ``a - b`` over matching folds: t-test, corrected t-test and Wilcoxon.
+
+    The plain t-test assumes independent folds; folds share most of their training rows, so it
+    is optimistic. ``p_corrected`` is Nadeau & Bengio's corrected resampled t-test
+    (:func:`corrected_ttest`), the one to read. With k folds the smallest two-sided Wilcoxon
+    p-value is ``2 / 2**k`` (:func:`wilcoxon_floor`: 0.0625 at k = 5).
+
+    Args:
+        tidy, model_a, model_b, task, metric, protocol, segment: Which rows to pair, by fold.
+        test_train_ratio: ``n_test / n_train`` of a fold; ``"kfold"`` (default) is ``1 / (k - 1)``
+            for the k folds paired; 0 for independent replicates.
+
+    Returns:
+        ``n, mean_a, mean_b, mean_diff, t, p_t, t_corrected, p_corrected, w, p_wilcoxon``
+        (NaN where undefined).
+
+    Raises:
+        ValueError: If the two models share no fold for that task and metric, or the ratio is
+            neither ``"kfold"`` nor a number >= 0.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
@@ -88,11 +151,19 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
         raise ValueError(f"models {model_a!r} and {model_b!r} share no fold with a defined {task}/{metric}")
     a, b = pair[model_a].to_numpy(), pair[model_b].to_numpy()
     d = a - b
+    if isinstance(test_train_ratio, str):
+        if test_train_ratio != "kfold":
+            raise ValueError(f"test_train_ratio {test_train_ratio!r}: use 'kfold' or a number >= 0")
+        ratio = 1.0 / (d.size - 1) if d.size > 1 else 0.0
+    else:
+        ratio = float(test_train_ratio)
     out = {"n": float(d.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": float(d.mean()),
-           "t": np.nan, "p_t": np.nan, "w": np.nan, "p_wilcoxon": np.nan}
+           "t": np.nan, "p_t": np.nan, "t_corrected": np.nan, "p_corrected": np.nan, "w": np.nan,
+           "p_wilcoxon": np.nan}
     if d.size > 1 and np.std(d) > 0:
         t = stats.ttest_rel(a, b)
         out.update(t=float(t.statistic), p_t=float(t.pvalue))
+        out["t_corrected"], out["p_corrected"] = corrected_ttest(d, ratio)
     if d.size > 0 and np.any(d != 0):
         w = stats.wilcoxon(a, b)
         out.update(w=float(w.statistic), p_wilcoxon=float(w.pvalue))
@@ -100,14 +171,15 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
 
 
 def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys, segment: str = "all",
-                 protocol: str | None = None) -> pd.DataFrame:
+                 protocol: str | None = None, test_train_ratio: float | str = "kfold") -> pd.DataFrame:
     """:func:`paired_test` of each model against ``reference`` on each ``(task, metric)``.
 
-    Keys that a model does not report (a single-task model's other tasks, MF's binary tasks)
-    are skipped, not failed.
+    The comparisons of one call are one family: ``p_holm`` is the corrected t-test's p-value
+    after Holm's adjustment over them (:func:`holm`). Keys that a model does not report (a
+    single-task model's other tasks, MF's binary tasks) are skipped, not failed.
 
     Returns:
-        One row per (model, task, metric): ``n, mean_a, mean_b, mean_diff, p_t, p_wilcoxon`` and
+        One row per (model, task, metric): :func:`paired_test`'s values, ``p_holm`` and
         ``better``, whether the mean difference favours the model (for lower-is-better metrics
         a negative difference).
 
@@ -119,11 +191,14 @@ def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys
         for task, metric in keys:
             if (model, task, metric) not in have.index or (reference, task, metric) not in have.index:
                 continue
-            t = paired_test(tidy, model, reference, task, metric, protocol, segment)
+            t = paired_test(tidy, model, reference, task, metric, protocol, segment, test_train_ratio)
             sign = -1 if metric in M.LOWER_IS_BETTER else 1
             rows.append({"model": model, "task": task, "metric": metric, **t, "better": bool(sign * t["mean_diff"] > 0)})
-    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", "t", "p_t", "w", "p_wilcoxon", "better"]
-    return pd.DataFrame(rows, columns=cols)
+    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", "t", "p_t", "t_corrected", "p_corrected",
+            "p_holm", "w", "p_wilcoxon", "better"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
+    out.insert(out.columns.get_loc("p_corrected") + 1, "p_holm", holm(out["p_corrected"]))
+    return out[cols]
 
 
 def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 1000,

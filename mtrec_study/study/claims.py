@@ -1,14 +1,18 @@
 """Verdicts on the article's claims, generated from measured differences and their intervals.
 
-A claim is judged by one or more *comparisons*, each a difference ``a - b`` with a confidence
-interval, oriented so that the claim predicts a positive (or, for lower-is-better metrics, a
-negative) difference. The rules are deliberately plain and stated once:
+A claim is judged by *comparisons*, each a difference ``a - b`` with a confidence interval,
+oriented so that the claim predicts a positive (or, for lower-is-better metrics, a negative)
+difference. One rule, stated once:
 
 * a comparison is ``better`` when its whole interval lies on the side the claim predicts,
   ``worse`` when it lies wholly on the other side, ``no difference`` when it contains 0, and
   ``undefined`` when the interval could not be computed;
-* a claim is ``supported`` when every defined comparison is ``better``, ``not supported`` when
-  none is, and ``mixed`` otherwise; with no defined comparison it is ``undecided``.
+* each claim names **one primary comparison**, fixed before the numbers: the claim is
+  ``supported`` when it is better, ``refuted`` when it is worse, and ``inconclusive`` otherwise.
+  The other comparisons are secondary: reported, never voted;
+* a claim whose evidence is a measurement without an interval (training time, overfitting) uses
+  a stated threshold instead (:func:`slow_verdict`, :func:`overfitting_verdict`), and its row says
+  so in the caveats.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ ARTICLE_CLAIMS = {
                     "quote": "容易过拟合", "section": "§3.3 (disadvantage 2), §8.3, §9.4"},
 }
 OUTCOMES = ("better", "worse", "no difference", "undefined")
-VERDICTS = ("supported", "not supported", "mixed", "undecided")
+VERDICTS = ("supported", "refuted", "inconclusive")
+_VERDICT_OF = {"better": "supported", "worse": "refuted", "no difference": "inconclusive", "undefined": "inconclusive"}
 
 
 def claim_text(key: str) -> str:
@@ -83,25 +88,17 @@ def outcome(ci_low: float, ci_high: float, metric: str | None = None, higher_is_
     return "no difference"
 
 
-def verdict(outcomes: Iterable[str]) -> str:
-    """Combine comparison outcomes into ``supported`` / ``not supported`` / ``mixed`` / ``undecided``.
+def verdict(primary_outcome: str) -> str:
+    """The verdict from the primary comparison's outcome: ``supported``, ``refuted`` or ``inconclusive``.
 
     Raises:
         ValueError: For an outcome outside :data:`OUTCOMES`.
 
-    Used by mtrec_study.study.claims.
+    Introduced in notebooks/07_article_claims.ipynb.
     """
-    outs = list(outcomes)
-    bad = sorted(set(outs) - set(OUTCOMES))
-    if bad:
-        raise ValueError(f"unknown outcomes {bad}; valid: {', '.join(OUTCOMES)}")
-    defined = [o for o in outs if o != "undefined"]
-    if not defined:
-        return "undecided"
-    better = sum(o == "better" for o in defined)
-    if better == len(defined):
-        return "supported"
-    return "not supported" if better == 0 else "mixed"
+    if primary_outcome not in _VERDICT_OF:
+        raise ValueError(f"unknown outcome {primary_outcome!r}; valid: {', '.join(OUTCOMES)}")
+    return _VERDICT_OF[primary_outcome]
 
 
 def comparison(label: str, metric: str, result: dict, higher_is_better: bool | None = None) -> dict:
@@ -126,12 +123,13 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
 
     Args:
         claims: Dicts with ``claim``, ``section``, ``experiment``, ``evidence`` (rows from
-            :func:`comparison`) and ``caveats``; an optional ``verdict`` overrides the rule (for
-            claims such as training time whose evidence is a ratio, not a difference), and must
-            then be one of :data:`VERDICTS`.
+            :func:`comparison`), ``primary`` (the ``comparison`` label of the primary row) and
+            ``caveats``. A claim measured without an interval gives ``verdict`` and ``rule``
+            instead of ``primary``; the rule is appended to its caveats.
 
     Raises:
-        ValueError: If a claim has no evidence or an invalid verdict.
+        ValueError: If a claim has no evidence, names no (or an unknown) primary comparison,
+            or gives a verdict outside :data:`VERDICTS` or without its rule.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
@@ -139,13 +137,28 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
     for c in claims:
         if not c.get("evidence"):
             raise ValueError(f"claim {c.get('claim')!r} has no evidence rows")
-        v = c.get("verdict") or verdict(e["outcome"] for e in c["evidence"])
-        if v not in VERDICTS:
-            raise ValueError(f"verdict {v!r} of claim {c['claim']!r} is not one of {', '.join(VERDICTS)}")
-        numbers = "; ".join(f"{e['comparison']}: {e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] "
-                            f"({e['outcome']})" for e in c["evidence"])
+        labels = [e["comparison"] for e in c["evidence"]]
+        caveats = c["caveats"]
+        if "verdict" in c:
+            v = c["verdict"]
+            if v not in VERDICTS:
+                raise ValueError(f"verdict {v!r} of claim {c['claim']!r} is not one of {', '.join(VERDICTS)}")
+            if not c.get("rule"):
+                raise ValueError(f"claim {c['claim']!r} sets its verdict without stating the rule it used")
+            caveats = f"{caveats}; verdict by its own rule: {c['rule']}"
+            primary = None
+        else:
+            primary = c.get("primary")
+            if primary not in labels:
+                raise ValueError(f"claim {c['claim']!r}: primary comparison {primary!r} is not among its "
+                                 f"evidence rows {labels}")
+            v = verdict(c["evidence"][labels.index(primary)]["outcome"])
+        numbers = "; ".join(f"{'**primary** ' if e['comparison'] == primary else ''}{e['comparison']}: "
+                            f"{e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] ({e['outcome']})"
+                            for e in c["evidence"])
         rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
-                     "numbers (95% CI)": numbers, "verdict": v, "caveats": c["caveats"]})
+                     "primary comparison": primary or "—", "numbers (95% CI)": numbers, "verdict": v,
+                     "caveats": caveats})
     return pd.DataFrame(rows)
 
 
@@ -157,14 +170,17 @@ ALL_SINGLES = "MTL / all three single-task models"
 
 
 def slow_verdict(time_ratios: dict[str, float]) -> tuple[str, str]:
-    """Verdict and caveat of "MTL takes long to train" from measured epoch-time ratios.
+    """Verdict and rule of "MTL takes long to train" from measured epoch-time ratios.
 
     The rule: ``supported`` when MTL's epoch takes more than :data:`SLOW_RATIO` times one
-    single-task model's; ``mixed`` when it does but costs less than the three models it
-    replaces; ``not supported`` otherwise.
+    single-task model's, ``refuted`` when it takes no longer than one single-task model's, and
+    ``inconclusive`` in between (within timing noise).
 
     Args:
         time_ratios: ``{ONE_SINGLE: ratio, ALL_SINGLES: ratio}``.
+
+    Returns:
+        The verdict and the rule in words, with the ratio to the three single-task models.
 
     Raises:
         KeyError: If a ratio is missing, naming both keys.
@@ -174,18 +190,18 @@ def slow_verdict(time_ratios: dict[str, float]) -> tuple[str, str]:
     missing = [k for k in (ONE_SINGLE, ALL_SINGLES) if k not in time_ratios]
     if missing:
         raise KeyError(f"time_ratios lacks {missing}; it needs {ONE_SINGLE!r} and {ALL_SINGLES!r}")
-    slow = time_ratios[ONE_SINGLE] > SLOW_RATIO
-    cheaper = time_ratios[ALL_SINGLES] < 1.0
-    if slow and cheaper:
-        return "mixed", "slower than one single-task model but cheaper than the three it replaces"
-    return ("supported" if slow else "not supported"), "timings on a shared machine vary by about ±15%"
+    one, three = time_ratios[ONE_SINGLE], time_ratios[ALL_SINGLES]
+    v = "supported" if one > SLOW_RATIO else ("refuted" if one <= 1.0 else "inconclusive")
+    rule = (f"supported above {SLOW_RATIO:g}× one single-task model's epoch, refuted at or below 1×; measured "
+            f"{one:.2f}× one and {three:.2f}× the three it replaces (timings on a shared machine vary by about ±15%)")
+    return v, rule
 
 
-def overfitting_verdict(rise_above_best: Iterable[float], valid_loss: Iterable[float]) -> str:
-    """Verdict of "MTL overfits easily" from validation curves trained without early stopping.
+def overfitting_verdict(rise_above_best: Iterable[float], valid_loss: Iterable[float]) -> tuple[str, str]:
+    """Verdict and rule of "MTL overfits easily" from validation curves trained without early stopping.
 
     The rule: ``supported`` when any task's validation loss ends more than :data:`OVERFIT_RISE`
-    of its value above its best epoch's, ``not supported`` otherwise.
+    of its value above its best epoch's, ``refuted`` otherwise.
 
     Raises:
         ValueError: If the two sequences differ in length or are empty.
@@ -195,4 +211,6 @@ def overfitting_verdict(rise_above_best: Iterable[float], valid_loss: Iterable[f
     rise, loss = np.asarray(list(rise_above_best), float), np.asarray(list(valid_loss), float)
     if rise.shape != loss.shape or rise.size == 0:
         raise ValueError(f"need one rise per validation loss, got {rise.size} rises and {loss.size} losses")
-    return "supported" if bool((rise > OVERFIT_RISE * loss).any()) else "not supported"
+    v = "supported" if bool((rise > OVERFIT_RISE * loss).any()) else "refuted"
+    return v, (f"supported when a task's validation loss ends more than {OVERFIT_RISE:.0%} of itself above its "
+               "best epoch's, refuted otherwise")

@@ -72,9 +72,10 @@ class MultiTaskTrainer(keras.Model):
     ``fit(x=features, y=targets)`` where ``targets`` holds each task's labels and
     ``<task>_mask`` (see :meth:`mtrec_study.prepare.TaskSet.targets`). Logged per epoch:
     ``<task>_loss`` (unweighted, masked), ``weight_<task>`` and ``loss``, the unweighted sum of the
-    task losses (the weighted objective differs by strategy, so it is not what we compare); with
-    validation data the same with ``val_`` in front. Early stopping watches ``val_loss``, so it does
-    not depend on the weighting strategy.
+    losses of the tasks that are *trained* (λ > 0; the weighted objective differs by strategy, so it
+    is not what we compare); with validation data the same with ``val_`` in front. Early stopping
+    watches ``val_loss``, so it does not depend on the weighting strategy, and a head with λ = 0
+    (logged, never trained) cannot choose the epoch.
 
     Used by mtrec_study.training.trainer, mtrec_study.training.diagnostics.
     """
@@ -87,7 +88,8 @@ class MultiTaskTrainer(keras.Model):
         weighting.setup(self, self.tasks, [task_kind(t) == "regression" for t in self.tasks])
         self.loss_trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.tasks}
         self.weight_trackers = {t: keras.metrics.Mean(name=f"weight_{t}") for t in self.tasks}
-        self.total_tracker = SumOfTrackers(list(self.loss_trackers.values()), name="loss")
+        self.trained = [t for t, lam in zip(self.tasks, weighting.lam, strict=True) if lam > 0]
+        self.total_tracker = SumOfTrackers([self.loss_trackers[t] for t in self.trained], name="loss")
         self._shared = None
 
     @property

@@ -30,7 +30,7 @@ def test_index_links_and_images_resolve(fast_report):
         assert key in text
     # Tables that notebooks mark as highlights: 07's verdicts first, 08's comparison with the paper later.
     assert "The article's claims: verdicts" in text and "More comparisons" in text and "paper check" in text
-    assert re.search(r'<td class="verdict-[a-z-]+">(supported|not supported|mixed|undecided)</td>', text)
+    assert re.search(r'<td class="verdict-[a-z-]+">(supported|refuted|inconclusive)</td>', text)
     assert (fast_report / "results.csv").exists()
     manifest = json.loads((fast_report / "manifest.json").read_text())
     assert [r["name"] for r in manifest["notebooks"]] == [p.stem for p in notebooks()]

@@ -24,25 +24,49 @@ def test_outcome_rejects_reversed_interval_and_honours_explicit_direction():
     assert C.outcome(-0.2, -0.1, "ild_genre", higher_is_better=False) == "better"
 
 
-@pytest.mark.parametrize(("outcomes", "expected"), [
-    (["better", "better"], "supported"), (["better", "undefined"], "supported"),
-    (["worse", "no difference"], "not supported"), (["better", "worse"], "mixed"),
-    (["better", "no difference"], "mixed"), (["undefined"], "undecided"), ([], "undecided"),
+@pytest.mark.parametrize(("primary", "expected"), [
+    ("better", "supported"), ("worse", "refuted"), ("no difference", "inconclusive"), ("undefined", "inconclusive"),
 ])
-def test_verdict_rule(outcomes, expected):
-    assert C.verdict(outcomes) == expected
+def test_verdict_is_the_primary_comparisons(primary, expected):
+    assert C.verdict(primary) == expected
 
 
-def test_verdict_table_formats_evidence_and_checks_claims():
-    ev = [C.comparison("a - b", "auc", {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03}),
-          C.comparison("a - b", "rmse", {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03})]
-    table = C.verdict_table([{"claim": "x", "section": "§1", "experiment": "e", "evidence": ev, "caveats": "-"}])
-    row = table.iloc[0]
-    assert row["verdict"] == "mixed" and "+0.0200 [+0.0100, +0.0300] (better)" in row["numbers (95% CI)"]
-    assert "(worse)" in row["numbers (95% CI)"]
+def test_verdict_table_reads_the_primary_comparison_only():
+    ev = [C.comparison("a - b, auc", "auc", {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03}),
+          C.comparison("a - b, rmse", "rmse", {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03})]
+    base = {"claim": "x", "section": "§1", "experiment": "e", "evidence": ev, "caveats": "-"}
+    row = C.verdict_table([{**base, "primary": "a - b, auc"}]).iloc[0]
+    assert row["verdict"] == "supported" and row["primary comparison"] == "a - b, auc"
+    assert "**primary** a - b, auc: +0.0200 [+0.0100, +0.0300] (better)" in row["numbers (95% CI)"]
+    assert "a - b, rmse: +0.0200 [+0.0100, +0.0300] (worse)" in row["numbers (95% CI)"]  # secondary: shown
+    assert C.verdict_table([{**base, "primary": "a - b, rmse"}]).iloc[0]["verdict"] == "refuted"
+    own = C.verdict_table([{**base, "verdict": "inconclusive", "rule": "a stated threshold"}]).iloc[0]
+    assert own["verdict"] == "inconclusive" and own["caveats"].endswith("verdict by its own rule: a stated threshold")
     with pytest.raises(ValueError, match="no evidence"):
-        C.verdict_table([{"claim": "y", "section": "", "experiment": "", "evidence": [], "caveats": ""}])
+        C.verdict_table([{**base, "evidence": [], "primary": "a - b, auc"}])
+    with pytest.raises(ValueError, match="primary comparison 'c' is not among its evidence rows"):
+        C.verdict_table([{**base, "primary": "c"}])
     with pytest.raises(ValueError, match="not one of"):
-        C.verdict_table([{"claim": "z", "section": "", "experiment": "", "evidence": ev, "caveats": "", "verdict": "yes"}])
-    with pytest.raises(ValueError, match="unknown outcomes"):
-        C.verdict(["great"])
+        C.verdict_table([{**base, "verdict": "yes", "rule": "r"}])
+    with pytest.raises(ValueError, match="without stating the rule"):
+        C.verdict_table([{**base, "verdict": "supported"}])
+    with pytest.raises(ValueError, match="unknown outcome 'great'"):
+        C.verdict("great")
+
+
+@pytest.mark.parametrize(("one", "three", "expected"), [
+    (1.5, 0.5, "supported"), (1.1, 0.4, "inconclusive"), (1.05, 0.35, "inconclusive"), (1.0, 0.3, "refuted"),
+    (0.8, 0.3, "refuted"),
+])
+def test_slow_verdict_thresholds(one, three, expected):
+    v, rule = C.slow_verdict({C.ONE_SINGLE: one, C.ALL_SINGLES: three})
+    assert v == expected and f"{one:.2f}× one" in rule
+    with pytest.raises(KeyError, match="time_ratios lacks"):
+        C.slow_verdict({C.ONE_SINGLE: one})
+
+
+def test_overfitting_verdict_threshold():
+    assert C.overfitting_verdict([0.0, 0.011], [1.0, 1.0])[0] == "supported"
+    assert C.overfitting_verdict([0.0, 0.01], [1.0, 1.0])[0] == "refuted"  # exactly 1% is not more than 1%
+    with pytest.raises(ValueError, match="one rise per validation loss"):
+        C.overfitting_verdict([0.1], [1.0, 2.0])

@@ -284,7 +284,7 @@ def test_ranking_a_seeded_sample_of_users(prepared, trained):
 
 
 def test_highlights_must_name_summary_tables(tmp_path):
-    record_results({"verdicts": [{"claim": "x", "verdict": "mixed"}]}, tmp_path, highlights=["verdicts"])
+    record_results({"verdicts": [{"claim": "x", "verdict": "inconclusive"}]}, tmp_path, highlights=["verdicts"])
     assert load_results(tmp_path)["highlights"] == ["verdicts"]
     with pytest.raises(ValueError, match=r"highlights \['missing'\] are not keys"):
         record_results({"x": 1}, tmp_path, highlights=["missing"])

@@ -69,14 +69,42 @@ def test_leave_one_out_and_cold_start(small_world):
 
 
 def test_negatives_are_never_positives(small_world):
+    """Training negatives avoid the user's training items; evaluation negatives every observed pair."""
     d = small_world.data
     prepared = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=3.0)
-    observed = set(zip(d.interactions.user_id, d.interactions.item_id, strict=True))
-    for part in ("train", "valid", "test"):
+    inter = prepared.data.interactions
+    observed = set(zip(inter.user_id, inter.item_id, strict=True))
+    train = inter.iloc[prepared.indices["train"]]
+    train_pairs = set(zip(train.user_id, train.item_id, strict=True))
+    for part, known in (("train", train_pairs), ("valid", observed), ("test", observed)):
         ts = getattr(prepared, part)
         neg = ts.pairs[~ts.pairs["observed"]]
         assert len(neg) == round(3.0 * ts.pairs["observed"].sum())
-        assert not set(zip(neg.user_id, neg.item_id, strict=True)) & observed
+        assert not set(zip(neg.user_id, neg.item_id, strict=True)) & known, part
+
+
+def test_a_training_negative_can_be_a_test_positive(small_world):
+    """Training must not learn which items the test holds back: its sampler only knows training pairs."""
+    d = small_world.data
+    prepared = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=5.0)
+    inter = prepared.data.interactions
+    held_back = inter.iloc[np.concatenate([prepared.indices["valid"], prepared.indices["test"]])]
+    held = set(zip(held_back.user_id, held_back.item_id, strict=True))
+    neg = prepared.train.pairs[~prepared.train.pairs["observed"]]
+    assert set(zip(neg.user_id, neg.item_id, strict=True)) & held
+
+
+def test_no_cold_item_among_training_negatives(small_world):
+    """In a cold split the withheld items are not taught as negatives (text would learn their titles)."""
+    for split in ("cold_item", "cold_both"):
+        prepared = prepare.prepare_tasks(small_world.data, split, seed=42, neg_ratio=2.0, cold_frac=0.2)
+        inter = prepared.data.interactions
+        train_items = set(inter.iloc[prepared.indices["train"]].item_id)
+        neg = prepared.train.pairs[~prepared.train.pairs["observed"]]
+        assert set(neg.item_id) <= train_items, split
+        cold = set(inter.iloc[prepared.indices["test"]].item_id) - train_items
+        assert cold, "the split withholds some items"
+        assert not set(neg.item_id) & cold
 
 
 def test_labels_and_masks_per_task(small_world):
@@ -130,3 +158,48 @@ def test_bad_arguments_are_named(small_world):
         prepare.prepare_tasks(small_world.data, neg_ratio=-1)
     with pytest.raises(ValueError, match="valid_frac"):
         prepare.temporal_split(inter, 0.6, 0.6)
+
+
+def test_time_ties_break_by_a_seeded_key_not_by_item_id():
+    """Ratings in the same second are ordered by a key of the (user, item) pair: the same key in any
+    row order, another order under another seed, and not simply item-id order."""
+    users = np.repeat([1, 2], 50)
+    items = np.tile(np.arange(1, 51), 2)
+    a = prepare.tie_break(users, items)
+    perm = np.random.default_rng(0).permutation(users.size)
+    np.testing.assert_array_equal(prepare.tie_break(users[perm], items[perm]), a[perm])
+    assert not np.array_equal(prepare.tie_break(users, items, seed=1), a)
+    inter = pd.DataFrame({"user_id": users, "item_id": items, "rating": 4.0, "timestamp": 7})
+    ordered = prepare.time_order(inter)
+    first_user = ordered[ordered.user_id == 1].item_id.to_numpy()
+    assert sorted(first_user) == list(range(1, 51)) and list(first_user) != list(range(1, 51))
+    np.testing.assert_array_equal(first_user, items[:50][np.argsort(a[:50], kind="stable")])
+    shuffled = inter.iloc[perm]
+    pd.testing.assert_frame_equal(prepare.time_order(shuffled).reset_index(drop=True), ordered.reset_index(drop=True))
+
+
+def test_splits_that_order_by_time_share_the_tie_rule():
+    """Leave-one-out holds out the pair the tie key puts last, whatever the file order."""
+    inter = pd.DataFrame({"user_id": [1, 1, 1, 1], "item_id": [10, 20, 30, 40], "rating": 4.0,
+                          "timestamp": [1, 2, 3, 3]})
+    keys = prepare.tie_break(np.array([1, 1]), np.array([30, 40]))
+    last = [30, 40][int(np.argmax(keys))]
+    for frame in (inter, inter.iloc[::-1].reset_index(drop=True)):
+        idx = prepare.leave_one_out_split(frame)
+        assert frame.iloc[idx["test"]].item_id.tolist() == [last]
+
+
+def test_global_time_split_never_trains_on_the_future(small_world):
+    """Every training rating precedes every validation rating, which precedes every test rating."""
+    inter = prepare.clean(small_world.data)[0].interactions
+    idx = prepare.split_indices(inter, "global_time", valid_frac=0.1, test_frac=0.2)
+    ts = {part: inter.iloc[rows]["timestamp"] for part, rows in idx.items()}
+    assert ts["train"].max() < ts["valid"].min() and ts["valid"].max() < ts["test"].min()
+    assert sorted(np.concatenate(list(idx.values()))) == list(range(len(inter)))
+    assert len(idx["test"]) == pytest.approx(0.2 * len(inter), rel=0.05)
+    assert len(idx["valid"]) == pytest.approx(0.1 * len(inter), rel=0.1)
+    # The per-user split does not promise this: some training rows come after some test rows.
+    per_user = prepare.split_indices(inter, "temporal")
+    assert inter.iloc[per_user["train"]]["timestamp"].max() > inter.iloc[per_user["test"]]["timestamp"].min()
+    with pytest.raises(ValueError, match="must be in"):
+        prepare.global_time_split(inter, valid_frac=0.5, test_frac=0.6)

@@ -29,7 +29,7 @@ def _figure(out: Path, name: str) -> str:
 def _report(tmp_path: Path) -> tuple[Path, list]:
     root = tmp_path / "full"
     verdicts = pd.DataFrame({"claim": ["MTL helps cold start", "MTL overfits"], "section": ["§8.1", "§3.3"],
-                             "verdict": ["not supported", "supported"], "estimate": [-0.01234, 0.5]})
+                             "verdict": ["refuted", "supported"], "estimate": [-0.01234, 0.5]})
     record_results({"verdicts": verdicts}, root / "07_article_claims", highlights=["verdicts"])
     results = pd.DataFrame({"task": ["behaviour"], "metric": ["rmse"], "our best multi-task": ["0.9118 [0.9062, 0.9175]"],
                             "met?": ["no (gap 0.012)"]})
@@ -50,7 +50,7 @@ def test_index_puts_findings_first_in_the_notebooks_column_order(tmp_path):
     # The notebook's column order survives the sorted JSON, and verdict and 'met?' cells are marked.
     claims_row = html[html.index('id="verdicts"'):html.index('id="headline"')]
     assert claims_row.index("<th>claim</th>") < claims_row.index("<th>section</th>") < claims_row.index("<th>verdict</th>")
-    assert '<td class="verdict-not-supported">not supported</td>' in html and "-0.0123" in html
+    assert '<td class="verdict-refuted">refuted</td>' in html and "-0.0123" in html
     assert '<td class="met-no">no (gap 0.012)</td>' in html
     assert 'src="09_headline_results/figures/rmse_folds.png"' in html
     csv = pd.read_csv(root / "results.csv")
@@ -100,7 +100,7 @@ def test_readme_findings_block_is_generated_from_the_report(tmp_path):
     assert RI.update_readme_findings(root, readme)
     block = RI.readme_findings(readme)
     assert block == RI.findings_markdown(root)
-    assert "commit `0123456789ab`" in block and "| not supported |" in block and "| no (gap 0.012) |" in block
+    assert "commit `0123456789ab`" in block and "| refuted |" in block and "| no (gap 0.012) |" in block
     assert readme.read_text().endswith("after\n") and not RI.update_readme_findings(root, readme)
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no findings block"):

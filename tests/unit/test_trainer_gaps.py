@@ -76,3 +76,20 @@ def test_each_task_loss_in_the_trainer_is_its_own_masked_metric(prepared):
         assert got[BEHAVIOUR] == pytest.approx(mse, rel=2e-4)
     # The masks differ, so a swapped mask could not give the same numbers by accident.
     assert (prepared.valid.masks[INTEREST] == 0).any() and (prepared.valid.masks[ITEM_TASK] == 1).all()
+
+
+# --------------------------------------------------------------------------- early stopping
+def test_early_stopping_watches_only_the_trained_tasks(prepared):
+    """A head with λ = 0 is logged but never trained, so it must not choose the epoch: ``loss`` and
+    ``val_loss`` sum only the tasks with λ > 0."""
+    from mtrec_study.training import train
+
+    res = train("shared_bottom", prepared, lambdas=[1.0, 0.0, 1.0], epochs=2, batch_size=1024, seed=0,
+                progress=False)
+    assert res.trainer.trained == [INTEREST, BEHAVIOUR]
+    for prefix in ("", "val_"):
+        total = np.array(res.history[f"{prefix}loss"])
+        trained = np.array(res.history[f"{prefix}{INTEREST}_loss"]) + np.array(res.history[f"{prefix}{BEHAVIOUR}_loss"])
+        np.testing.assert_allclose(total, trained, rtol=1e-5)
+        assert not np.allclose(total, trained + np.array(res.history[f"{prefix}{ITEM_TASK}_loss"]), rtol=1e-3)
+    assert res.best_epoch == int(np.argmin(res.history["val_loss"])) + 1
