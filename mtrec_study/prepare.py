@@ -152,8 +152,36 @@ def global_time_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: f
     return _as_split(test, valid)
 
 
+def ratio_counts(n: np.ndarray, valid_frac: float, test_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user validation and test counts of a ratio split, exactly as RecBole 1.2.1 computes them.
+
+    RecBole's ``split_by_ratio`` truncates (``int(n * frac)``), then, from the last part backwards,
+    gives a part one row when its share is below one row but above zero, as long as training keeps
+    more than one row. So a user with 5 ratings at 80/10/10 gets 3/1/1, one with 2 ratings 1/0/1.
+
+    Used by mtrec_study.prepare.
+    """
+    n = np.asarray(n, dtype="int64")
+    fracs = np.array([1.0 - valid_frac - test_frac, valid_frac, test_frac])
+    fracs = fracs / fracs.sum()
+    counts = np.floor(np.outer(n, fracs)).astype("int64")
+    counts[:, 0] = n - counts[:, 1:].sum(axis=1)
+    for part in (2, 1):  # test first, then validation, as RecBole walks them (cnt[-1], cnt[-2])
+        share = fracs[part] * n
+        can = counts[:, 0] > 1
+        bump = can & (share > 0) & (share < 1)
+        counts[bump, part] += 1
+        counts[bump, 0] -= 1
+        if not can.any():
+            break
+    return counts[:, 1], counts[:, 2]
+
+
 def random_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> dict[str, np.ndarray]:
     """Per-user random split by ratio (RecBole's ``RS`` with ``group_by: user``).
+
+    Each user's ratings are shuffled (seeded) and cut into test, validation and training by
+    :func:`ratio_counts`, which truncates as RecBole does.
 
     Used by mtrec_study.prepare.
     """
@@ -162,8 +190,7 @@ def random_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float 
     shuffled = pd.Series(rng.random(len(inter)), index=inter.index)
     rank = shuffled.groupby(inter["user_id"]).rank(method="first").to_numpy() - 1
     n = inter.groupby("user_id")["user_id"].transform("size").to_numpy()
-    n_test = np.round(n * test_frac)
-    n_valid = np.round(n * valid_frac)
+    n_valid, n_test = ratio_counts(n, valid_frac, test_frac)
     test = rank < n_test
     valid = ~test & (rank < n_test + n_valid)
     return _as_split(test, valid)

@@ -81,7 +81,7 @@ def corrected_ttest(differences: np.ndarray, test_train_ratio: float) -> tuple[f
     Raises:
         ValueError: If ``test_train_ratio`` is negative.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Used by mtrec_study.evaluation.stats.
     """
     if test_train_ratio < 0:
         raise ValueError(f"test_train_ratio must be >= 0, got {test_train_ratio}")
@@ -100,7 +100,7 @@ def holm(pvalues) -> np.ndarray:
     The i-th smallest of m p-values is multiplied by ``m - i + 1``; the adjusted values are made
     non-decreasing in that order and capped at 1. It controls the family-wise error rate.
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Used by mtrec_study.evaluation.stats.
     """
     p = np.asarray(pvalues, dtype="float64")
     out = np.full(p.shape, np.nan)

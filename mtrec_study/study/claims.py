@@ -94,7 +94,7 @@ def verdict(primary_outcome: str) -> str:
     Raises:
         ValueError: For an outcome outside :data:`OUTCOMES`.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Used by mtrec_study.study.claims.
     """
     if primary_outcome not in _VERDICT_OF:
         raise ValueError(f"unknown outcome {primary_outcome!r}; valid: {', '.join(OUTCOMES)}")

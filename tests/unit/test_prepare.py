@@ -203,3 +203,21 @@ def test_global_time_split_never_trains_on_the_future(small_world):
     assert inter.iloc[per_user["train"]]["timestamp"].max() > inter.iloc[per_user["test"]]["timestamp"].min()
     with pytest.raises(ValueError, match="must be in"):
         prepare.global_time_split(inter, valid_frac=0.5, test_frac=0.6)
+
+
+def test_ratio_counts_truncate_as_recbole_does():
+    """RecBole 1.2.1's split_by_ratio at 80/10/10, worked by hand per user size:
+    1 -> (0, 0); 2 -> test gets the one row its 0.2 share rounds up to, train keeps 1 -> (0, 1);
+    5 -> shares 0.5 each round up -> (1, 1); 10 and 15 -> int(1.0), int(1.5) -> (1, 1); 20 -> (2, 2)."""
+    valid, test = prepare.ratio_counts(np.array([1, 2, 5, 10, 15, 20]), 0.1, 0.1)
+    assert valid.tolist() == [0, 0, 1, 1, 1, 2] and test.tolist() == [0, 1, 1, 1, 1, 2]
+
+
+def test_random_split_uses_the_recbole_counts(small_world):
+    inter = prepare.clean(small_world.data)[0].interactions
+    idx = prepare.random_split(inter, 0.1, 0.1, seed=3)
+    n = inter.groupby("user_id").size()
+    want_valid, want_test = prepare.ratio_counts(n.to_numpy(), 0.1, 0.1)
+    got_test = inter.iloc[idx["test"]].groupby("user_id").size().reindex(n.index, fill_value=0)
+    got_valid = inter.iloc[idx["valid"]].groupby("user_id").size().reindex(n.index, fill_value=0)
+    assert got_test.tolist() == want_test.tolist() and got_valid.tolist() == want_valid.tolist()
