@@ -169,7 +169,7 @@ EQUIVALENT.update({
     ("regression_metrics", 'y = np.asarray(y_true, dtype=None)'): "scikit-learn's errors give the same numbers for int labels",
     ("regression_metrics", 'y = np.asarray(y_true, )'): "scikit-learn's errors give the same numbers for int labels",
 })
-# metrics.py (issue 22, second pass): the survivors left after tests/unit/test_metrics_mutants.py.
+# metrics.py, second pass: the survivors left after tests/unit/test_metrics_mutants.py.
 NAN_WHY = 'float("NAN") is NaN'
 INNER_TASK_WHY = "binary_metrics has already checked y and p under its own task: the inner check never fires"
 FAST_PATH_WHY = ("only top_k's fast path is lost: a wrong partition gives n_ge != kk, and the exact fallback "

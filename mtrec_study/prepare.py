@@ -233,29 +233,39 @@ def leave_one_out_split(inter: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def cold_start_split(inter: pd.DataFrame, by: str, frac: float = 0.1, seed: int = 0,
-                     valid_frac: float = 0.1) -> dict[str, np.ndarray]:
+                     valid_frac: float = 0.1, cold_valid_frac: float | None = None) -> dict[str, np.ndarray]:
     """Withhold a share of users (``by='user'``), items (``by='item'``) or both (``by='both'``).
 
-    Every interaction of a withheld user or item goes to test; training and validation are a
-    random split of the rest. Test rows thus have ids that training never saw. With ``both``,
-    ``frac`` of the users and ``frac`` of the items are withheld, so one trained model can be
-    judged on new users, on new items and on rows where both are new
+    Every interaction of a withheld user or item goes to test, so test rows have ids that training
+    never saw. A second, disjoint group of ``cold_valid_frac`` of the ids (default ``frac / 2``)
+    is withheld for *validation*: early stopping and thresholds then see new users and items too,
+    not only warm rows. Of the remaining rows, ``valid_frac`` go to validation at random and the
+    rest to training. With ``both``, users and items are withheld alike, so one trained model can
+    be judged on new users, on new items and on rows where both are new
     (:func:`mtrec_study.evaluation.segment_masks` separates them).
+
+    Raises:
+        ValueError: For an unknown ``by``, or shares outside (0, 1) or summing to 1 or more.
 
     Used by mtrec_study.prepare.
     """
     cols = {"user": ["user_id"], "item": ["item_id"], "both": ["user_id", "item_id"]}.get(by)
     if cols is None:
         raise ValueError(f"cold-start split by {by!r}; valid: 'user', 'item', 'both'")
-    if not 0 < frac < 1:
-        raise ValueError(f"cold-start frac must lie in (0, 1), got {frac}")
+    cold_valid_frac = frac / 2 if cold_valid_frac is None else cold_valid_frac
+    if not 0 < frac < 1 or not 0 <= cold_valid_frac < 1 or frac + cold_valid_frac >= 1:
+        raise ValueError(f"cold-start frac must lie in (0, 1) and cold_valid_frac in [0, 1) with a sum below 1, "
+                         f"got frac={frac}, cold_valid_frac={cold_valid_frac}")
     rng = np.random.default_rng(seed)
     test = np.zeros(len(inter), bool)
+    cold_valid = np.zeros(len(inter), bool)
     for col in cols:
-        ids = np.sort(inter[col].unique())
-        cold = rng.choice(ids, size=max(1, int(round(frac * ids.size))), replace=False)
-        test |= inter[col].isin(cold).to_numpy()
-    valid = ~test & (rng.random(len(inter)) < valid_frac)
+        ids = rng.permutation(np.sort(inter[col].unique()))
+        n_test = max(1, int(round(frac * ids.size)))
+        n_valid = int(round(cold_valid_frac * ids.size))
+        test |= inter[col].isin(ids[:n_test]).to_numpy()
+        cold_valid |= inter[col].isin(ids[n_test:n_test + n_valid]).to_numpy()
+    valid = ~test & (cold_valid | (rng.random(len(inter)) < valid_frac))
     return _as_split(test, valid)
 
 

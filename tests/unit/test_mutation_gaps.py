@@ -245,9 +245,9 @@ def test_changing_the_test_interactions_moves_nothing_that_is_fitted(prepared, m
     fitted = []
     real_fit = classic.Popularity.fit
 
-    def spy(self, train):
+    def spy(self, train, items=None):
         fitted.append(train.groupby("item_id").size())
-        return real_fit(self, train)
+        return real_fit(self, train, items)
 
     monkeypatch.setattr(classic.Popularity, "fit", spy)
     for p in (prepared, other):

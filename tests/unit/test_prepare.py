@@ -221,3 +221,23 @@ def test_random_split_uses_the_recbole_counts(small_world):
     got_test = inter.iloc[idx["test"]].groupby("user_id").size().reindex(n.index, fill_value=0)
     got_valid = inter.iloc[idx["valid"]].groupby("user_id").size().reindex(n.index, fill_value=0)
     assert got_test.tolist() == want_test.tolist() and got_valid.tolist() == want_valid.tolist()
+
+
+def test_cold_splits_keep_a_cold_validation_group(small_world):
+    """Early stopping must see new users and items too: a disjoint group of withheld ids goes to
+    validation; neither group's ids appear in training."""
+    inter = prepare.clean(small_world.data)[0].interactions
+    for by, col in (("user", "user_id"), ("item", "item_id")):
+        idx = prepare.cold_start_split(inter, by, frac=0.2, seed=1)
+        train_ids = set(inter.iloc[idx["train"]][col])
+        test_ids = set(inter.iloc[idx["test"]][col]) - train_ids
+        valid_cold = set(inter.iloc[idx["valid"]][col]) - train_ids
+        assert test_ids and valid_cold, by
+        assert not test_ids & valid_cold  # the two groups are disjoint
+        n = inter[col].nunique()
+        assert len(valid_cold) == pytest.approx(0.1 * n, abs=1)  # frac / 2 by default
+        assert not set(inter.iloc[idx["test"]][col]) & train_ids
+    none = prepare.cold_start_split(inter, "user", frac=0.2, seed=1, cold_valid_frac=0.0)
+    assert set(inter.iloc[none["valid"]]["user_id"]) <= set(inter.iloc[none["train"]]["user_id"])
+    with pytest.raises(ValueError, match="cold_valid_frac"):
+        prepare.cold_start_split(inter, "user", frac=0.6, cold_valid_frac=0.5)

@@ -9,7 +9,7 @@ import pytest
 
 from mtrec_study import prepare
 from mtrec_study.datasets.movielens import RatingsData
-from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, label_rows
 
 
 def _inter(counts: dict[int, int]) -> pd.DataFrame:
@@ -39,17 +39,19 @@ def test_temporal_split_sizes_and_order_by_hand():
     assert len(none["valid"]) == 0 and _sizes(inter, none, "test") == {1: 4, 2: 1, 4: 1}
 
 
-def test_temporal_ties_break_by_item_id():
+def test_temporal_ties_break_by_the_seeded_pair_key():
     inter = pd.DataFrame({"user_id": [1, 1, 1, 1], "item_id": [9, 7, 8, 6], "rating": 3.0, "timestamp": [5, 5, 5, 1]})
     idx = prepare.temporal_split(inter, 0.0, 0.25)
-    assert inter.iloc[idx["test"]]["item_id"].tolist() == [9]
+    tied = np.array([9, 7, 8])
+    last = tied[np.argmax(prepare.tie_break(np.ones(3, "int64"), tied))]
+    assert inter.iloc[idx["test"]]["item_id"].tolist() == [last]
 
 
-def test_random_split_rounds_each_users_share_and_is_seeded():
+def test_random_split_truncates_each_users_share_and_is_seeded():
     inter = _inter({1: 20, 2: 10, 3: 4})
     idx = prepare.random_split(inter, valid_frac=0.1, test_frac=0.25, seed=3)
-    assert _sizes(inter, idx, "test") == {1: 5, 2: 2, 3: 1}  # round(0.25 n): 5, 2.5 → 2, 1
-    assert _sizes(inter, idx, "valid") == {1: 2, 2: 1}  # round(0.1 n): 2, 1, 0.4 → 0
+    assert _sizes(inter, idx, "test") == {1: 5, 2: 2, 3: 1}  # int(0.25 n): 5, 2.5 → 2, 1
+    assert _sizes(inter, idx, "valid") == {1: 2, 2: 1, 3: 1}  # int(0.1 n): 2, 1; 0.4 → 0, then RecBole's one row
     parts = [set(idx[p].tolist()) for p in ("train", "valid", "test")]
     assert sum(map(len, parts)) == len(inter) and set.union(*parts) == set(range(len(inter)))
     again = prepare.random_split(inter, 0.1, 0.25, seed=3)
@@ -96,7 +98,7 @@ def test_cold_start_counts_validation_and_errors():
     via = prepare.split_indices(inter, "cold_user", seed=1, cold_frac=0.25, valid_frac=0.5)
     assert all(np.array_equal(idx[p], via[p]) for p in idx)
     for bad in (0.0, 1.0, -0.5):
-        with pytest.raises(ValueError, match=rf"cold-start frac must lie in \(0, 1\), got {bad}"):
+        with pytest.raises(ValueError, match=rf"cold-start frac must lie in \(0, 1\).*got frac={bad}"):
             prepare.cold_start_split(inter, "user", frac=bad)
     with pytest.raises(ValueError, match="cold-start split by 'zip'; valid: 'user', 'item', 'both'"):
         prepare.cold_start_split(inter, "zip")
@@ -112,7 +114,7 @@ def test_kfold_errors_are_named():
     assert [len(f["test"]) for f in folds] == [1] * 5
     with pytest.raises(ValueError, match=r"fold must lie in 0\.\.4, got -1"):
         prepare.split_indices(inter, "kfold", fold=-1, k=5)
-    with pytest.raises(ValueError, match="unknown split 'weekly'; valid: temporal, random, kfold, loo, cold_user"):
+    with pytest.raises(ValueError, match="unknown split 'weekly'; valid: temporal, global_time, random, kfold, loo, cold_user"):
         prepare.split_indices(inter, "weekly")
 
 
@@ -132,7 +134,7 @@ def test_positive_keys_and_negative_sampling_by_hand():
 
 def test_label_rows_by_hand():
     pairs = pd.DataFrame({"rating": [5.0, 3.0, np.nan, 4.0]})
-    labels, masks = prepare.label_rows(pairs)
+    labels, masks = label_rows(pairs["rating"].to_numpy())
     assert labels[INTEREST].tolist() == [1, 0, 0, 1] and labels[ITEM_TASK].tolist() == [1, 1, 0, 1]
     assert labels[BEHAVIOUR].tolist() == [5, 3, 0, 4] and labels["ctcvr"].tolist() == [1, 0, 0, 1]
     assert masks[INTEREST].tolist() == [1, 1, 0, 1] and masks[BEHAVIOUR].tolist() == [1, 1, 0, 1]
