@@ -6,14 +6,28 @@ import argparse
 import sys
 
 
+def _dataset_name(args: argparse.Namespace) -> str:
+    """``--dataset``, else the data set the folder holds (``--data-dir`` or MTREC_DATA_DIR), else ml-100k."""
+    import os
+
+    from mtrec_study.datasets import dataset_in_folder
+
+    if args.dataset:
+        return args.dataset
+    folder = args.data_dir or os.environ.get("MTREC_DATA_DIR")
+    return (dataset_in_folder(folder) if folder else None) or "ml-100k"
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from mtrec_study.datasets import load_dataset
 
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    data = load_dataset(_dataset_name(args), data_dir=args.data_dir)
     print(f"{data.name}: {len(data.interactions):,} interactions, {data.n_users:,} users, "
           f"{data.n_items:,} items from {data.source}")
     for note in data.notes:
         print(f"  note: {note}")
+    if data.implicit:
+        print("  implicit data: only the item task trains (interest and behaviour need ratings)")
     if args.text:
         from mtrec_study.text import fetch_minilm
 
@@ -36,6 +50,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+_DATASET_HELP = ("ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, generic or synthetic (default: what the "
+                 "--data-dir folder holds, else ml-100k)")
+_DATA_DIR_HELP = ("a folder holding the files by hand: a GroupLens or RecBole MovieLens folder, or your own data "
+                  "(interactions.csv or .parquet, optional users.* and items.*; see the README's 'Your own data')")
+
+
 def _add_train_parser(sub) -> None:
     """Register ``python -m mtrec_study train``."""
     from mtrec_study.models import MODELS  # imports TensorFlow
@@ -46,7 +66,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--weighting", default="fixed", help=f"one of {', '.join(WEIGHTINGS)}")
     p.add_argument("--lambdas", type=float, nargs="*", default=None, help="fixed λ per task")
     p.add_argument("--task", default=None, help="the task of single_task")
-    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--dataset", default=None, help=_DATASET_HELP)
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--split", default="temporal")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=1024)
@@ -62,7 +83,7 @@ def _cmd_train(args) -> int:
     from mtrec_study.prepare import prepare_tasks
     from mtrec_study.training import train
 
-    data = load_dataset(args.dataset, seed=args.seed)
+    data = load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed)
     prepared = prepare_tasks(data, args.split, seed=args.seed)
     result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -88,8 +109,8 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mtrec_study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="obtain a data set into the cache and describe it")
-    p.add_argument("--dataset", default="ml-100k", help="ml-100k (default), ml-1m or synthetic")
-    p.add_argument("--data-dir", default=None, help="a folder holding the files by hand")
+    p.add_argument("--dataset", default=None, help=_DATASET_HELP)
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--text", action="store_true", help="also fetch the all-MiniLM-L6-v2 text model")
     p.set_defaults(func=_cmd_data)
     p = sub.add_parser("report", help="run the notebooks with a preset and build reports/<preset>/")

@@ -113,16 +113,46 @@ class FeatureSpec:
 class FeatureBuilder:
     """Fit vocabularies and statistics on training interactions, then build feature arrays.
 
+    The features follow the columns the tables have: ids and interaction counts always; age
+    (bucket and z-score) when the user table has a numeric ``age``; the year bucket when the item
+    table has a numeric ``year``; one categorical feature per column of ``user_categorical`` and
+    ``item_categorical``; the ``genres`` multi-hot when ``genres`` names any columns. The defaults
+    are MovieLens': gender and occupation (zip is left out), year, age and the 19 genres.
+
     Args:
         users: The canonical user table (index ``user_id``).
         items: The canonical item table (index ``item_id``).
+        user_categorical: User columns that become categorical features of the same name.
+        item_categorical: Item columns that become categorical features of the same name.
+        genres: The items' 0/1 genre columns (``RatingsData.genres``); empty for none.
+
+    Raises:
+        ValueError: If a named column is missing from its table, or two features would share a name.
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
 
-    def __init__(self, users: pd.DataFrame, items: pd.DataFrame):
+    def __init__(self, users: pd.DataFrame, items: pd.DataFrame,
+                 user_categorical: tuple[str, ...] = ("gender", "occupation"),
+                 item_categorical: tuple[str, ...] = (), genres: tuple[str, ...] = GENRES):
         self.users = users
         self.items = items
+        self.user_categorical, self.item_categorical = tuple(user_categorical), tuple(item_categorical)
+        self.genres = tuple(genres)
+        for what, table, cols in (("user", users, self.user_categorical), ("item", items, self.item_categorical),
+                                  ("item", items, self.genres)):
+            missing = [c for c in cols if c not in table.columns]
+            if missing:
+                raise ValueError(f"the {what} table has no column {missing[0]!r} (it has {list(table.columns)})")
+        self.has_age = "age" in users.columns and "age" not in self.user_categorical
+        self.has_year = "year" in items.columns and "year" not in self.item_categorical
+        own = {"user_idx", "item_idx", "age_bucket", "year_bucket", "genres", "user_log_count", "item_log_count",
+               "age_z"}
+        names = [*self.user_categorical, *self.item_categorical]
+        clash = sorted({n for n in names if n in own or names.count(n) > 1})
+        if clash:
+            raise ValueError(f"side column {clash[0]!r} would name two features; rename it (the builder's own "
+                             f"features are {', '.join(sorted(own))}, and user and item columns must differ)")
         self.fitted = False
         self.vectors: dict[str, tuple[str, pd.DataFrame]] = {}
 
@@ -162,27 +192,51 @@ class FeatureBuilder:
         self.user_index = id_positions(seen_users, start=1)  # 0 is "unknown / unseen"
         self.item_index = id_positions(seen_items, start=1)
         train_users = self.users.loc[self.users.index.intersection(seen_users)]
-        self.occupations = {o: i + 1 for i, o in enumerate(sorted(train_users["occupation"].unique()))}
-        self.genders = {g: i + 1 for i, g in enumerate(sorted(train_users["gender"].unique()))}
+        train_items = self.items.loc[self.items.index.intersection(seen_items)]
+        # Code 0 is "unknown": a value first seen outside training, or a missing one.
+        self.vocabularies = {
+            **{c: {v: i + 1 for i, v in enumerate(sorted(train_users[c].dropna().unique()))}
+               for c in self.user_categorical},
+            **{c: {v: i + 1 for i, v in enumerate(sorted(train_items[c].dropna().unique()))}
+               for c in self.item_categorical}}
         self.user_counts = train.groupby("user_id").size()
         self.item_counts = train.groupby("item_id").size()
-        self.age_mean = float(train_users["age"].mean())
-        self.age_std = float(train_users["age"].std(ddof=0) or 1.0)
+        if self.has_age:
+            self.age_mean = float(train_users["age"].mean())
+            self.age_std = float(train_users["age"].std(ddof=0) or 1.0)
         self.fitted = True
         return self
+
+    @property
+    def occupations(self) -> dict:
+        """The occupation vocabulary (MovieLens; empty when the users have no such column)."""
+        return self.vocabularies.get("occupation", {})
+
+    @property
+    def genders(self) -> dict:
+        """The gender vocabulary (MovieLens; empty when the users have no such column)."""
+        return self.vocabularies.get("gender", {})
 
     @property
     def spec(self) -> FeatureSpec:
         """The :class:`FeatureSpec` of what :meth:`transform` returns."""
         self._check()
+        age = ["age_z"] if self.has_age else []
+        categorical = {"user_idx": len(self.user_index) + 1, "item_idx": len(self.item_index) + 1}
+        if self.has_age:
+            categorical["age_bucket"] = len(AGE_EDGES) + 1
+        categorical.update({c: len(self.vocabularies[c]) + 1 for c in self.user_categorical})
+        if self.has_year:
+            categorical["year_bucket"] = len(YEAR_EDGES) + 2
+        categorical.update({c: len(self.vocabularies[c]) + 1 for c in self.item_categorical})
         spec = FeatureSpec(
-            categorical={"user_idx": len(self.user_index) + 1, "item_idx": len(self.item_index) + 1,
-                         "age_bucket": len(AGE_EDGES) + 1, "gender": len(self.genders) + 1,
-                         "occupation": len(self.occupations) + 1, "year_bucket": len(YEAR_EDGES) + 2},
-            multi_hot={"genres": len(GENRES)},
-            dense=["user_log_count", "item_log_count", "age_z"],
-            user_side=["user_idx", "age_bucket", "gender", "occupation", "user_log_count", "age_z"],
-            item_side=["item_idx", "year_bucket", "genres", "item_log_count"],
+            categorical=categorical,
+            multi_hot={"genres": len(self.genres)} if self.genres else {},
+            dense=["user_log_count", "item_log_count", *age],
+            user_side=["user_idx", *(["age_bucket"] if self.has_age else []), *self.user_categorical,
+                       "user_log_count", *age],
+            item_side=["item_idx", *(["year_bucket"] if self.has_year else []), *self.item_categorical,
+                       *(["genres"] if self.genres else []), "item_log_count"],
         )
         if self.vectors:
             spec = spec.with_vectors({n: t.shape[1] for n, (_, t) in self.vectors.items()},
@@ -208,31 +262,37 @@ class FeatureBuilder:
             raise ValueError(f"ids without side features: users {missing_u[:5].tolist()}, items {missing_i[:5].tolist()}")
         u = self.users.loc[user_ids]
         it = self.items.loc[item_ids]
-        age = u["age"].to_numpy(dtype="float64")
-        year = it["year"].to_numpy(dtype="float64", na_value=np.nan)
-        year_bucket = np.where(np.isnan(year), 0, np.digitize(np.nan_to_num(year), YEAR_EDGES) + 1)
         ucount = self.user_counts.reindex(user_ids).fillna(0).to_numpy()
         icount = self.item_counts.reindex(item_ids).fillna(0).to_numpy()
-        return {
-            **self.vector_features(user_ids, item_ids),
-            "user_idx": self.user_index.reindex(user_ids).fillna(0).to_numpy("int32"),
-            "item_idx": self.item_index.reindex(item_ids).fillna(0).to_numpy("int32"),
-            "age_bucket": np.digitize(age, AGE_EDGES).astype("int32"),
-            "gender": u["gender"].map(self.genders).fillna(0).to_numpy("int32"),
-            "occupation": u["occupation"].map(self.occupations).fillna(0).to_numpy("int32"),
-            "year_bucket": year_bucket.astype("int32"),
-            "genres": it[list(GENRES)].to_numpy("float32"),
-            "user_log_count": np.log1p(ucount).astype("float32"),
-            "item_log_count": np.log1p(icount).astype("float32"),
-            "age_z": ((age - self.age_mean) / self.age_std).astype("float32"),
-        }
+        out = {**self.vector_features(user_ids, item_ids),
+               "user_idx": self.user_index.reindex(user_ids).fillna(0).to_numpy("int32"),
+               "item_idx": self.item_index.reindex(item_ids).fillna(0).to_numpy("int32")}
+        if self.has_age:
+            age = u["age"].to_numpy(dtype="float64")
+            out["age_bucket"] = np.digitize(age, AGE_EDGES).astype("int32")
+        for c in self.user_categorical:
+            out[c] = u[c].map(self.vocabularies[c]).fillna(0).to_numpy("int32")
+        if self.has_year:
+            year = it["year"].to_numpy(dtype="float64", na_value=np.nan)
+            year_bucket = np.where(np.isnan(year), 0, np.digitize(np.nan_to_num(year), YEAR_EDGES) + 1)
+            out["year_bucket"] = year_bucket.astype("int32")
+        for c in self.item_categorical:
+            out[c] = it[c].map(self.vocabularies[c]).fillna(0).to_numpy("int32")
+        if self.genres:
+            out["genres"] = it[list(self.genres)].to_numpy("float32")
+        out["user_log_count"] = np.log1p(ucount).astype("float32")
+        out["item_log_count"] = np.log1p(icount).astype("float32")
+        if self.has_age:
+            out["age_z"] = ((age - self.age_mean) / self.age_std).astype("float32")
+        return out
 
 
 def fitted_statistics(builder: FeatureBuilder) -> dict[str, object]:
     """Everything :meth:`FeatureBuilder.fit` learnt from data, by name.
 
-    The vocabularies (user, item, occupation, gender), the interaction counts and the age
-    normalisation: the statistics that must come from training rows alone.
+    The vocabularies (user, item, and each categorical side column such as occupation and
+    gender), the interaction counts and the age normalisation (when users have an age): the
+    statistics that must come from training rows alone.
 
     Args:
         builder: A fitted :class:`FeatureBuilder`.
@@ -243,11 +303,14 @@ def fitted_statistics(builder: FeatureBuilder) -> dict[str, object]:
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
     builder._check()
-    return {"user vocabulary": builder.user_index, "item vocabulary": builder.item_index,
-            "occupation vocabulary": pd.Series(builder.occupations, dtype="int64"),
-            "gender vocabulary": pd.Series(builder.genders, dtype="int64"),
-            "user counts": builder.user_counts, "item counts": builder.item_counts,
-            "age mean": builder.age_mean, "age sd": builder.age_std}
+    # MovieLens' order (occupation before gender) first, then any other side columns.
+    order = sorted(builder.vocabularies, key=lambda c: {"occupation": 0, "gender": 1}.get(c, 2))
+    stats = {"user vocabulary": builder.user_index, "item vocabulary": builder.item_index,
+             **{f"{c} vocabulary": pd.Series(builder.vocabularies[c], dtype="int64") for c in order},
+             "user counts": builder.user_counts, "item counts": builder.item_counts}
+    if builder.has_age:
+        stats.update({"age mean": builder.age_mean, "age sd": builder.age_std})
+    return stats
 
 
 def perturb_rows(interactions: pd.DataFrame, rows: np.ndarray, users: pd.DataFrame, items: pd.DataFrame,

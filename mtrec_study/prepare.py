@@ -15,6 +15,7 @@ from the training part only (see :class:`mtrec_study.features.FeatureBuilder`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,11 +64,18 @@ def time_order(inter: pd.DataFrame, seed: int = TIE_SEED) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- cleaning
-def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> tuple[RatingsData, pd.DataFrame]:
+def clean(data: RatingsData, rating_range: tuple[float, float] | None = None) -> tuple[RatingsData, pd.DataFrame]:
     """Drop what cannot be used and report each drop with its reason.
 
     Steps: rows with missing values; ratings outside ``rating_range``; ids missing from the user
-    or item table; repeated (user, item) pairs (the latest rating is kept).
+    or item table; repeated (user, item) pairs (the latest rating is kept). Implicit data
+    (``data.implicit``) has no ratings, so its empty rating column is neither missing nor out of
+    range.
+
+    Args:
+        data: The canonical tables.
+        rating_range: The valid ratings; default ``data.rating_range`` (1 to 5 for ml-100k and
+            ml-1m, 0.5 to 5 for the half-star MovieLens sets).
 
     Returns:
         The cleaned data and a log table with columns ``step, dropped, reason``.
@@ -83,9 +91,13 @@ def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> 
         rows.append({"step": step, "dropped": n, "reason": reason})
         inter = inter.loc[~mask]
 
-    drop(inter.isna().any(axis=1).to_numpy(), "missing values", "a column of the row is empty")
-    lo, hi = rating_range
-    drop(~inter["rating"].between(lo, hi).to_numpy(), "out-of-range ratings", f"rating outside [{lo:g}, {hi:g}]")
+    checked = inter.drop(columns="rating") if data.implicit else inter
+    drop(checked.isna().any(axis=1).to_numpy(), "missing values", "a column of the row is empty")
+    lo, hi = rating_range if rating_range is not None else data.rating_range
+    if data.implicit:
+        drop(np.zeros(len(inter), bool), "out-of-range ratings", "implicit data: no ratings to check")
+    else:
+        drop(~inter["rating"].between(lo, hi).to_numpy(), "out-of-range ratings", f"rating outside [{lo:g}, {hi:g}]")
     drop(~inter["user_id"].isin(data.users.index).to_numpy(), "unknown users", "user_id not in the user table")
     drop(~inter["item_id"].isin(data.items.index).to_numpy(), "unknown items", "item_id not in the item table")
     inter = inter.sort_values(["user_id", "item_id", "timestamp"], kind="stable")
@@ -93,8 +105,7 @@ def clean(data: RatingsData, rating_range: tuple[float, float] = (1.0, 5.0)) -> 
          "the same (user, item) rated again; the latest is kept")
     inter = time_order(inter).reset_index(drop=True)
     log = pd.DataFrame(rows, columns=["step", "dropped", "reason"])
-    cleaned = RatingsData(name=data.name, interactions=inter, users=data.users, items=data.items,
-                          source=data.source, notes=list(data.notes))
+    cleaned = dataclasses.replace(data, interactions=inter, notes=list(data.notes))
     return cleaned, log
 
 
@@ -362,23 +373,29 @@ class TaskSet:
 
 
 def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: float, pos_keys: np.ndarray,
-                 n_items_key: int, candidates: np.ndarray, rng: np.random.Generator) -> TaskSet:
+                 n_items_key: int, candidates: np.ndarray, rng: np.random.Generator,
+                 has_ratings: bool = True) -> TaskSet:
     """Observed rows plus ``neg_ratio`` sampled negatives per observed row, with features.
+
+    ``has_ratings=False`` (implicit data) masks out every task whose label needs a rating
+    (see :func:`mtrec_study.tasks.label_rows`).
 
     Used by mtrec_study.prepare.
     """
     pos = positives[["user_id", "item_id", "rating"]].reset_index(drop=True)
+    pos["observed"] = True
     n_neg = int(round(neg_ratio * len(pos)))
     if n_neg:
         neg_users = rng.choice(pos["user_id"].to_numpy(), size=n_neg)
         neg_items = sample_negatives(neg_users, candidates, pos_keys, n_items_key, rng)
-        neg = pd.DataFrame({"user_id": neg_users, "item_id": neg_items, "rating": np.nan})
+        neg = pd.DataFrame({"user_id": neg_users, "item_id": neg_items, "rating": np.nan, "observed": False})
         # Shuffle once so every batch mixes observed rows and negatives.
         pairs = pd.concat([pos, neg], ignore_index=True).iloc[rng.permutation(len(pos) + n_neg)].reset_index(drop=True)
     else:
         pairs = pos
-    pairs["observed"] = pairs["rating"].notna()
-    labels, masks = label_rows(pairs["rating"].to_numpy("float64"))
+    # Observed is set by construction, not read off the rating: implicit positives have none.
+    labels, masks = label_rows(pairs["rating"].to_numpy("float64"), observed=pairs["observed"].to_numpy(bool),
+                               has_ratings=has_ratings)
     feats = builder.transform(pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy())
     return TaskSet(pairs=pairs, features=feats, labels=labels, masks=masks)
 
@@ -458,7 +475,9 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
     inter = cleaned.interactions
     idx = indices if indices is not None else split_indices(inter, split, seed=seed, **split_kwargs)
     train = inter.iloc[idx["train"]]
-    builder = FeatureBuilder(cleaned.users, cleaned.items).fit(train)
+    builder = FeatureBuilder(cleaned.users, cleaned.items, user_categorical=cleaned.user_categorical,
+                             item_categorical=cleaned.item_categorical, genres=cleaned.genres).fit(train)
+    has_ratings = not cleaned.implicit
     n_items_key = int(cleaned.items.index.max()) + 1
     rng = np.random.default_rng(seed + 7)
     # Training negatives: only items with a training interaction, never one of the user's training
@@ -466,12 +485,12 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
     # drawn as a training negative, as in any real log, and a withheld (cold) item never is.
     train_keys = positive_keys(train, n_items_key)
     train_items = np.unique(train["item_id"].to_numpy("int64"))
-    sets = {"train": make_taskset(train, builder, neg_ratio, train_keys, n_items_key, train_items, rng)}
+    sets = {"train": make_taskset(train, builder, neg_ratio, train_keys, n_items_key, train_items, rng, has_ratings)}
     # Evaluation negatives: any catalogue item that is none of the user's observed pairs in any part.
     keys = positive_keys(inter, n_items_key)
     candidates = cleaned.items.index.to_numpy("int64")
-    sets.update({part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng)
-                 for part in ("valid", "test")})
+    sets.update({part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng,
+                                    has_ratings) for part in ("valid", "test")})
     return PreparedData(data=cleaned, split=split if indices is None else "custom", builder=builder,
                         cleaning_log=log, indices=idx, **sets)
 

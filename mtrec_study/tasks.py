@@ -18,6 +18,9 @@ behaviour  regression the rating 1..5 (0 where unrated)      rated rows   RMSE
 ctcvr      binary     interacted and liked (ESMM, auxiliary) every row    AUC
 ========== ========== ====================================== ============ ==============
 
+On implicit data (interactions without ratings) every task whose label needs a rating
+(``like``, ``rating``) gets an all-zero mask, so only the item task is learnt.
+
 ``ctcvr`` is auxiliary: ESMM trains it *instead of* ``interest`` (it ``replaces`` it), and it is
 not one of the article's tasks, so it is not averaged into Δm% or shown as a headline.
 """
@@ -31,6 +34,7 @@ import numpy as np
 LIKE_THRESHOLD = 4.0
 KINDS = ("binary", "regression")
 LABEL_RULES = ("like", "interacted", "rating")
+RATING_LABELS = ("like", "rating")  # label rules that cannot be computed without a rating
 MASK_RULES = ("rated", "all")
 
 
@@ -71,6 +75,11 @@ class Task:
     def regression(self) -> bool:
         """Whether the task is a regression (its head predicts a rating, its loss is MSE)."""
         return self.kind == "regression"
+
+    @property
+    def needs_rating(self) -> bool:
+        """Whether the task's label is computed from a rating (so implicit data cannot train it)."""
+        return self.label in RATING_LABELS
 
 
 INTEREST = "interest"
@@ -127,16 +136,27 @@ def trained_tasks(outputs: list[str]) -> list[str]:
     return [o for o in outputs if o not in replaced]
 
 
-def label_rows(ratings: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def label_rows(ratings: np.ndarray, observed: np.ndarray | None = None,
+               has_ratings: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Labels and masks of every task for rows with ratings (NaN = sampled negative), float32.
+
+    Args:
+        ratings: One rating per row, NaN where there is none.
+        observed: Which rows are observed interactions (default: those with a rating). Implicit
+            data passes it, since its observed rows carry no rating.
+        has_ratings: False for implicit data: every task whose label needs a rating
+            (:attr:`Task.needs_rating`) gets an all-zero mask, so it adds nothing to the loss.
 
     Used by mtrec_study.prepare.
     """
     rating = np.asarray(ratings, dtype="float64")
-    observed = ~np.isnan(rating)
-    like = observed & (np.nan_to_num(rating) >= LIKE_THRESHOLD)
+    observed = ~np.isnan(rating) if observed is None else np.asarray(observed, dtype=bool)
+    rated = observed & ~np.isnan(rating)
+    like = rated & (np.nan_to_num(rating) >= LIKE_THRESHOLD)
     values = {"like": like.astype("float32"), "interacted": observed.astype("float32"),
-              "rating": np.where(observed, rating, 0.0).astype("float32")}
-    masks = {"rated": observed.astype("float32"), "all": np.ones(len(rating), "float32")}
+              "rating": np.where(rated, rating, 0.0).astype("float32")}
+    masks = {"rated": rated.astype("float32"), "all": np.ones(len(rating), "float32")}
+    unlabelled = np.zeros(len(rating), "float32")
     return ({n: values[t.label].copy() for n, t in REGISTRY.items()},
-            {n: masks[t.mask].copy() for n, t in REGISTRY.items()})
+            {n: (masks[t.mask] if has_ratings or not t.needs_rating else unlabelled).copy()
+             for n, t in REGISTRY.items()})

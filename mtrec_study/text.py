@@ -314,17 +314,37 @@ class EmbeddingStore:
 
 
 # --------------------------------------------------------------------------- texts and features
-def item_texts(items: pd.DataFrame) -> pd.Series:
+def text_column(items: pd.DataFrame) -> str:
+    """The item column that holds each item's text: ``title``, else ``text``.
+
+    Raises:
+        ValueError: If the items have neither (for example a generic folder without items.csv).
+
+    Used by mtrec_study.text.
+    """
+    for name in ("title", "text"):
+        if name in items.columns:
+            return name
+    raise ValueError(f"the items have no 'title' or 'text' column to encode (columns: {list(items.columns)}); "
+                     "give them one in items.csv or items.parquet, or train without text features")
+
+
+def item_texts(items: pd.DataFrame, genres: tuple[str, ...] = GENRES) -> pd.Series:
     """``"title (year) | genre, genre"`` per item, indexed by item id.
+
+    Args:
+        items: The item table: ``title`` (or ``text``), and optionally ``year`` and ``genres``' columns.
+        genres: The items' 0/1 genre columns (``RatingsData.genres``); without any, no ``| ...`` part.
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
-    genres = items[list(GENRES)].to_numpy() > 0
-    names = np.array(GENRES)
-    years = pd.to_numeric(items["year"], errors="coerce")
+    flags = items[list(genres)].to_numpy() > 0 if genres else np.zeros((len(items), 0), bool)
+    names = np.array(genres, dtype=object)
+    years = pd.to_numeric(items["year"], errors="coerce") if "year" in items.columns else [np.nan] * len(items)
     year = ["" if pd.isna(y) else str(int(y)) for y in years]
-    out = [f"{t} ({y}) | {', '.join(names[g])}" if y else f"{t} | {', '.join(names[g])}"
-           for t, y, g in zip(items["title"].astype(str), year, genres, strict=True)]
+    titles = items[text_column(items)].fillna("").astype(str)
+    out = [(f"{t} ({y})" if y else t) + (f" | {', '.join(names[g])}" if genres else "")
+           for t, y, g in zip(titles, year, flags, strict=True)]
     return pd.Series(out, index=items.index, name="text")
 
 
@@ -368,20 +388,23 @@ def behaviour_history(train: pd.DataFrame, n_last: int = 20) -> pd.Series:
     return last.groupby("user_id")["item_id"].agg(lambda s: " ".join(map(str, s))).rename("history")
 
 
-def tfidf_item_vectors(items: pd.DataFrame, dim: int = 64, seed: int = 0) -> pd.DataFrame:
+def tfidf_item_vectors(items: pd.DataFrame, dim: int = 64, seed: int = 0,
+                       genres: tuple[str, ...] = GENRES) -> pd.DataFrame:
     """The classic baseline: TF-IDF of titles reduced by truncated SVD, next to the genre flags.
 
-    Built with scikit-learn; rows are L2-normalised like the encoder's.
+    Built with scikit-learn; rows are L2-normalised like the encoder's. ``genres`` names the
+    items' 0/1 genre columns (``RatingsData.genres``), and the item text is ``title`` or ``text``.
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    tfidf = TfidfVectorizer(min_df=2, ngram_range=(1, 2), sublinear_tf=True).fit_transform(items["title"].astype(str))
-    k = max(1, min(dim - len(GENRES), tfidf.shape[1] - 1))
+    texts = items[text_column(items)].fillna("").astype(str)
+    tfidf = TfidfVectorizer(min_df=2, ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    k = max(1, min(dim - len(genres), tfidf.shape[1] - 1))
     words = TruncatedSVD(k, random_state=seed).fit_transform(tfidf)
-    full = np.hstack([words, items[list(GENRES)].to_numpy("float64")])
+    full = np.hstack([words, items[list(genres)].to_numpy("float64")])
     full /= np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
     return pd.DataFrame(full.astype("float32"), index=items.index)
 
@@ -416,9 +439,9 @@ def build_text_features(prepared, source: str = "minilm", encoder: TextEncoder |
     items = prepared.data.items
     if source == "minilm":
         enc = encoder or TextEncoder()
-        item_vecs = pd.DataFrame(enc.encode(item_texts(items)), index=items.index)
+        item_vecs = pd.DataFrame(enc.encode(item_texts(items, prepared.data.genres)), index=items.index)
     elif source == "tfidf":
-        item_vecs = tfidf_item_vectors(items)
+        item_vecs = tfidf_item_vectors(items, genres=prepared.data.genres)
     else:
         raise ValueError(f"unknown text source {source!r}; valid: 'minilm', 'tfidf'")
     users = user_behaviour_vectors(prepared.interactions("train"), item_vecs, n_last)

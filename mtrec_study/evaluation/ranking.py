@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from mtrec_study.config import GENRES
 from mtrec_study.evaluation import metrics as M
 from mtrec_study.features import FeatureBuilder, id_positions, lookup_positions
 from mtrec_study.models.classic import Popularity
@@ -318,4 +317,4 @@ def genre_vectors(prepared: PreparedData) -> np.ndarray:
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
-    return prepared.data.items[list(GENRES)].to_numpy("float64")
+    return prepared.data.items[list(prepared.data.genres)].to_numpy("float64")

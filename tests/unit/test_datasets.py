@@ -82,8 +82,8 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(ValueError, match="ml-100k, ml-1m, synthetic"):
-        datasets.load_dataset("ml-10m")
+    with pytest.raises(ValueError, match="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, generic, synthetic"):
+        datasets.load_dataset("ml-7m")
 
 
 def test_user_folder_from_env(tmp_path, cache, monkeypatch):
