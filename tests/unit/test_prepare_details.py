@@ -258,3 +258,26 @@ def test_task_summary_of_an_empty_part_is_nan(small_world):
     table = prepare.task_summary(p).set_index(["part", "task"])
     assert len(p.valid) == 0 and (table.loc["valid", "labelled"] == 0).all()
     assert table.loc["valid", "mean_label"].isna().all()
+
+
+def test_implicit_data_is_cleaned_and_masked_without_ratings(small_world):
+    """Interactions without ratings: cleaning keeps them (no rating to be missing or out of range),
+    every observed row is a positive of the item task, and the rating tasks are masked out."""
+    import dataclasses
+
+    d = small_world.data
+    implicit = dataclasses.replace(d, interactions=d.interactions.assign(rating=np.nan), implicit=True)
+    cleaned, log = prepare.clean(implicit)
+    assert len(cleaned.interactions) == len(prepare.clean(d)[0].interactions)
+    assert log.set_index("step").loc["out-of-range ratings", "dropped"] == 0
+    assert log.set_index("step").loc["missing values", "dropped"] == 0
+    p = prepare.prepare_tasks(implicit, "temporal", seed=0, neg_ratio=1.0)
+    for part in (p.train, p.valid, p.test):
+        observed = part.pairs["observed"].to_numpy()
+        assert observed.sum() > 0 and (~observed).sum() > 0
+        np.testing.assert_array_equal(part.labels[ITEM_TASK], observed.astype("float32"))
+        assert (part.masks[ITEM_TASK] == 1).all()
+        for task in (INTEREST, BEHAVIOUR, "ctcvr"):
+            assert (part.masks[task] == 0).all(), task
+    explicit = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=1.0)
+    assert (explicit.train.masks[INTEREST] == explicit.train.pairs["observed"].to_numpy()).all()
