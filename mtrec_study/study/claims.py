@@ -119,7 +119,7 @@ def comparison(label: str, metric: str, result: dict, higher_is_better: bool | N
 
 
 def verdict_table(claims: list[dict]) -> pd.DataFrame:
-    """One row per claim: wording, section, experiment, the evidence formatted, verdict, caveats.
+    """One row per claim: wording, section, experiment, the primary comparison, verdict, the others, caveats.
 
     Args:
         claims: Dicts with ``claim``, ``section``, ``experiment``, ``evidence`` (rows from
@@ -153,12 +153,14 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
                 raise ValueError(f"claim {c['claim']!r}: primary comparison {primary!r} is not among its "
                                  f"evidence rows {labels}")
             v = verdict(c["evidence"][labels.index(primary)]["outcome"])
-        numbers = "; ".join(f"{'**primary** ' if e['comparison'] == primary else ''}{e['comparison']}: "
-                            f"{e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] ({e['outcome']})"
-                            for e in c["evidence"])
+        def fmt(e: dict) -> str:
+            return (f"{e['comparison']}: {e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] "
+                    f"({e['outcome']})")
+
+        others = "; ".join(fmt(e) for e in c["evidence"] if e["comparison"] != primary)
         rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
-                     "primary comparison": primary or "—", "numbers (95% CI)": numbers, "verdict": v,
-                     "caveats": caveats})
+                     "primary comparison (95% CI)": fmt(c["evidence"][labels.index(primary)]) if primary else "—",
+                     "verdict": v, "other comparisons (95% CI)": others or "—", "caveats": caveats})
     return pd.DataFrame(rows)
 
 

@@ -228,7 +228,7 @@ def test_07_article_claims(fast_report):
         rows = s[key]
         assert rows and all(r["ci_low"] <= r["estimate"] <= r["ci_high"] or r["outcome"] == "undefined" for r in rows)
         row = verdicts[claim_text(claim).split(" (")[0]]
-        primary = [r for r in rows if r["comparison"] == row["primary comparison"]]
+        primary = [r for r in rows if row["primary comparison (95% CI)"].startswith(r["comparison"] + ": ")]
         assert len(primary) == 1, claim
         assert verdict(primary[0]["outcome"]) == row["verdict"], claim
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
