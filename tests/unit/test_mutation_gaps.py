@@ -307,6 +307,12 @@ def test_article_loss_by_hand():
     got = article_loss(preds, labels, masks, ["a", "r"], kinds)
     assert got == pytest.approx(want_a + want_r, rel=1e-6)
     assert article_loss(preds, labels, masks, ["r"], kinds) == pytest.approx(want_r, rel=1e-6)
+    # Order does not matter, and a binary task after the rating one still adds its term.
+    assert article_loss(preds, labels, masks, ["r", "a"], kinds) == pytest.approx(want_a + want_r, rel=1e-6)
+    # A validation part where every labelled row is a like: log loss with both classes named.
+    ones = {"a": np.array([1.0, 1.0], "float32")}
+    one_class = article_loss({"a": np.array([0.5, 0.25], "float32")}, ones, {"a": np.ones(2, "float32")}, ["a"], kinds)
+    assert one_class == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2, rel=1e-6)
     clipped = article_loss({"a": np.array([0.0, 1.0])}, {"a": np.array([1.0, 0.0])},  # float64: exact clip
                            {"a": np.ones(2)}, ["a"], kinds)
     assert clipped == pytest.approx(-np.log(1e-7), rel=1e-4)  # p clipped at 1e-7, not log(0)
