@@ -194,3 +194,34 @@ def test_notebook_code_cells_stay_short():
             if cell["cell_type"] == "code" and n > 40:
                 long.append(f"{nb.name} cell {k}: {n} lines")
     assert not long, "\n".join(long)
+
+
+def test_every_dotted_reference_to_the_package_resolves():
+    """Docs, notebooks (also the ones stored as .json), presets and code name only modules and
+    attributes that exist, so a moved module cannot leave a stale path behind."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    examples = ("tools/docstring_links.py", "tests/unit/test_layout.py")  # they name made-up modules on purpose
+    wanted = [f for f in files if f.endswith((".py", ".ipynb", ".json", ".md", ".yaml", ".yml", ".toml", ".j2"))
+              and not f.startswith("benchmarks/results/") and f not in examples]
+    pattern = re.compile(r"\bmtrec_study(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+    broken = set()
+    for f in wanted:
+        for ref in set(pattern.findall((ROOT / f).read_text(encoding="utf-8", errors="replace"))):
+            parts = ref.split(".")
+            if "__main__" in parts or "__mutmut_" in ref:  # runs the command line / a mutant-name glob
+                continue
+            obj, k = None, len(parts)
+            while k > 0:  # the longest importable prefix, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:k]))
+                    break
+                except ImportError:
+                    k -= 1
+            for name in parts[k:]:
+                if obj is None or not hasattr(obj, name):
+                    broken.add(f"{f}: {ref}")
+                    break
+                obj = getattr(obj, name)
+    assert not broken, "\n".join(sorted(broken))
