@@ -70,7 +70,7 @@ test-fast: $(STAMP)
 
 ## Lint the package and tests with ruff.
 lint: $(STAMP)
-	$(BIN)/ruff check mtrec_study tests benchmarks assignments
+	$(BIN)/ruff check mtrec_study tests benchmarks assignments tools
 
 ## Run the speed benchmarks into benchmarks/results/ and refresh benchmarks/README.md.
 benchmark: $(STAMP)
