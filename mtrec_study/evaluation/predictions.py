@@ -18,6 +18,8 @@ from mtrec_study.tasks import INTEREST, ITEM_TASK, PRIMARY_METRICS, TASK_TYPES, 
 
 _FAST_METRICS = {"auc": M.rank_auc, "rmse": lambda y, p, task: M.regression_metrics(y, p, task)["rmse"],
                  "mae": lambda y, p, task: M.regression_metrics(y, p, task)["mae"]}
+# The same metrics with scikit-learn's AUC, for tables (the rank form above is for bootstraps).
+_EXACT_METRICS = {**_FAST_METRICS, "auc": M.roc_auc}
 
 
 def task_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, users: np.ndarray | None = None,
@@ -66,9 +68,9 @@ def segment_metric(preds: dict[str, np.ndarray], taskset: TaskSet, rows: np.ndar
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
-    fn = {"auc": M.roc_auc, **_FAST_METRICS}.get(metric)
+    fn = _EXACT_METRICS.get(metric)
     if fn is None:
-        raise ValueError(f"metric {metric!r} has no segment form; valid: auc, {', '.join(sorted(_FAST_METRICS))}")
+        raise ValueError(f"metric {metric!r} has no segment form; valid: {', '.join(sorted(_EXACT_METRICS))}")
     out = []
     for task in tasks:
         m = (taskset.masks[task] > 0) & np.asarray(rows, bool)
@@ -128,8 +130,10 @@ def tuned_thresholds(preds: dict[str, np.ndarray], taskset: TaskSet, tasks=TASKS
 
 
 def primary_values(preds: dict[str, np.ndarray], taskset: TaskSet, rows: np.ndarray | None = None,
-                    keys=PRIMARY_METRICS) -> dict[tuple[str, str], float]:
+                    keys=PRIMARY_METRICS, metrics=None) -> dict[tuple[str, str], float]:
     """``{(task, metric): value}`` on ``rows`` of ``taskset`` (rows may repeat, as in a bootstrap).
+
+    ``metrics`` maps metric names to functions; the default is the fast, rank-based AUC.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
@@ -137,7 +141,8 @@ def primary_values(preds: dict[str, np.ndarray], taskset: TaskSet, rows: np.ndar
     out = {}
     for task, metric in keys:
         m = taskset.masks[task][rows] > 0
-        out[(task, metric)] = float(_FAST_METRICS[metric](taskset.labels[task][rows][m], preds[task][rows][m], task))
+        fn = (metrics or _FAST_METRICS)[metric]
+        out[(task, metric)] = float(fn(taskset.labels[task][rows][m], preds[task][rows][m], task))
     return out
 
 
@@ -151,14 +156,9 @@ def primary_rows(preds: dict[str, np.ndarray], taskset: TaskSet, model: str, pro
 
     Introduced in notebooks/04_training.ipynb.
     """
-    exact = {"auc": M.roc_auc, **{m: _FAST_METRICS[m] for m in ("rmse", "mae")}}
-    rows = []
-    for task, metric in keys:
-        if task in preds:
-            m = taskset.masks[task] > 0
-            value = exact[metric](taskset.labels[task][m], preds[task][m], task)
-            rows += tidy_rows({metric: value}, model, task, protocol, fold)
-    return as_tidy(rows)
+    values = primary_values(preds, taskset, keys=[k for k in keys if k[0] in preds], metrics=_EXACT_METRICS)
+    return as_tidy([row for (task, metric), value in values.items()
+                    for row in tidy_rows({metric: value}, model, task, protocol, fold)])
 
 
 def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray], preds_b: dict[str, np.ndarray],
