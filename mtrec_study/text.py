@@ -179,6 +179,7 @@ class TextEncoder:
         self.store = EmbeddingStore(cache_dir() / "embeddings" / self.hash[:16]) if cache else None
         self._forward = None
         self._tokenizer = self._backbone = None
+        self.last_computed = 0  # texts the model ran on in the latest encode() call (the rest were cached)
         self.max_length = min(self.max_length, int(cfg.get("max_position_embeddings", self.max_length)))
 
     @property
@@ -252,10 +253,12 @@ class TextEncoder:
         """Embeddings ``(len(texts), dim)``; cached ones are read, the rest computed and stored."""
         texts = [str(t) for t in texts]
         if self.store is None:
+            self.last_computed = len(texts)
             return self._encode_uncached(texts)
         keys = [text_hash(t) for t in texts]
         found = self.store.get(keys)
         todo = sorted({k: t for k, t, f in zip(keys, texts, found, strict=True) if f is None}.items())
+        self.last_computed = len(todo)
         if todo:
             vecs = self._encode_uncached([t for _, t in todo])
             self.store.put([k for k, _ in todo], vecs)

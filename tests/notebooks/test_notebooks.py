@@ -93,7 +93,8 @@ def test_02_feature_extraction(fast_report):
     # The large-model part: MiniLM loaded offline, cached second run, sane neighbours, the switch.
     assert s["text_model"] == "all-MiniLM-L6-v2" and s["text_dim"] == 384
     assert 22_000_000 < s["text_parameters"] < 23_500_000
-    assert s["cached_seconds"] < s["encode_seconds"]
+    # The cache, by counts rather than timings: a second call runs nothing through the model.
+    assert s["computed_again"] == 0 and 0 <= s["computed_first"] <= s["n_texts"] and s["cache_identical"] is True
     star_wars = next(r for r in s["neighbours"] if r["item"] == "Star Wars")
     assert "Return of the Jedi" in star_wars["MiniLM neighbours"]
     switch = {r["task"]: r for r in s["text_switch_auc"]}

@@ -48,13 +48,16 @@ def test_empty_whitespace_and_long_text_are_defined(encoder):
 
 def test_second_run_reads_the_cache(encoder, monkeypatch):
     texts = [f"a title nobody else uses {i}" for i in range(5)]
-    first = encoder.encode(texts)
+    first = encoder.encode(texts + texts[:2])  # repeated texts are computed once
+    assert encoder.last_computed == 5
+    first = first[:5]
 
     def fail(_texts):
         raise AssertionError("cached texts must not be encoded again")
 
     monkeypatch.setattr(encoder, "_encode_uncached", fail)
     np.testing.assert_array_equal(encoder.encode(texts), first)
+    assert encoder.last_computed == 0
     fresh = T.EmbeddingStore(encoder.store.folder)  # a new process sees the same files
     assert all(v is not None for v in fresh.get([T.text_hash(t) for t in texts]))
 
