@@ -57,7 +57,7 @@ class FeatureSpec:
         vectors: Name -> width of precomputed vectors (for example text embeddings).
         user_side / item_side: Which names describe the user and which the item.
 
-    Used by mtrec_study.features, mtrec_study.models.layers, mtrec_study.models.zoo, mtrec_study.prepare.
+    Used by mtrec_study.features, mtrec_study.models.layers, mtrec_study.models.retrieval, mtrec_study.models.zoo, mtrec_study.prepare.
     """
 
     categorical: dict[str, int]

@@ -84,7 +84,7 @@ def learning_curves(histories: dict[str, dict], tasks: list[str]) -> plt.Figure:
             ax.plot(epochs, h[f"{task}_loss"], color=color, label=f"{name} train")
             ax.plot(epochs, h[f"val_{task}_loss"], color=color, ls="--", label=f"{name} valid")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("masked loss (" + ("MSE" if task_kind(task) == "regression" else "BCE") + ")")
+        ax.set_ylabel("masked loss (" + {"regression": "MSE", "retrieval": "softmax CE"}.get(task_kind(task), "BCE") + ")")
         ax.set_title(task)
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()

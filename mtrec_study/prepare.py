@@ -56,7 +56,7 @@ def time_order(inter: pd.DataFrame, seed: int = TIE_SEED) -> pd.DataFrame:
 
     The one time order of the study: cleaning, the per-user splits and the behaviour text use it.
 
-    Used by mtrec_study.prepare, mtrec_study.text.
+    Used by mtrec_study.prepare, mtrec_study.models.retrieval, mtrec_study.text.
     """
     key = tie_break(inter["user_id"].to_numpy(), inter["item_id"].to_numpy(), seed)
     return (inter.assign(_tie=key).sort_values(["user_id", "timestamp", "_tie"], kind="stable")
@@ -404,7 +404,7 @@ def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: fl
 class PreparedData:
     """The three task sets of one split, the feature spec, and what was fitted on training.
 
-    Used by mtrec_study.prepare, mtrec_study.evaluation.predictions, mtrec_study.evaluation.ranking, mtrec_study.study.experiment, mtrec_study.study.peers, mtrec_study.study.published, mtrec_study.study.tuning, mtrec_study.training.trainer.
+    Used by mtrec_study.prepare, mtrec_study.evaluation.predictions, mtrec_study.evaluation.ranking, mtrec_study.models.retrieval, mtrec_study.study.experiment, mtrec_study.study.peers, mtrec_study.study.published, mtrec_study.study.tuning, mtrec_study.training.trainer.
     """
 
     data: RatingsData

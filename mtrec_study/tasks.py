@@ -16,6 +16,8 @@ interest   binary     like: rated and rating >= 4            rated rows   AUC
 item       binary     interacted: the row was rated          every row    AUC
 behaviour  regression the rating 1..5 (0 where unrated)      rated rows   RMSE
 ctcvr      binary     interacted and liked (ESMM, auxiliary) every row    AUC
+retrieval  retrieval  the row's item among the catalogue     observed     NDCG@10
+                      (two-tower, auxiliary)                 rows
 ========== ========== ====================================== ============ ==============
 
 On implicit data (interactions without ratings) every task whose label needs a rating
@@ -23,6 +25,9 @@ On implicit data (interactions without ratings) every task whose label needs a r
 
 ``ctcvr`` is auxiliary: ESMM trains it *instead of* ``interest`` (it ``replaces`` it), and it is
 not one of the article's tasks, so it is not averaged into Δm% or shown as a headline.
+``retrieval`` is the two-tower network's form of the item task: a softmax over the catalogue on
+the observed rows (its output is ``log p(item | user)``), trained instead of ``item``, whose
+sigmoid the network then reads off the same score.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 LIKE_THRESHOLD = 4.0
-KINDS = ("binary", "regression")
+KINDS = ("binary", "regression", "retrieval")
 LABEL_RULES = ("like", "interacted", "rating")
 RATING_LABELS = ("like", "rating")  # label rules that cannot be computed without a rating
-MASK_RULES = ("rated", "all")
+MASK_RULES = ("rated", "all", "observed")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Task:
     Attributes:
         name: The task's key in labels, masks, model outputs and results (layers of its tower are
             named ``<name>_...``, which is how the trainer tells task layers from shared ones).
-        kind: ``"binary"`` (sigmoid head, log loss) or ``"regression"`` (rating head, MSE).
+        kind: ``"binary"`` (sigmoid head, log loss), ``"regression"`` (rating head, MSE) or
+            ``"retrieval"`` (output ``log p(item | user)`` over the catalogue, loss its negative).
         label: Rule of :data:`LABEL_RULES` that turns a row's rating into the label.
         mask: Rule of :data:`MASK_RULES`: which rows the loss and the metrics count.
         primary_metric: The one metric per task that Δm% averages and headline tables show.
@@ -86,6 +92,7 @@ INTEREST = "interest"
 ITEM_TASK = "item"
 BEHAVIOUR = "behaviour"
 CTCVR = "ctcvr"
+RETRIEVAL = "retrieval"
 
 REGISTRY: dict[str, Task] = {t.name: t for t in (
     Task(INTEREST, "binary", label="like", mask="rated", primary_metric="auc",
@@ -96,6 +103,8 @@ REGISTRY: dict[str, Task] = {t.name: t for t in (
          description="the rating 1..5 the user gives, on rated pairs"),
     Task(CTCVR, "binary", label="like", mask="all", primary_metric="auc", auxiliary=True, replaces=INTEREST,
          description="interact and like, over the entire space (ESMM's product of item and interest)"),
+    Task(RETRIEVAL, "retrieval", label="interacted", mask="observed", primary_metric="ndcg@10", auxiliary=True,
+         replaces=ITEM_TASK, description="which item of the catalogue the user interacts with (softmax, two-tower)"),
 )}
 
 TASKS: tuple[str, ...] = tuple(n for n, t in REGISTRY.items() if not t.auxiliary)
@@ -109,7 +118,7 @@ def get_task(name: str) -> Task:
     Raises:
         ValueError: For an unknown name (lists the valid ones).
 
-    Used by mtrec_study.tasks, mtrec_study.models.zoo.
+    Used by mtrec_study.tasks, mtrec_study.models.retrieval, mtrec_study.models.zoo.
     """
     if name not in REGISTRY:
         raise ValueError(f"unknown task {name!r}; valid: {', '.join(REGISTRY)}")
@@ -117,7 +126,7 @@ def get_task(name: str) -> Task:
 
 
 def task_kind(name: str) -> str:
-    """``"binary"`` or ``"regression"`` for a task (auxiliary ones included).
+    """``"binary"``, ``"regression"`` or ``"retrieval"`` for a task (auxiliary ones included).
 
     Used by mtrec_study.plots, mtrec_study.study.published, mtrec_study.training.trainer.
     """
@@ -155,7 +164,8 @@ def label_rows(ratings: np.ndarray, observed: np.ndarray | None = None,
     like = rated & (np.nan_to_num(rating) >= LIKE_THRESHOLD)
     values = {"like": like.astype("float32"), "interacted": observed.astype("float32"),
               "rating": np.where(rated, rating, 0.0).astype("float32")}
-    masks = {"rated": rated.astype("float32"), "all": np.ones(len(rating), "float32")}
+    masks = {"rated": rated.astype("float32"), "all": np.ones(len(rating), "float32"),
+             "observed": observed.astype("float32")}
     unlabelled = np.zeros(len(rating), "float32")
     return ({n: values[t.label].copy() for n, t in REGISTRY.items()},
             {n: (masks[t.mask] if has_ratings or not t.needs_rating else unlabelled).copy()

@@ -18,6 +18,7 @@ import pandas as pd
 from mtrec_study.evaluation import metrics as M
 from mtrec_study.features import FeatureBuilder, id_positions, lookup_positions
 from mtrec_study.models.classic import Popularity
+from mtrec_study.models.retrieval import is_two_tower, tower_vectors
 from mtrec_study.prepare import PreparedData, sample_eval_negatives
 from mtrec_study.results import as_tidy, tidy_rows
 from mtrec_study.tasks import ITEM_TASK
@@ -55,12 +56,31 @@ def pair_scorer(net: keras.Model, builder: FeatureBuilder, output: str = ITEM_TA
                 batch_size: int = 32768) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A ``(users, items) -> scores`` function (row-aligned pairs) from a trained network.
 
+    A two-tower network's item task scores by the dot product of its tower outputs.
+
     Used by mtrec_study.study.published.
     """
+    if output == ITEM_TASK and is_two_tower(net):
+        def by_towers(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+            uu, ui = np.unique(np.asarray(users), return_inverse=True)
+            iu, ii = np.unique(np.asarray(items), return_inverse=True)
+            U, V, b = tower_vectors(net, *_side_features(builder, uu, iu))
+            return np.einsum("nd,nd->n", U[ui], V[ii]) + b[ii]
+
+        return by_towers
+
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return _predict(net, builder.transform(users, items), output, batch_size)
 
     return score
+
+
+def _side_features(builder: FeatureBuilder, users: np.ndarray, items: np.ndarray) -> tuple[dict, dict]:
+    """The user-side columns of ``users`` and the item-side columns of ``items`` (one row each)."""
+    spec = builder.spec
+    u = builder.transform(users, np.full(users.size, items[0]))
+    i = builder.transform(np.full(items.size, users[0]), items)
+    return {n: u[n] for n in spec.user_side}, {n: i[n] for n in spec.item_side}
 
 
 def catalogue_scorer(net: keras.Model, builder: FeatureBuilder, items: np.ndarray, output: str = ITEM_TASK,
@@ -68,12 +88,25 @@ def catalogue_scorer(net: keras.Model, builder: FeatureBuilder, items: np.ndarra
     """A ``users -> (len(users), len(items))`` scorer for :func:`mtrec_study.evaluation.metrics.rank_in_blocks`.
 
     The (user, item) features of a block of users are built in slices of at most ``max_bytes``,
-    so wide inputs (384-d text vectors on both sides) never materialise gigabytes at once.
+    so wide inputs (384-d text vectors on both sides) never materialise gigabytes at once. A
+    two-tower network's item scores are instead one matrix product of its tower outputs
+    (:func:`mtrec_study.models.retrieval.tower_vectors`): the same order as its ``item`` sigmoid.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
     items = np.asarray(items)
     row_bytes: list[int] = []
+    if output == ITEM_TASK and is_two_tower(net):
+        vectors: list = []
+
+        def by_towers(users: np.ndarray) -> np.ndarray:
+            users = np.asarray(users)
+            if not vectors:  # the item side once; each block of users is one matrix product
+                vectors.extend(tower_vectors(net, *_side_features(builder, users[:1], items))[1:])
+            U = tower_vectors(net, *_side_features(builder, users, items[:1]))[0]
+            return U @ vectors[0].T + vectors[1][None, :]
+
+        return by_towers
 
     def score(users: np.ndarray) -> np.ndarray:
         users = np.asarray(users)

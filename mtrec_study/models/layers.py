@@ -268,7 +268,7 @@ def mlp(units: list[int], dropout: float = 0.0, l2: float = 0.0, name: str | Non
         activation: str = "relu") -> keras.Sequential:
     """A stack of Dense(relu) layers with optional dropout and L2.
 
-    Used by mtrec_study.models.zoo, mtrec_study.study.ablations.
+    Used by mtrec_study.models.retrieval, mtrec_study.models.zoo, mtrec_study.study.ablations.
     """
     reg = keras.regularizers.L2(l2) if l2 else None
     stack = []

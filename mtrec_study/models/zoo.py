@@ -15,9 +15,11 @@ from keras import layers
 
 from mtrec_study.features import FeatureSpec
 from mtrec_study.models.layers import CGC, FeatureEncoder, MixtureOfExperts, RatingHead, mlp
+from mtrec_study.models.retrieval import MAX_HISTORY, build_two_tower, tower_data
 from mtrec_study.tasks import BEHAVIOUR, CTCVR, INTEREST, ITEM_TASK, TASKS, get_task, trained_tasks
 
-MODELS = ("article", "shared_bottom", "mmoe", "omoe", "ple", "esmm", "single_task", "mf")
+MODELS = ("article", "shared_bottom", "mmoe", "omoe", "ple", "esmm", "single_task", "mf", "two_tower")
+TOWER_MODELS = ("two_tower",)  # built from a split's history and catalogue (models.retrieval.tower_data)
 
 
 def model_inputs(spec: FeatureSpec) -> dict[str, keras.KerasTensor]:
@@ -175,7 +177,7 @@ def build_mf(spec: FeatureSpec, factors: int = 32, l2: float = 1e-4, **hp) -> ke
 
 _BUILDERS = {"article": build_article, "shared_bottom": build_shared_bottom, "mmoe": build_mmoe,
              "omoe": partial(build_mmoe, one_gate=True), "ple": build_ple,
-             "esmm": build_esmm, "single_task": build_single_task, "mf": build_mf}
+             "esmm": build_esmm, "single_task": build_single_task, "mf": build_mf, "two_tower": build_two_tower}
 
 
 def build_model(name: str, spec: FeatureSpec, **hp) -> keras.Model:
@@ -189,6 +191,16 @@ def build_model(name: str, spec: FeatureSpec, **hp) -> keras.Model:
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
     return _BUILDERS[name](spec, **hp)
+
+
+def model_data(name: str, prepared, max_history: int = MAX_HISTORY) -> dict:
+    """What model ``name`` is built from beyond the feature spec: for the two-tower network the
+    split's training history and item catalogue (:func:`mtrec_study.models.retrieval.tower_data`),
+    for every other model nothing.
+
+    Used by mtrec_study.training.trainer.
+    """
+    return tower_data(prepared, max_history) if name in TOWER_MODELS else {}
 
 
 def loss_tasks(net: keras.Model) -> list[str]:

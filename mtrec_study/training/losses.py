@@ -5,7 +5,9 @@ A task's loss is averaged over the rows that carry its label only:
 .. math:: L_k = \frac{\sum_i m^k_i\, \ell_k(y^k_i, \hat y^k_i)}{\max(1, \sum_i m^k_i)}
 
 so a batch with no label for task :math:`k` contributes exactly 0 (no NaN, no division by zero).
-Binary tasks use binary cross-entropy on the sigmoid output, the rating task squared error.
+Binary tasks use binary cross-entropy on the sigmoid output, the rating task squared error, and
+the two-tower network's retrieval task the softmax cross-entropy :math:`-\log p(i \mid u)` of its
+observed rows (the network outputs the log-probability).
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def task_loss(task_type: str, y, pred, mask):
         return masked_mean(binary_crossentropy(y, pred), mask)
     if task_type == "regression":
         return masked_mean(squared_error(y, pred), mask)
-    raise ValueError(f"unknown task type {task_type!r}; valid: 'binary', 'regression'")
+    if task_type == "retrieval":  # pred is log p(item | user); the positives are the labelled rows
+        return masked_mean(-pred, mask * y)
+    raise ValueError(f"unknown task type {task_type!r}; valid: 'binary', 'regression', 'retrieval'")
 
 
 def article_loss(preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], masks: dict[str, np.ndarray],

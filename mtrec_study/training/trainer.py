@@ -22,11 +22,12 @@ import tensorflow as tf
 from keras import ops
 
 from mtrec_study.config import show_progress
-from mtrec_study.models.zoo import build_model, loss_tasks
+from mtrec_study.models.retrieval import MAX_HISTORY
+from mtrec_study.models.zoo import TOWER_MODELS, build_model, loss_tasks, model_data
 from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
-from mtrec_study.tasks import task_kind
+from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training.losses import task_loss
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
 from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
@@ -301,7 +302,8 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         lambdas: Fixed task weights λ, one per trained task (default: all 1).
         epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
         seed: Seeds everything; two runs with the same seed give identical weights on the CPU.
-        tasks: For ``single_task``, the one task (``tasks=["interest"]``).
+        tasks: For ``single_task``, the one task (``tasks=["interest"]``); for ``two_tower``, the
+            article tasks it predicts (default all three; one gives its single-task baseline).
         weighting_kwargs: Hyperparameters of the strategy (``alpha``, ``temperature`` ...).
         output_dir: If given, the history is written there as ``history_<model>_<weighting>.json``.
         verbose: Keras verbosity (1 shows the progress bar).
@@ -319,17 +321,21 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         if not tasks or len(tasks) != 1:
             raise ValueError("single_task needs tasks=[<one task>]")
         model_hp["task"] = tasks[0]
+    if model in TOWER_MODELS and tasks:
+        model_hp["tasks"] = tuple(tasks)
+    built_from_data = model_data(model, prepared, model_hp.pop("max_history", MAX_HISTORY))
     strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
     spec = prepared.spec
     spec.validate(prepared.train.features)
-    net = build_model(model, spec, **model_hp)
-    trainer = MultiTaskTrainer(net, strategy, tasks=None if model != "single_task" else tasks)
+    net = build_model(model, spec, **model_hp, **built_from_data)
+    trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     guard, timer = WeightingCallback(trainer), _EpochTimer()
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
     start = time.perf_counter()
-    hist = trainer.fit(prepared.train.features, prepared.train.targets(), batch_size=batch_size, epochs=epochs,
-                       validation_data=(prepared.valid.features, prepared.valid.targets()), shuffle=True,
+    hist = trainer.fit(train_set.features, train_set.targets(), batch_size=batch_size, epochs=epochs,
+                       validation_data=(valid_set.features, valid_set.targets()), shuffle=True,
                        verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
                                                    *([_EpochBar(epochs, model)] if progress else [])])
     seconds = time.perf_counter() - start
@@ -346,6 +352,24 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         path = Path(output_dir) / f"history_{model}_{weighting}.json"
         atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=True))
     return result
+
+
+def labelled(taskset: TaskSet, tasks: list[str]) -> TaskSet:
+    """The rows of ``taskset`` that carry a label for some task in ``tasks``, when retrieval is one of them.
+
+    The retrieval task learns from observed rows only, so the item task's sampled negatives
+    carry no label for any task a two-tower network trains; they are left out of its batches
+    instead of costing a forward pass for nothing. Other models get ``taskset`` unchanged (their
+    item task is trained on the negatives).
+
+    Used by mtrec_study.training.trainer.
+    """
+    if RETRIEVAL not in tasks:
+        return taskset
+    keep = np.zeros(len(taskset), bool)
+    for t in tasks:
+        keep |= taskset.masks[t] > 0
+    return taskset if keep.all() else taskset.subset(np.flatnonzero(keep))
 
 
 def predict(net: keras.Model, taskset: TaskSet | dict, batch_size: int = 8192) -> dict[str, np.ndarray]:

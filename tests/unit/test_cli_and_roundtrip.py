@@ -16,6 +16,7 @@ import pytest
 from mtrec_study import results
 from mtrec_study.config import PROJECT_ROOT
 from mtrec_study.models import MODELS, build_model
+from mtrec_study.models.zoo import model_data
 from mtrec_study.prepare import prepare_tasks
 from mtrec_study.training.trainer import MultiTaskTrainer, predict
 from mtrec_study.training.weighting import make_weighting
@@ -220,6 +221,8 @@ NON_DEFAULT = {
     "esmm": {"bottom": (32,), "tower": (8,), "dropout": 0.3, "l2": 1e-3},
     "single_task": {"bottom": (32,), "dropout": 0.3, "l2": 1e-3},
     "mf": {"factors": 6, "l2": 1e-3},
+    "two_tower": {"arch": "mmoe", "dim": 16, "tower_units": (24,), "ranking": (20,), "tower": (8,), "dropout": 0.2,
+                  "l2": 1e-3, "n_experts": 3, "id_dim": 12},
 }
 # Hyperparameters a layer keeps as attributes; a get_config that drops one reloads its default.
 HP_ATTRIBUTES = ("dropout", "l2", "rate", "units", "n", "n_experts", "expert_units", "n_gates", "n_tasks",
@@ -232,7 +235,7 @@ def _layers(net):
 
 def _fresh_weights(name, prepared, hp):
     keras.utils.set_random_seed(2)
-    return build_model(name, prepared.spec, **hp).get_weights()
+    return build_model(name, prepared.spec, **hp, **model_data(name, prepared)).get_weights()
 
 
 def test_non_default_settings_cover_every_model():
@@ -245,7 +248,7 @@ def test_trained_non_default_model_round_trips_through_keras_file(prepared, name
     if name == "single_task":
         hp["task"] = "behaviour"
     keras.utils.set_random_seed(2)
-    net = build_model(name, prepared.spec, **hp)
+    net = build_model(name, prepared.spec, **hp, **model_data(name, prepared))
     trainer = MultiTaskTrainer(net, make_weighting("fixed"))
     trainer.compile(optimizer=keras.optimizers.Adam(0.01))
     for start in range(0, 512, 128):  # trained briefly, eagerly (tracing fit would cost more than it trains)

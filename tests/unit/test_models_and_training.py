@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mtrec_study.models import MODELS, build_model
+from mtrec_study.models.zoo import model_data
 from mtrec_study.prepare import prepare_tasks
 from mtrec_study.tasks import TASKS
 from mtrec_study.training.diagnostics import gate_weights, task_gradient_cosines
@@ -45,7 +46,7 @@ def test_every_model_overfits_a_tiny_batch(prepared, name):
     keras.utils.set_random_seed(0)
     tiny = _tiny_distinct(prepared)
     hp = {"task": "interest"} if name == "single_task" else {}
-    net = build_model(name, prepared.spec, **hp)
+    net = build_model(name, prepared.spec, **hp, **model_data(name, prepared))
     trainer = MultiTaskTrainer(net, make_weighting("fixed"))
     trainer.compile(optimizer=keras.optimizers.Adam(0.01))
     hist = trainer.fit(tiny.features, tiny.targets(), batch_size=32, epochs=150, verbose=0).history

@@ -1,0 +1,441 @@
+r"""The two-tower multi-task network: item recommendation as retrieval, sharing its towers with ranking.
+
+The shape of industrial multi-task recommenders (YouTube's, the TFRS multi-task tutorial's):
+
+* a **user tower** over the user's features and their *history* (the items they interacted with
+  in the training part, as a masked mean of item embeddings, SVD++/FISM-style) gives
+  :math:`u`, an **item tower** over the item's features (and text) gives :math:`v`;
+* the **item task is retrieval**: :math:`s(u, i) = \tau\,\hat u^\top \hat v_i + b_i` (cosine with a
+  learnt temperature :math:`\tau` and an item bias), trained with a softmax over the catalogue,
+  :math:`-\log p(i \mid u) = -s(u,i) + \log\sum_j e^{s(u,j)}`; the full catalogue when it fits
+  (:data:`FULL_SOFTMAX_MAX_ITEMS`), otherwise the in-batch sampled softmax with log-Q correction and
+  accidental hits removed (``keras_rs.layers``);
+* the **interest and rating heads** sit on a ranking part that sees :math:`u`, :math:`v`,
+  :math:`u \odot v` and the features, through the same sharing mechanisms as the other models
+  (shared-bottom, MMoE or PLE). So retrieval shares its towers with ranking.
+
+Scoring a catalogue is one matrix product of tower outputs (:func:`tower_scores`), not a network
+pass per (user, item). The model's ``item`` output stays the article's sigmoid: with negatives drawn
+uniformly at ``neg_ratio`` per positive, Bayes' rule gives
+:math:`P(\text{interacted} \mid u, i) = \sigma(\log p(i \mid u) + \log N - \log r)`, monotone in
+:math:`s` for a user, so ranking by it or by :math:`s` is the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import layers, ops
+
+from mtrec_study.features import FeatureSpec
+from mtrec_study.models.layers import CGC, PACKAGE, FeatureEncoder, MixtureOfExperts, RatingHead, mlp
+from mtrec_study.prepare import PreparedData, time_order
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, RETRIEVAL, TASKS, get_task
+
+log = logging.getLogger(__name__)
+
+FULL_SOFTMAX_MAX_ITEMS = 50_000  # logits (batch × catalogue) of 4096 × 50k floats: 0.8 GB, the most we allow
+MAX_HISTORY = 100  # the user's most recent training items that the history bag keeps
+TOWER_FORMAT = 1  # bumped when the saved layout of the towers changes; old files then name the version
+
+
+class RetrievalInputError(ValueError):
+    """History or catalogue built from the wrong data (names the part or the limit).
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+
+# --------------------------------------------------------------------------- data the model holds
+def user_history(prepared: PreparedData, part: str = "train", max_history: int = MAX_HISTORY) -> np.ndarray:
+    """Each user's most recent ``max_history`` *training* items as ``item_idx`` codes, 0-padded.
+
+    Row ``user_idx`` of the result holds that user's items in time order (the builder's codes:
+    0 is the unknown user and the padding). Only the training part may be used: a history that
+    saw validation or test interactions would hand the model the answers.
+
+    Raises:
+        RetrievalInputError: If ``part`` is not ``"train"``, naming it.
+
+    Used by mtrec_study.models.retrieval.
+    """
+    if part != "train":
+        raise RetrievalInputError(f"user history must come from the training part, not {part!r}: "
+                                  "validation and test interactions are what the model is scored on")
+    if max_history < 1:
+        raise RetrievalInputError(f"max_history must be >= 1, got {max_history}")
+    builder = prepared.builder
+    train = time_order(prepared.interactions("train"))
+    u = builder.user_index.reindex(train["user_id"].to_numpy()).to_numpy()
+    i = builder.item_index.reindex(train["item_id"].to_numpy()).to_numpy()
+    frame = pd.DataFrame({"u": u.astype("int64"), "i": i.astype("int64")})
+    frame = frame.groupby("u", sort=True).tail(max_history)
+    pos = frame.groupby("u").cumcount().to_numpy()
+    width = int(pos.max()) + 1 if len(frame) else 1
+    out = np.zeros((len(builder.user_index) + 1, width), dtype="int32")
+    out[frame["u"].to_numpy(), pos] = frame["i"].to_numpy()
+    return out
+
+
+def catalogue_features(prepared: PreparedData) -> dict[str, np.ndarray]:
+    """Item-side features of every training item, row ``item_idx`` (row 0, the unknown item, is zeros).
+
+    Used by mtrec_study.models.retrieval.
+    """
+    builder = prepared.builder
+    items = builder.item_index.index.to_numpy("int64")  # in item_idx order 1..N
+    any_user = np.full(items.size, prepared.data.users.index[0])
+    feats = builder.transform(any_user, items)
+    return {n: np.concatenate([np.zeros((1, *feats[n].shape[1:]), feats[n].dtype), feats[n]])
+            for n in builder.spec.item_side}
+
+
+def tower_data(prepared: PreparedData, max_history: int = MAX_HISTORY) -> dict[str, object]:
+    """What :func:`build_two_tower` needs from a split: history, catalogue and negative ratio.
+
+    Used by mtrec_study.models.zoo.
+    """
+    ts = prepared.train
+    observed = ts.pairs["observed"].to_numpy(bool)
+    ratio = float((~observed).sum() / max(1, observed.sum()))
+    return {"history": user_history(prepared, "train", max_history), "catalogue": catalogue_features(prepared),
+            "neg_ratio": ratio}
+
+
+# --------------------------------------------------------------------------- layers
+class _Table(layers.Layer):
+    """Base of the layers that hold fixed tables (non-trainable weights, saved with the model)."""
+
+    def _table(self, name: str, shape: tuple, dtype: str) -> keras.Variable:
+        return self.add_weight(shape=shape, dtype=dtype, initializer="zeros", trainable=False, name=name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UserHistory(_Table):
+    r"""The user's training items as a masked mean of their own embeddings (SVD++'s :math:`|N(u)|^{-1}\sum_j y_j`).
+
+    ``call(user_idx, item_idx)`` leaves the row's own item out of the mean, so a training
+    positive is never predicted from a history that contains it (as at test time, when the
+    held-out item is never in the training history). ``item_idx=None`` pools the whole history;
+    ``return_items=True`` returns the item codes instead.
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def __init__(self, n_users: int, width: int, n_items: int, dim: int, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_users, self.width, self.n_items, self.dim, self.l2 = n_users, width, n_items, dim, l2
+        self.items = self._table("items", (n_users, width), "int32")
+        self.embedding = layers.Embedding(n_items, dim, embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
+                                          name="history_embedding")
+        self.embedding.build((None,))
+
+    def set_history(self, history: np.ndarray) -> None:
+        if history.shape != (self.n_users, self.width):
+            raise RetrievalInputError(f"history has shape {history.shape}, the layer holds {(self.n_users, self.width)}")
+        self.items.assign(history.astype("int32"))
+
+    def history(self, user_idx):
+        """The users' history item codes, ``(batch, width)``, 0-padded."""
+        return ops.take(self.items, ops.cast(user_idx, "int32"), axis=0)
+
+    def call(self, user_idx, item_idx=None, return_items: bool = False):
+        hist = self.history(user_idx)
+        if return_items:
+            return hist
+        keep = hist > 0
+        if item_idx is not None:
+            keep = ops.logical_and(keep, hist != ops.expand_dims(ops.cast(item_idx, "int32"), -1))
+        w = ops.cast(keep, "float32")
+        summed = ops.sum(self.embedding(hist) * ops.expand_dims(w, -1), axis=1)
+        return summed / ops.expand_dims(ops.maximum(ops.sum(w, axis=1), 1.0), -1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_users": self.n_users, "width": self.width, "n_items": self.n_items,
+                "dim": self.dim, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Catalogue(_Table):
+    """Item-side features of the whole catalogue (row = ``item_idx``), returned as a feature dict.
+
+    ``call(x)`` ignores ``x`` (a functional graph needs an input) and returns the tables, which
+    the item tower encodes into one vector per catalogue item.
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def __init__(self, spec: dict, n_items: int, format_version: int = TOWER_FORMAT, **kwargs):
+        super().__init__(**kwargs)
+        if format_version != TOWER_FORMAT:
+            raise RetrievalInputError(f"this two-tower model was saved with tower format {format_version}; this "
+                                      f"version of mtrec_study reads format {TOWER_FORMAT}: retrain it")
+        self.spec_dict, self.n_items, self.format_version = spec, n_items, format_version
+        spec = FeatureSpec.from_dict(spec)
+        self.tables = {}
+        for name in spec.item_side:
+            if name in spec.categorical:
+                self.tables[name] = self._table(name, (n_items,), "int32")
+            elif name in spec.dense:
+                self.tables[name] = self._table(name, (n_items,), "float32")
+            else:
+                width = {**spec.multi_hot, **spec.vectors}[name]
+                self.tables[name] = self._table(name, (n_items, width), "float32")
+
+    def set_catalogue(self, features: dict[str, np.ndarray]) -> None:
+        missing = sorted(set(self.tables) - set(features))
+        if missing:
+            raise RetrievalInputError(f"catalogue features lack {missing}; the item side needs {sorted(self.tables)}")
+        for name, var in self.tables.items():
+            value = np.asarray(features[name])
+            if tuple(value.shape) != tuple(var.shape):
+                raise RetrievalInputError(f"catalogue feature {name!r} has shape {value.shape}, expected {tuple(var.shape)}")
+            var.assign(value.astype(var.dtype))
+
+    def call(self, x):
+        return {name: ops.convert_to_tensor(var) for name, var in self.tables.items()}
+
+    def get_config(self):
+        return {**super().get_config(), "spec": self.spec_dict, "n_items": self.n_items,
+                "format_version": self.format_version}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CosineScore(layers.Layer):
+    r"""The retrieval score :math:`s = \tau\,\hat u^\top \hat v + b_i` with a learnt temperature.
+
+    ``call(u, v, item_idx)`` scores row-aligned pairs (``(batch,)``); with ``pairwise=True`` it
+    scores every user of ``u`` against every row of ``v`` (``(len(u), len(v))``), ``item_idx``
+    naming the items of ``v``. :math:`\tau = e^{t}` starts at 10 and is kept at most 100.
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def __init__(self, n_items: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_items = n_items
+        self.log_scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(10.0)),
+                                         name="log_scale")
+        self.bias = self.add_weight(shape=(n_items,), initializer="zeros", name="item_bias")
+
+    def call(self, u, v, item_idx, pairwise: bool = False):
+        u, v = ops.normalize(u, axis=-1), ops.normalize(v, axis=-1)
+        scale = ops.exp(ops.minimum(self.log_scale, math.log(100.0)))
+        b = ops.take(self.bias, ops.cast(item_idx, "int32"))
+        if pairwise:
+            return scale * ops.matmul(u, ops.transpose(v)) + b[None, :]
+        return scale * ops.sum(u * v, axis=-1) + b
+
+    def get_config(self):
+        return {**super().get_config(), "n_items": self.n_items}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FullSoftmaxLogProb(layers.Layer):
+    r"""``log p(i | u)`` of each row's item under a softmax over the whole catalogue.
+
+    The row's own score comes from its own features (so a cold item is scored by its side
+    features); the catalogue's copy of that item and row 0 (the unknown item) are left out of
+    the normaliser: :math:`\log p = s_{ui} - \log(e^{s_{ui}} + \sum_{j \ne i, j > 0} e^{s_{uj}})`.
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def call(self, row_score, catalogue_scores, item_idx, history=None):
+        n = ops.shape(catalogue_scores)[1]
+        same = ops.one_hot(ops.cast(item_idx, "int32"), n) > 0
+        unknown = ops.arange(n) == 0
+        masked = ops.where(ops.logical_or(same, unknown[None, :]), -1e9, catalogue_scores)
+        if history is not None:  # the user's other training items are not candidates either
+            rows = ops.repeat(ops.arange(ops.shape(history)[0])[:, None], ops.shape(history)[1], axis=1)
+            idx = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(ops.cast(history, "int32"), (-1,))], axis=1)
+            masked = ops.scatter_update(masked, idx, ops.full((ops.shape(idx)[0],), -1e9, masked.dtype))
+        return row_score - ops.logaddexp(row_score, ops.logsumexp(masked, axis=-1))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InBatchLogProb(layers.Layer):
+    r"""``log p(i | u)`` under a softmax over the batch's items (sampled softmax for large catalogues).
+
+    The batch's items are a sample from the item popularity, so each logit is corrected by
+    :math:`-\log q_j` (``keras_rs.layers.SamplingProbabilityCorrection``, with :math:`q` from the
+    items' training counts) and another row's copy of the same item is removed from the
+    normaliser (``keras_rs.layers.RemoveAccidentalHits``).
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        import keras_rs
+
+        self.correction = keras_rs.layers.SamplingProbabilityCorrection()
+        self.hits = keras_rs.layers.RemoveAccidentalHits()
+
+    def call(self, batch_scores, item_idx, item_log_count):
+        q = ops.maximum(ops.expm1(ops.cast(item_log_count, "float32")), 1.0)
+        logits = self.correction(batch_scores, q / ops.sum(q))
+        labels = ops.eye(ops.shape(logits)[0])
+        logits = self.hits(labels, logits, ops.cast(item_idx, "int32"))
+        return ops.diagonal(logits) - ops.logsumexp(logits, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InteractionProbability(layers.Layer):
+    r"""The article's item head from ``log p(i|u)``: :math:`\sigma(\log p + \log N - \log r)`.
+
+    With ``r`` uniform negatives per positive over ``N`` items this is Bayes' posterior that the
+    row is an observed interaction; it needs no parameters of its own.
+
+    Used by mtrec_study.models.retrieval.
+    """
+
+    def __init__(self, n_candidates: int, neg_ratio: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_candidates, self.neg_ratio = int(n_candidates), float(neg_ratio)
+
+    def call(self, logp):
+        shift = math.log(max(self.n_candidates, 1)) - math.log(max(self.neg_ratio, 1e-6))
+        return ops.expand_dims(ops.sigmoid(logp + shift), -1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_candidates": self.n_candidates, "neg_ratio": self.neg_ratio}
+
+
+# --------------------------------------------------------------------------- the model
+def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None = None,
+                    catalogue: dict[str, np.ndarray] | None = None, neg_ratio: float = 1.0, arch: str = "shared_bottom",
+                    history_width: int | None = None, n_catalogue: int | None = None, dim: int = 64,
+                    tower_units=(128,), ranking=(128, 64), tower=(32,), n_experts: int = 4, dropout: float = 0.1,
+                    l2: float = 0.0, full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS, mask_history: bool = True,
+                    **hp) -> keras.Model:
+    """The two-tower multi-task network (see the module docstring).
+
+    Args:
+        spec: The feature spec.
+        tasks: The article tasks to predict; the item task is trained as ``retrieval``. One task
+            gives the single-task baseline on the same towers.
+        history: :func:`user_history` (``(n_users, width)`` item codes); ``None`` builds the layer
+            empty (``history_width`` wide) for weights loaded later.
+        catalogue: :func:`catalogue_features`; ``None`` with ``n_catalogue`` likewise.
+        neg_ratio: Uniform negatives per positive in the item task's rows (for its sigmoid).
+        arch: The ranking part: ``shared_bottom``, ``mmoe`` or ``ple``.
+        dim: Width of the tower outputs ``u`` and ``v``.
+        tower_units, ranking, tower: Hidden widths of each tower, the ranking part and the heads.
+        full_softmax_max_items: Catalogues larger than this train with the in-batch softmax.
+        mask_history: Leave the user's other training items out of the full softmax's normaliser
+            (they are never candidates at evaluation either).
+        **hp: Embedding widths and L2 for the feature encoder (``id_dim``, ``side_dim``, ``emb_l2`` ...).
+
+    Raises:
+        ValueError: For an unknown ``arch`` or task, or missing history/catalogue sizes.
+
+    Used by mtrec_study.models.zoo.
+    """
+    from mtrec_study.models.zoo import _encoder, _head, model_inputs  # zoo imports this module
+
+    tasks = tuple(tasks)
+    for t in tasks:
+        get_task(t)
+    if arch not in ("shared_bottom", "mmoe", "ple"):
+        raise ValueError(f"unknown arch {arch!r}; valid: shared_bottom, mmoe, ple")
+    n_items = spec.categorical["item_idx"]
+    n_cat = len(next(iter(catalogue.values()))) if catalogue else (n_catalogue or n_items)
+    full = n_cat <= full_softmax_max_items
+    if not full:
+        log.info("catalogue of %d items is above full_softmax_max_items=%d: training with the in-batch "
+                 "sampled softmax (log-Q corrected)", n_cat, full_softmax_max_items)
+    inputs = model_inputs(spec)
+    enc = _encoder(spec, hp)
+    width = history.shape[1] if history is not None else history_width
+    if width is None:
+        raise ValueError("build_two_tower needs history (from user_history) or history_width")
+    hist_layer = UserHistory(spec.categorical["user_idx"], int(width), n_items, hp.get("id_dim", 32),
+                             hp.get("emb_l2", 0.0), name="shared_user_history")
+    if history is not None:
+        hist_layer.set_history(history)
+    user_tower = mlp([*tower_units, dim], dropout, l2, name="shared_user_tower")
+    item_tower = mlp([*tower_units, dim], dropout, l2, name="shared_item_tower")
+    score = CosineScore(n_items, name="shared_score")
+
+    u = user_tower(layers.Concatenate(name="shared_user_input")(
+        [enc(inputs, side="user"), hist_layer(inputs["user_idx"], inputs["item_idx"])]))
+    v = item_tower(enc(inputs, side="item"))
+    s_row = score(u, v, inputs["item_idx"])
+    outputs = {}
+    if ITEM_TASK in tasks:
+        if full:
+            cat = Catalogue(spec.to_dict(), n_cat, name="catalogue")
+            if catalogue is not None:
+                cat.set_catalogue(catalogue)
+            table = cat(inputs["item_idx"])
+            v_all = item_tower(enc(table, side="item"))
+            all_scores = score(u, v_all, table["item_idx"], pairwise=True)
+            seen = hist_layer(inputs["user_idx"], return_items=True) if mask_history else None
+            logp = FullSoftmaxLogProb(name=RETRIEVAL)(s_row, all_scores, inputs["item_idx"], seen)
+        else:
+            in_batch = score(u, v, inputs["item_idx"], pairwise=True)
+            logp = InBatchLogProb(name=RETRIEVAL)(in_batch, inputs["item_idx"], inputs["item_log_count"])
+        outputs[ITEM_TASK] = InteractionProbability(n_cat - 1, neg_ratio, name=f"{ITEM_TASK}_head")(logp)
+        outputs[RETRIEVAL] = layers.Reshape((1,), name=f"{RETRIEVAL}_logp")(logp)
+    ranked = [t for t in tasks if t != ITEM_TASK]
+    if ranked:
+        h = layers.Concatenate(name="shared_ranking_input")([u, v, layers.Multiply(name="shared_uv")([u, v]),
+                                                             enc(inputs)])
+        if arch == "shared_bottom":
+            hs = [mlp(list(ranking), dropout, l2, name="shared_ranking")(h)] * len(ranked)
+        elif arch == "mmoe":
+            hs = MixtureOfExperts(n_experts, list(ranking), len(ranked), dropout, l2, name="shared_moe")(h)[:len(ranked)]
+        else:
+            xs = [h] * (len(ranked) + 1)
+            out = CGC(len(ranked), 1, 2, list(ranking), True, dropout, l2, name="shared_cgc_0")(xs)
+            hs = out[:len(ranked)]
+        for k, t in enumerate(ranked):
+            outputs[t] = _head(t, hs[k], list(tower), dropout, l2)
+    order = [t for t in (INTEREST, ITEM_TASK, BEHAVIOUR, RETRIEVAL) if t in outputs]
+    return keras.Model(inputs, {t: outputs[t] for t in order}, name="two_tower")
+
+
+def is_two_tower(net: keras.Model) -> bool:
+    """Whether ``net`` has user and item towers whose outputs score by a dot product.
+
+    Used by mtrec_study.evaluation.ranking.
+    """
+    names = {layer.name for layer in net.layers}
+    return {"shared_user_tower", "shared_item_tower", "shared_score"} <= names
+
+
+def tower_vectors(net: keras.Model, user_features: dict[str, np.ndarray], item_features: dict[str, np.ndarray],
+                  batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The tower outputs of a two-tower network, ready for dot products.
+
+    Returns ``(U, V, b)``: the users' :math:`\tau \hat u` (one row per row of ``user_features``,
+    the user-side columns), the items' :math:`\hat v` and item biases :math:`b_i` (one per row of
+    ``item_features``, the item-side columns), so that :math:`s(u, i) = U_u \cdot V_i + b_i`. The
+    user's whole training history is pooled (there is no row item to leave out).
+
+    Used by mtrec_study.evaluation.ranking.
+    """
+    enc, hist = net.get_layer("encoder"), net.get_layer("shared_user_history")
+    score = net.get_layer("shared_score")
+    user_tower, item_tower = net.get_layer("shared_user_tower"), net.get_layer("shared_item_tower")
+
+    def users(f):
+        return user_tower(ops.concatenate([enc(f, side="user"), hist(f["user_idx"])], axis=-1), training=False)
+
+    def items(f):
+        return item_tower(enc(f, side="item"), training=False)
+
+    def blocks(fn, feats):
+        n = len(next(iter(feats.values())))
+        out = [ops.convert_to_numpy(ops.normalize(fn({k: v[lo:lo + batch_size] for k, v in feats.items()}), axis=-1))
+               for lo in range(0, n, batch_size)]
+        return np.concatenate(out).astype("float64")
+
+    scale = float(np.exp(min(float(ops.convert_to_numpy(score.log_scale)), math.log(100.0))))
+    bias = np.asarray(ops.convert_to_numpy(score.bias), "float64")[np.asarray(item_features["item_idx"], "int64")]
+    return scale * blocks(users, user_features), blocks(items, item_features), bias

@@ -1,0 +1,195 @@
+"""The two-tower network (retrieval softmax, history, tower scoring), EASE, and the ranking cross-check."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtrec_study import evaluation as E
+from mtrec_study.evaluation import metrics as M
+from mtrec_study.features import id_positions
+from mtrec_study.models import retrieval as R
+from mtrec_study.models.classic import EASE
+from mtrec_study.models.zoo import build_model, model_data
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.tasks import ITEM_TASK, RETRIEVAL
+from mtrec_study.training.trainer import MultiTaskTrainer, labelled, predict, train
+from mtrec_study.training.weighting import make_weighting
+
+
+@pytest.fixture(scope="module")
+def prepared(small_world):
+    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+
+
+@pytest.fixture(scope="module")
+def trained(prepared):
+    return train("two_tower", prepared, epochs=2, batch_size=256, learning_rate=3e-3, seed=0, progress=False)
+
+
+def _warm_test_rows(prepared, n=40):
+    """Observed test rows whose item was seen in training (so the catalogue holds it)."""
+    ts = prepared.test
+    rows = np.flatnonzero((ts.masks["interest"] > 0) & (ts.features["item_idx"] > 0))[:n]
+    return ts.subset(rows)
+
+
+# --------------------------------------------------------------------------- the softmax, by hand
+def test_logp_is_the_softmax_over_unseen_catalogue_items(prepared, trained):
+    net, rows = trained.net, _warm_test_rows(prepared)
+    out = predict(net, rows)
+    cat = R.catalogue_features(prepared)
+    users = {n: rows.features[n] for n in prepared.spec.user_side}
+    U, V, b = R.tower_vectors(net, users, cat)
+    s = U @ V.T + b[None, :]
+    history = R.user_history(prepared)
+    for r in range(len(rows)):
+        u, i = rows.features["user_idx"][r], rows.features["item_idx"][r]
+        others = np.ones(len(V), bool)
+        others[[0, i, *history[u][history[u] > 0]]] = False
+        expected = s[r, i] - np.logaddexp(s[r, i], np.logaddexp.reduce(s[r, others]))
+        assert out[RETRIEVAL][r] == pytest.approx(expected, abs=2e-4), r
+    # The item head is Bayes' posterior against uniform negatives at the training ratio.
+    n_items = len(V) - 1
+    ratio = R.tower_data(prepared)["neg_ratio"]
+    np.testing.assert_allclose(out[ITEM_TASK], 1 / (1 + np.exp(-(out[RETRIEVAL] + np.log(n_items) - np.log(ratio)))),
+                               rtol=1e-4)
+
+
+def test_tower_scores_rank_a_users_items_like_the_item_head(prepared, trained):
+    rows = _warm_test_rows(prepared, 400)
+    user = pd.Series(rows.pairs["user_id"]).value_counts().index[0]
+    one = rows.subset(np.flatnonzero(rows.pairs["user_id"].to_numpy() == user))
+    assert len(one) >= 3
+    towers = E.pair_scorer(trained.net, prepared.builder)(one.pairs["user_id"].to_numpy(), one.pairs["item_id"].to_numpy())
+    logp = predict(trained.net, one)[RETRIEVAL]
+    # log p = s - (one normaliser per user): the difference is the same for all of the user's items.
+    assert np.ptp(towers - logp) < 1e-3
+    catalogue = E.catalogue_scorer(trained.net, prepared.builder, prepared.data.items.index.to_numpy())
+    row = catalogue(np.array([user]))[0]
+    pos = id_positions(prepared.data.items.index.to_numpy()).reindex(one.pairs["item_id"].to_numpy()).to_numpy()
+    np.testing.assert_allclose(row[pos], towers, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- history
+def test_history_and_catalogue_use_the_training_part_only(small_world):
+    base = prepare_tasks(small_world.data, "temporal", seed=0)
+    inter = base.data.interactions.copy()
+    test = base.indices["test"]
+    rng = np.random.default_rng(1)
+    inter.loc[inter.index[test], "rating"] = rng.integers(1, 6, size=test.size)
+    inter.loc[inter.index[test], "timestamp"] = inter["timestamp"].max() + rng.integers(1, 100, size=test.size)
+    changed = prepare_tasks(type(base.data)(**{**base.data.__dict__, "interactions": inter}), indices=base.indices,
+                            seed=0)
+    np.testing.assert_array_equal(R.user_history(base), R.user_history(changed))
+    for name, table in R.catalogue_features(base).items():
+        np.testing.assert_array_equal(table, R.catalogue_features(changed)[name], err_msg=name)
+    with pytest.raises(R.RetrievalInputError, match="'test'"):
+        R.user_history(base, part="test")
+
+
+def test_history_is_recent_training_items_and_leaves_out_the_row_item():
+    layer = R.UserHistory(n_users=3, width=3, n_items=5, dim=2)
+    layer.set_history(np.array([[0, 0, 0], [1, 2, 3], [4, 0, 0]]))
+    layer.embedding.set_weights([np.arange(10, dtype="float32").reshape(5, 2)])
+    full = np.asarray(layer(np.array([1, 2, 0])))
+    np.testing.assert_allclose(full, [[4.0, 5.0], [8.0, 9.0], [0.0, 0.0]])  # mean of rows 1-3; row 4; empty
+    np.testing.assert_allclose(np.asarray(layer(np.array([1]), np.array([3]))), [[3.0, 4.0]])  # mean of rows 1, 2
+    with pytest.raises(R.RetrievalInputError, match="shape"):
+        layer.set_history(np.zeros((2, 3)))
+
+
+def test_user_history_keeps_the_most_recent_items(prepared):
+    hist = R.user_history(prepared, max_history=2)
+    train = prepared.interactions("train")
+    from mtrec_study.prepare import time_order
+
+    u = int(train["user_id"].iloc[0])
+    last_two = time_order(train[train["user_id"] == u])["item_id"].to_numpy()[-2:]
+    codes = prepared.builder.item_index.reindex(last_two).to_numpy()
+    np.testing.assert_array_equal(hist[prepared.builder.user_index[u]], codes)
+    with pytest.raises(R.RetrievalInputError, match="max_history"):
+        R.user_history(prepared, max_history=0)
+
+
+# --------------------------------------------------------------------------- training and scale
+def test_two_tower_trains_on_observed_rows_only(prepared, trained):
+    assert trained.trainer.tasks == ["interest", "behaviour", RETRIEVAL]
+    kept = labelled(prepared.train, trained.trainer.tasks)
+    assert len(kept) == int(prepared.train.pairs["observed"].sum()) < len(prepared.train)
+    assert labelled(prepared.train, ["interest", ITEM_TASK, "behaviour"]) is prepared.train
+    first, last = trained.history["val_retrieval_loss"][0], trained.history["val_retrieval_loss"][-1]
+    assert np.isfinite([first, last]).all() and last < np.log(prepared.spec.categorical["item_idx"])
+
+
+def test_single_task_twin_has_the_same_towers(prepared):
+    net = build_model("two_tower", prepared.spec, tasks=(ITEM_TASK,), **model_data("two_tower", prepared))
+    assert set(net.output) == {ITEM_TASK, RETRIEVAL} and R.is_two_tower(net)
+
+
+def test_large_catalogue_switches_to_the_in_batch_softmax(prepared, caplog):
+    with caplog.at_level(logging.INFO, logger=R.log.name):
+        net = build_model("two_tower", prepared.spec, full_softmax_max_items=10, **model_data("two_tower", prepared))
+    assert "in-batch sampled softmax" in caplog.text and "full_softmax_max_items=10" in caplog.text
+    assert "catalogue" not in {layer.name for layer in net.layers}
+    trainer = MultiTaskTrainer(net, make_weighting("fixed"))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
+    part = labelled(prepared.train, trainer.tasks).subset(np.arange(64))
+    logs = trainer.train_step((part.features, {k: keras.ops.convert_to_tensor(v) for k, v in part.targets().items()}))
+    assert np.isfinite(float(logs["retrieval_loss"])) and float(logs["retrieval_loss"]) > 0
+
+
+def test_a_file_of_another_tower_format_names_the_version(prepared):
+    with pytest.raises(R.RetrievalInputError, match="format 0.*reads format 1"):
+        R.Catalogue(prepared.spec.to_dict(), 5, format_version=0)
+
+
+def test_two_tower_needs_its_data():
+    from mtrec_study.features import FeatureSpec
+
+    spec = FeatureSpec(categorical={"user_idx": 3, "item_idx": 3}, multi_hot={}, dense=["item_log_count"],
+                       user_side=["user_idx"], item_side=["item_idx", "item_log_count"])
+    with pytest.raises(ValueError, match="user_history"):
+        build_model("two_tower", spec)
+
+
+# --------------------------------------------------------------------------- EASE
+def test_ease_matches_its_definition_column_by_column():
+    """B's column j is the ridge regression of item j on the other items (B_jj = 0): solved
+    independently, one column at a time, with numpy's least squares."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((30, 8)) < 0.35).astype(float)
+    users, items = np.arange(30), np.arange(100, 108)
+    train = pd.DataFrame([{"user_id": u, "item_id": items[j]} for u, j in zip(*np.nonzero(X), strict=True)])
+    lam = 3.0
+    model = EASE(l2=lam).fit(train, users, items)
+    for j in range(8):
+        others = [k for k in range(8) if k != j]
+        A = np.vstack([X[:, others], np.sqrt(lam) * np.eye(7)])
+        y = np.concatenate([X[:, j], np.zeros(7)])
+        col = np.linalg.lstsq(A, y, rcond=None)[0]
+        np.testing.assert_allclose(model.B[others, j], col, atol=1e-10)
+        assert model.B[j, j] == 0.0
+    np.testing.assert_allclose(model.score_catalogue(users[:4]), X[:4] @ model.B)
+    np.testing.assert_allclose(model.score_pairs(np.array([3, 0, 3]), np.array([101, 107, 100])),
+                               [(X @ model.B)[3, 1], (X @ model.B)[0, 7], (X @ model.B)[3, 0]])
+    with pytest.raises(ValueError, match="l2 >= 0"):
+        EASE(l2=-1)
+
+
+# --------------------------------------------------------------------------- cross-check of ranking metrics
+def test_ndcg_and_recall_agree_with_keras_rs():
+    import keras_rs
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(50, 30))
+    relevant = rng.random((50, 30)) < 0.1
+    relevant[np.arange(50), rng.integers(0, 30, 50)] = True  # every user has a relevant item
+    ours = M.ranking_metrics(scores, relevant, ks=(10,))
+    for metric, theirs in (("ndcg@10", keras_rs.metrics.NDCG(k=10)), ("recall@10", keras_rs.metrics.RecallAtK(k=10))):
+        theirs.update_state(relevant.astype("float32"), scores.astype("float32"))
+        assert float(theirs.result()) == pytest.approx(ours[metric].mean(), abs=1e-6), metric
