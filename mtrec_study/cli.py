@@ -46,7 +46,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from mtrec_study.study.published import tune_preset
 
-    print(f"tuning written: {tune_preset(args.preset, args.out)}")
+    print(f"tuning written: {tune_preset(args.preset, args.out, only=args.only)}")
     return 0
 
 
@@ -125,6 +125,8 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="validation-only search of 09_headline_results into params/tuned.yaml")
     p.add_argument("--preset", default="full", help="the preset whose 09 parameters to tune for (default full)")
     p.add_argument("--out", default="params/tuned.yaml", help="where to write the choices")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="tune only these models and merge them into the existing --out file")
     p.set_defaults(func=_cmd_tune)
     if with_train:
         _add_train_parser(sub)

@@ -30,7 +30,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mtrec_study import evaluation as E
 from mtrec_study.datasets import RatingsData
-from mtrec_study.models.classic import BPR
+from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
 from mtrec_study.study import peers as P
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS, task_kind
@@ -50,12 +50,15 @@ GRIDS: dict[str, list[dict]] = {
     "logreg": [{"C": c} for c in (0.03, 0.1, 0.3, 1.0)],
     "bpr": [{"factors": f, "l2": l2, "epochs": e} for f, l2, e in ((64, 0.0, 20), (64, 1e-6, 40), (128, 0.0, 40),
                                                                     (128, 1e-6, 60))],
+    # RecBole's default reg_weight (250) first, then the values its ml-100k tuning explores around it.
+    "ease": [{"l2": x} for x in (250.0, 100.0, 500.0, 1000.0)],
     **P.PEER_GRIDS,
 }
+RANKERS = ("bpr", "ease")  # item-ranking baselines, tuned on validation NDCG@10 of their split's protocol
 # Which splits each model is tuned and tested on ("folds" = every fold-f).
 PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("folds", "temporal"),
         f"single_{BEHAVIOUR}": ("folds", "temporal"), f"single_{ITEM_TASK}": ("temporal", "loo", "random"),
-        "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), **{p: ("folds",) for p in P.PEERS}}
+        "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), "ease": ("loo", "random"), **{p: ("folds",) for p in P.PEERS}}
 
 # 09's targets, with the published reference each one is read against.
 TARGETS = [
@@ -209,6 +212,17 @@ def fit_bpr(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
                   score_catalogue=model.score_catalogue)
 
 
+def fit_ease(prepared: PreparedData, setting: dict, seed: int = 0) -> Fitted:
+    """EASE on the observed training pairs (:class:`mtrec_study.models.classic.EASE`; no seed needed).
+
+    Used by mtrec_study.study.published.
+    """
+    t0 = time.perf_counter()
+    model = EASE(**setting).fit(prepared.interactions("train"), prepared.data.users.index.to_numpy(),
+                                prepared.data.items.index.to_numpy())
+    return Fitted("ease", time.perf_counter() - t0, score_pairs=model.score_pairs, score_catalogue=model.score_catalogue)
+
+
 def fit_popularity(prepared: PreparedData) -> Fitted:
     """The popularity reference (training counts, the same list for everyone).
 
@@ -233,6 +247,8 @@ def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20
         return fit_logreg(prepared, setting, seed)
     if name == "bpr":
         return fit_bpr(prepared, setting, seed)
+    if name == "ease":
+        return fit_ease(prepared, setting, seed)
     raise ValueError(f"unknown headline model {name!r}; valid: {', '.join(GRIDS)}")
 
 
@@ -260,16 +276,16 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
                    n_negatives: int = 99) -> Callable[[PreparedData, dict], float]:
     """The tuner's ``(view, setting) -> validation loss`` for ``name`` on ``split``.
 
-    Networks: :func:`valid_loss` of their tasks. Logistic regression: interest log-loss. BPR:
-    minus NDCG@10 of the validation items under the split's ranking protocol. Peers: RMSE.
+    Networks: :func:`valid_loss` of their tasks. Logistic regression: interest log-loss. BPR and
+    EASE: minus NDCG@10 of the validation items under the split's ranking protocol. Peers: RMSE.
 
     Used by mtrec_study.study.published.
     """
     if name in P.PEERS:
         return lambda view, s: P.validation_rmse(name, s, view, seed)
-    if name == "bpr":
-        return lambda view, s: -float(ranking_metrics_on(validation_as_test(view), fit_bpr(view, s, seed), split,
-                                                         n_negatives, seed)["ndcg@10"].mean())
+    if name in RANKERS:
+        return lambda view, s: -float(ranking_metrics_on(validation_as_test(view), fit_model(name, view, s, seed=seed),
+                                                         split, n_negatives, seed)["ndcg@10"].mean())
     tasks = (INTEREST,) if name == "logreg" else (TASKS if name == "mtl" else (name.removeprefix("single_"),))
 
     def score(view: PreparedData, s: dict) -> float:
@@ -480,8 +496,9 @@ def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer
     for protocol, label in ranking_protocols.items():
         for metric in ("hr@10", "ndcg@10"):
             cells[(ITEM_TASK, label, metric)] = {
-                "peer": f"BPR {fmt_ci(rank_ci(protocol, 'bpr', metric))}; popularity "
-                        f"{fmt_ci(rank_ci(protocol, 'popularity', metric))}",
+                "peer": "; ".join(f"{label} {fmt_ci(rank_ci(protocol, m, metric))}"
+                                  for m, label in (("bpr", "BPR"), ("ease", "EASE"), ("popularity", "popularity"))
+                                  if m != "ease" or rank_ci(protocol, m, metric) is not None),
                 "single": rank_ci(protocol, f"single_{ITEM_TASK}", metric), "best": rank_ci(protocol, "mtl", metric)}
     return cells
 
@@ -554,23 +571,32 @@ def preset_parameters(preset: str) -> dict:
     return {**declared, **values}
 
 
-def tune_preset(preset: str, out: str | Path, progress: bool = True) -> Path:
+def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[str] | None = None) -> Path:
     """Run the validation-only search of 09_headline_results for ``preset`` and store it at ``out``.
 
     The notebook reads the file through its ``TUNED_PARAMS`` parameter and checks that the data,
-    folds, epochs and grids are the ones it runs with.
+    folds, epochs and grids are the ones it runs with. ``only`` tunes just those models and merges
+    them into the existing file (:func:`mtrec_study.study.tuning.merge_tuned`).
+
+    Raises:
+        ValueError: If ``only`` names a model that is not in :data:`GRIDS` (listing the valid ones).
 
     Used by mtrec_study.cli.
     """
     from mtrec_study.datasets import load_dataset
-    from mtrec_study.study.tuning import save_tuned, tune_splits
+    from mtrec_study.study.tuning import merge_tuned, save_tuned, tune_splits
 
     p = preset_parameters(preset)
-    data = load_dataset(p["DATASET"], seed=p["SEED"], log=None)
     models = [m for m in GRIDS if m not in P.PEERS or m in p["PEERS_TO_RUN"]]
+    if only:
+        unknown = [m for m in only if m not in models]
+        if unknown:
+            raise ValueError(f"--only: unknown model {unknown[0]!r}; valid for preset {preset!r}: {', '.join(models)}")
+        models = [m for m in models if m in only]
+    data = load_dataset(p["DATASET"], seed=p["SEED"], log=None)
     g = grids(p["TUNE_SETTINGS"], models)
     splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
                            n_negatives=p["SAMPLED_NEGATIVES"])
     table = tune_splits(splits, g, scores, progress)
-    return save_tuned(out, table, tuning_key(data, p), g)
+    return (merge_tuned if only else save_tuned)(out, table, tuning_key(data, p), g)

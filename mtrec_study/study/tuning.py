@@ -171,7 +171,7 @@ def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
 def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
     """Write the choices, the validation scores and what they belong to (atomically).
 
-    Used by mtrec_study.study.published.
+    Used by mtrec_study.study.tuning, mtrec_study.study.published.
     """
     doc = {"key": key, "budget": TUNE_BUDGET, "grids": {m: [dict(s) for s in g] for m, g in grids.items()},
            "chosen": chosen_settings(table),
@@ -182,6 +182,32 @@ def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids
     path = Path(path)
     atomic_write_text(path, header + yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False))
     return path
+
+
+def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
+    """Replace the models of ``grids`` in the stored tuning at ``path``, keeping every other model's
+    choice, grid and validation scores (for a model added to the comparison, or a grid changed
+    for one model, without rerunning the whole search).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist (there is nothing to merge into).
+        ValueError: If the stored key differs from ``key`` (naming the entry).
+
+    Used by mtrec_study.study.published.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the whole search first (without --only)")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    stored = doc.get("key", {})
+    for k, v in key.items():
+        if stored.get(k) != json.loads(json.dumps(v)):
+            raise ValueError(f"{path}: key {k!r} is {stored.get(k)!r}, this run has {v!r}; the tuning belongs to "
+                             "another run, so rerun the whole search (without --only)")
+    kept = pd.DataFrame([{k: (json.dumps(v) if k == "setting" else v) for k, v in r.items()}
+                         for r in doc.get("validation", []) if r["model"] not in grids])
+    all_grids = {**doc.get("grids", {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}
+    return save_tuned(path, pd.concat([kept, table], ignore_index=True), key, all_grids)
 
 
 def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> dict[str, dict[str, dict]]:

@@ -117,6 +117,26 @@ def test_tune_splits_store_and_load_round_trip(fold, tmp_path):
         T.load_tuned(tmp_path / "missing.yaml", key, grids)
 
 
+def test_merge_tuned_replaces_only_the_named_models(fold, tmp_path):
+    grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
+    scores = {"m": {"a": lambda v, s: float(s["v"])}, "n": {"a": lambda v, s: float(abs(s["w"] - 4))}}
+    key = {"seed": 1, "k": 5}
+    path = T.save_tuned(tmp_path / "tuned.yaml", T.tune_splits({"a": lambda: fold}, grids, scores, progress=False),
+                        key, grids)
+    new_grid = {"n": [{"w": 1}, {"w": 3}], "e": [{"l2": 7}]}
+    new_scores = {"n": {"a": lambda v, s: float(abs(s["w"] - 4))}, "e": {"a": lambda v, s: 0.0}}
+    table = T.tune_splits({"a": lambda: fold}, new_grid, new_scores, progress=False)
+    T.merge_tuned(path, table, key, new_grid)
+    merged = {**grids, **new_grid}
+    assert T.load_tuned(path, key, merged) == {"m": {"a": {"v": 1}}, "n": {"a": {"w": 3}}, "e": {"a": {"l2": 7}}}
+    with pytest.raises(ValueError, match="key 'seed' is 1, this run has 2.*without --only"):
+        T.merge_tuned(path, table, {"seed": 2, "k": 5}, new_grid)
+    with pytest.raises(FileNotFoundError, match="without --only"):
+        T.merge_tuned(tmp_path / "missing.yaml", table, key, new_grid)
+    with pytest.raises(ValueError, match="--only: unknown model 'nope'"):
+        H.tune_preset("full", tmp_path / "x.yaml", only=["nope"])
+
+
 def test_committed_tuning_matches_the_full_preset():
     """params/tuned.yaml must belong to the grids the full preset runs (else 09 would refuse it)."""
     import yaml
