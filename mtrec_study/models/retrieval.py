@@ -61,7 +61,7 @@ def user_history(prepared: PreparedData, part: str = "train", max_history: int =
     Raises:
         RetrievalInputError: If ``part`` is not ``"train"``, naming it.
 
-    Used by mtrec_study.models.retrieval.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     if part != "train":
         raise RetrievalInputError(f"user history must come from the training part, not {part!r}: "
@@ -84,7 +84,7 @@ def user_history(prepared: PreparedData, part: str = "train", max_history: int =
 def catalogue_features(prepared: PreparedData) -> dict[str, np.ndarray]:
     """Item-side features of every training item, row ``item_idx`` (row 0, the unknown item, is zeros).
 
-    Used by mtrec_study.models.retrieval.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     builder = prepared.builder
     items = builder.item_index.index.to_numpy("int64")  # in item_idx order 1..N
@@ -418,7 +418,7 @@ def tower_vectors(net: keras.Model, user_features: dict[str, np.ndarray], item_f
     ``item_features``, the item-side columns), so that :math:`s(u, i) = U_u \cdot V_i + b_i`. The
     user's whole training history is pooled (there is no row item to leave out).
 
-    Used by mtrec_study.evaluation.ranking.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     enc, hist = net.get_layer("encoder"), net.get_layer("shared_user_history")
     score = net.get_layer("shared_score")

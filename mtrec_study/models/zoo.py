@@ -198,7 +198,7 @@ def model_data(name: str, prepared, max_history: int = MAX_HISTORY) -> dict:
     split's training history and item catalogue (:func:`mtrec_study.models.retrieval.tower_data`),
     for every other model nothing.
 
-    Used by mtrec_study.training.trainer.
+    Introduced in notebooks/03_model_math.ipynb.
     """
     return tower_data(prepared, max_history) if name in TOWER_MODELS else {}
 

@@ -114,6 +114,8 @@ def test_03_model_math(fast_report):
     assert len(s["grad_rows"]) == 7
     assert s["empty_mask_loss"] == 0 and s["empty_mask_grad_norm"] == 0
     assert max(s["mmoe_max_diff"], s["cgc_max_diff"], s["esmm_max_diff"]) < 1e-5
+    # The two-tower retrieval softmax and its Bayes sigmoid, recomputed in NumPy (float32 logits over the catalogue).
+    assert s["two_tower_logp_max_diff"] < 1e-4 and s["two_tower_bayes_max_diff"] < 1e-4
     assert sum(s["dwa_example"]) == pytest.approx(3) and abs(s["pcgrad_projected_dot"]) < 1e-5
     assert s["uncertainty_optimum_gap"] < 1e-3
 
