@@ -65,7 +65,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
     p.add_argument("--weighting", default="fixed", help=f"one of {', '.join(WEIGHTINGS)}")
     p.add_argument("--lambdas", type=float, nargs="*", default=None, help="fixed λ per task")
-    p.add_argument("--task", default=None, help="the task of single_task")
+    p.add_argument("--task", default=None, help="the task of single_task (with two_tower: its single-task twin)")
     p.add_argument("--dataset", default=None, help=_DATASET_HELP)
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--split", default="temporal")

@@ -184,6 +184,23 @@ def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids
     return path
 
 
+def _stored(path: Path, key: dict[str, Any], if_missing: str, if_other: str) -> dict:
+    """The stored tuning document at ``path``, after checking that its key is ``key``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist (``if_missing`` says what to do).
+        ValueError: For the first key entry that differs, naming it (``if_other`` says what to do).
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; {if_missing}")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    stored = doc.get("key", {})
+    for k, v in key.items():
+        if stored.get(k) != json.loads(json.dumps(v)):
+            raise ValueError(f"{path}: key {k!r} is {stored.get(k)!r}, this run has {v!r}; {if_other}")
+    return doc
+
+
 def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
     """Replace the models of ``grids`` in the stored tuning at ``path``, keeping every other model's
     choice, grid and validation scores (for a model added to the comparison, or a grid changed
@@ -196,14 +213,8 @@ def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grid
     Used by mtrec_study.study.published.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run the whole search first (without --only)")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    stored = doc.get("key", {})
-    for k, v in key.items():
-        if stored.get(k) != json.loads(json.dumps(v)):
-            raise ValueError(f"{path}: key {k!r} is {stored.get(k)!r}, this run has {v!r}; the tuning belongs to "
-                             "another run, so rerun the whole search (without --only)")
+    doc = _stored(path, key, "run the whole search first (without --only)",
+                  "the tuning belongs to another run, so rerun the whole search (without --only)")
     kept = pd.DataFrame([{k: (json.dumps(v) if k == "setting" else v) for k, v in r.items()}
                          for r in doc.get("validation", []) if r["model"] not in grids])
     all_grids = {**doc.get("grids", {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}
@@ -221,14 +232,8 @@ def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[
     Used by mtrec_study.study.tuning.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; create it with `python -m mtrec_study tune --out {path}`")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    stored = doc.get("key", {})
-    for k, v in key.items():
-        if stored.get(k) != json.loads(json.dumps(v)):
-            raise ValueError(f"{path}: key {k!r} is {stored.get(k)!r}, this run has {v!r}; "
-                             f"rerun `python -m mtrec_study tune --out {path}` or set TUNED_PARAMS = ''")
+    doc = _stored(path, key, f"create it with `python -m mtrec_study tune --out {path}`",
+                  f"rerun `python -m mtrec_study tune --out {path}` or set TUNED_PARAMS = ''")
     chosen = doc.get("chosen", {})
     for model, grid in grids.items():
         if doc.get("grids", {}).get(model) != json.loads(json.dumps([dict(s) for s in grid])):
