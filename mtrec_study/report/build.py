@@ -49,7 +49,7 @@ from mtrec_study.report.plan import (
     notebook_hash,
     package_hash,
 )
-from mtrec_study.report.publish import copy_solutions
+from mtrec_study.report.publish import copy_mathjax, copy_solutions
 from mtrec_study.report.run import (
     NotebookRun,
     _first_line,
@@ -329,6 +329,7 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                     atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "jobs": jobs,
                                                                   "notebooks": [r.__dict__ for r in ordered]}, indent=2))
                     copy_solutions(paths[0].parent if paths else None, tmp)
+                    copy_mathjax(tmp)
                     try:
                         write_index(tmp, name, ordered, environment_stamp(name, values, jobs), jobs)
                     except FigureNotDrawn as exc:

@@ -1,5 +1,5 @@
-"""Publishing an executed notebook: HTML with embedded figures, report-relative links and a CJK
-font stack, and the solutions copied beside it.
+"""Publishing an executed notebook: HTML with embedded figures, report-relative links, a CJK
+font stack and MathJax served from the report itself, and the solutions copied beside it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,36 @@ def render_html(notebook: Path, dest: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
-    atomic_write_text(dest, report_links(body.replace("</head>", CJK_STYLE + "</head>", 1)))
+    exporter = HTMLExporter(template_name="lab", mathjax_url=f"../{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}")
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body = REQUIRE_JS.sub("", body, count=1)  # only widgets need require.js, and the study has none
+    atomic_write_text(dest, report_links(body.replace("</head>", CJK_STYLE + MATHJAX_FONTS + "</head>", 1)))
+
+
+# The notebooks' equations are typeset by MathJax 2.7 from the report's own folder (the
+# jupyter-server-mathjax package ships it), so a reader offline, or on a network that blocks
+# CDNs, sees formulas instead of raw LaTeX.
+MATHJAX_DIR = "_mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+# The package ships MathJax's STIX web fonts only (as Jupyter's classic notebook used them); without
+# this, MathJax first asks for its TeX fonts, which are not there.
+MATHJAX_FONTS = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], '
+                 'imageFont: null, preferredFont: null, webFont: "STIX-Web", font: "STIX-Web"}});</script>')
+REQUIRE_JS = re.compile(r'<script src="[^"]*require(?:\.min)?\.js"></script>\s*')
+
+
+def copy_mathjax(report_dir: Path) -> Path:
+    """Copy MathJax (from the jupyter-server-mathjax package) into ``<report>/_mathjax``.
+
+    Used by mtrec_study.report.build.
+    """
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (source / "MathJax.js").exists():
+        raise FileNotFoundError(f"{source / 'MathJax.js'} is missing; reinstall jupyter-server-mathjax")
+    shutil.copytree(source, report_dir / MATHJAX_DIR, dirs_exist_ok=True)
+    return report_dir / MATHJAX_DIR
 
 
 def report_links(html: str) -> str:

@@ -214,11 +214,20 @@ def test_a_reader_sees_findings_and_figures_in_chromium(fast_report, tmp_path):
             if not href.startswith(("http", "#")):
                 assert (fast_report / href).exists(), href
         assert not errors, errors  # the index needs nothing from the network
-        # (A notebook page asks a CDN for MathJax and require.js, which fails offline; its figures are embedded.)
+        remote: list[str] = []
+        page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:", "about:")) else None)
         page.goto((fast_report / "04_training" / "04_training.html").as_uri(), wait_until="load")
         page.screenshot(path=str(shots / "04_training.png"), full_page=False)
         widths = page.evaluate("() => Array.from(document.images).map(i => i.naturalWidth)")
         assert len(widths) >= 3 and all(w > 0 for w in widths), widths
+        # The equations are typeset by the report's own MathJax, offline: no raw LaTeX, nothing fetched.
+        page.goto((fast_report / "03_model_math" / "03_model_math.html").as_uri(), wait_until="load")
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=60_000)
+        typeset = page.evaluate("() => document.querySelectorAll('.MathJax, .MathJax_Display').length")
+        raw = page.evaluate("() => document.body.innerText.includes('\\\\log p(i \\\\mid u)')")
+        page.screenshot(path=str(shots / "03_model_math.png"), full_page=False)
+        assert typeset >= 50 and not raw, (typeset, raw)
+        assert not remote, remote  # a notebook page needs nothing from the network either
         browser.close()
     assert (shots / "index-first-screen.png").stat().st_size > 20_000
 
