@@ -36,13 +36,20 @@ def write_result(name: str, rows: list[dict], checks: dict, notes: str = "") -> 
     return path
 
 
-def update_readme(name: str, table: pd.DataFrame, checks: dict) -> None:
-    """Replace the README block between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
-    stamp = machine()
+def update_readme(name: str, table: pd.DataFrame, checks: dict, more: tuple[pd.DataFrame, ...] = (),
+                  stamp: dict | None = None) -> None:
+    """Replace the README block between ``<!-- name:start -->`` and ``<!-- name:end -->``.
+
+    ``more`` are further tables shown under the first; ``stamp`` is the machine stamp of a stored
+    result (default: this machine, now).
+    """
+    stamp = stamp or machine()
     lines = [f"<!-- {name}:start -->",
              f"*Measured {stamp['date']} on {stamp['cpus']} CPUs ({stamp['machine']}), "
              f"TensorFlow {stamp['tensorflow']}, Keras {stamp['keras']}.*", "",
              markdown_table(table), ""]
+    for extra in more:
+        lines += [markdown_table(extra), ""]
     lines += [f"- {'✅' if ok['pass'] else '❌'} {desc}: {ok['value']}" for desc, ok in checks.items()]
     lines.append(f"<!-- {name}:end -->")
     block = "\n".join(lines)

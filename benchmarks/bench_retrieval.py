@@ -1,0 +1,142 @@
+"""The two-tower multi-task network against BPR, EASE and the pointwise multi-task network.
+
+``python -m benchmarks.bench_retrieval`` runs the item-ranking protocols of
+``09_headline_results`` on the whole of ml-100k (seed 42, as the full preset):
+
+* leave-one-out, each user's last item against 99 sampled negatives (HR@10, NDCG@10);
+* per-user random 80/10/10, the full catalogue without seen items (NDCG@10, HR@10).
+
+Models: the two-tower multi-task network (``two_tower``, its default settings, fixed before any
+test number was seen), its single-task twin (retrieval only, same towers and history), the
+pointwise shared-bottom network the study used so far (the first setting of 09's grid), BPR
+with the setting 09's tuner chose for the split (``params/tuned.yaml``), EASE with λ chosen on
+the split's validation items from RecBole-like values, and popularity. Networks stop early on
+validation. Every number has a user-bootstrap interval, and the two-tower network's difference
+to BPR and EASE is paired by user. ``--folds K`` adds the k-fold rating RMSE of the two-tower
+network. Results: ``benchmarks/results/retrieval.json`` and the ``retrieval`` block of
+``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from benchmarks.common import RESULTS, check, update_readme, write_result
+from mtrec_study import evaluation as E
+from mtrec_study.config import PROJECT_ROOT
+from mtrec_study.datasets import load_dataset
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.study import published
+from mtrec_study.tasks import BEHAVIOUR, ITEM_TASK
+
+SEED = 42
+TOWER = {"model": "two_tower", "learning_rate": 3e-3, "batch_size": 1024}
+POINTWISE = published.GRIDS["mtl"][0]
+EASE_GRID = (100.0, 250.0, 500.0, 1000.0)
+PROTOCOLS = {"loo": "LOO + 99 sampled", "random": "random 80/10/10, full ranking"}
+
+
+def tuned_bpr(split: str) -> dict:
+    """The BPR setting 09's tuner chose for ``split`` (params/tuned.yaml)."""
+    doc = yaml.safe_load((PROJECT_ROOT / "params" / "tuned.yaml").read_text(encoding="utf-8"))
+    return doc["chosen"]["bpr"][split]
+
+
+def fit(name: str, prepared, setting: dict, epochs: int):
+    if name == "ease":
+        return published.fit_ease(prepared, setting)
+    if name == "popularity":
+        return published.fit_popularity(prepared)
+    if name == "bpr":
+        return published.fit_bpr(prepared, setting, seed=SEED)
+    tasks = [ITEM_TASK] if name == "two_tower (item only)" else None
+    return published.fit_network(prepared, setting, tasks, epochs=epochs, patience=3, seed=SEED)
+
+
+def run(epochs: int = 20, folds: int = 0) -> tuple[list[dict], list[dict]]:
+    data = load_dataset("ml-100k", seed=SEED, log=None)
+    rows, diffs = [], []
+    for protocol, label in PROTOCOLS.items():
+        prepared = prepare_tasks(data, protocol, seed=SEED)
+        view = published.validation_as_test(prepared)
+        ease_l2 = max(EASE_GRID, key=lambda l2: float(published.ranking_metrics_on(
+            view, published.fit_ease(prepared, {"l2": l2}), protocol, seed=SEED)["ndcg@10"].mean()))
+        models = {"two_tower (multi-task)": TOWER, "two_tower (item only)": TOWER,
+                  "shared_bottom (multi-task, pointwise)": POINTWISE, "bpr": tuned_bpr(protocol),
+                  "ease": {"l2": ease_l2}, "popularity": {}}
+        per_user = {}
+        for name, setting in models.items():
+            fitted = fit(name.split(" ")[0] if name in ("bpr", "ease", "popularity") else name, prepared,
+                         setting, epochs)
+            t0 = time.perf_counter()
+            per_user[name] = published.ranking_metrics_on(prepared, fitted, protocol, seed=SEED)
+            row = {"protocol": label, "model": name, "setting": str(setting), "train seconds": round(fitted.seconds, 1),
+                   "score seconds": round(time.perf_counter() - t0, 2)}
+            for metric in ("hr@10", "ndcg@10"):
+                ci = published.mean_ci(per_user[name][metric], n_boot=1000, seed=SEED)
+                row[metric] = round(ci["estimate"], 4)
+                row[f"{metric} 95% CI"] = f"[{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]"
+            rows.append(row)
+            print(row, flush=True)
+        for other in ("bpr", "ease"):
+            for metric in ("hr@10", "ndcg@10"):
+                a, b = per_user["two_tower (multi-task)"][metric], per_user[other][metric]
+                d = (a - b.reindex(a.index)).astype("float64")
+                ci = published.mean_ci(d, n_boot=1000, seed=SEED)
+                diffs.append({"protocol": label, "difference": f"two_tower − {other}", "metric": metric,
+                              "estimate": round(ci["estimate"], 4), "ci_low": round(ci["ci_low"], 4),
+                              "ci_high": round(ci["ci_high"], 4)})
+    for f in range(folds):
+        prepared = prepare_tasks(data, "kfold", seed=SEED, fold=f, k=folds)
+        fitted = fit("two_tower (multi-task)", prepared, TOWER, epochs)
+        rmse = E.primary_values(fitted.predict(prepared.test), prepared.test, keys=[(BEHAVIOUR, "rmse")])
+        rows.append({"protocol": f"{folds}-fold CV, fold {f}", "model": "two_tower (multi-task)", "setting": str(TOWER),
+                     "train seconds": round(fitted.seconds, 1), "rmse": round(float(rmse[(BEHAVIOUR, "rmse")]), 4)})
+        print(rows[-1], flush=True)
+    return rows, diffs
+
+
+def readme(rows: list[dict], diffs: list[dict], checks: dict, stamp: dict | None = None) -> None:
+    """The ``retrieval`` block of benchmarks/README.md: the models, then the paired differences."""
+    update_readme("retrieval", pd.DataFrame(rows), checks, more=(pd.DataFrame(diffs),), stamp=stamp)
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--folds", type=int, default=0, help="also the k-fold rating RMSE (0: skip)")
+    parser.add_argument("--readme-only", action="store_true", help="rewrite the README block from the stored JSON")
+    args = parser.parse_args()
+    if args.readme_only:
+        stored = json.loads((RESULTS / "retrieval.json").read_text())
+        rows = [r for r in stored["rows"] if "difference" not in r]
+        readme(rows, [r for r in stored["rows"] if "difference" in r], stored["checks"], stored["machine"])
+        return stored
+    rows, diffs = run(args.epochs, args.folds)
+    loo = {d["metric"]: d for d in diffs if d["protocol"] == PROTOCOLS["loo"] and d["difference"].endswith("bpr")}
+    rnd = {d["metric"]: d for d in diffs if d["protocol"] == PROTOCOLS["random"] and d["difference"].endswith("bpr")}
+    checks = {
+        "LOO: two-tower multi-task above BPR, paired CI of HR@10 excludes 0":
+            check(loo["hr@10"]["ci_low"], loo["hr@10"]["ci_low"] > 0, "{:.4f}"),
+        "LOO: two-tower multi-task above BPR, paired CI of NDCG@10 excludes 0":
+            check(loo["ndcg@10"]["ci_low"], loo["ndcg@10"]["ci_low"] > 0, "{:.4f}"),
+        "random: two-tower multi-task above BPR, paired CI of NDCG@10 excludes 0":
+            check(rnd["ndcg@10"]["ci_low"], rnd["ndcg@10"]["ci_low"] > 0, "{:.4f}"),
+    }
+    write_result("retrieval", [*rows, *diffs], checks,
+                 f"ml-100k, seed {SEED}, up to {args.epochs} epochs with patience 3 on validation; two-tower "
+                 f"setting {TOWER} fixed in advance; BPR as tuned in params/tuned.yaml; EASE λ from {EASE_GRID} "
+                 "on validation NDCG@10")
+    readme(rows, diffs, checks)
+    return {"rows": rows, "differences": diffs, "checks": checks}
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
