@@ -193,3 +193,10 @@ def test_ndcg_and_recall_agree_with_keras_rs():
     for metric, theirs in (("ndcg@10", keras_rs.metrics.NDCG(k=10)), ("recall@10", keras_rs.metrics.RecallAtK(k=10))):
         theirs.update_state(relevant.astype("float32"), scores.astype("float32"))
         assert float(theirs.result()) == pytest.approx(ours[metric].mean(), abs=1e-6), metric
+
+
+def test_same_seed_gives_the_same_two_tower_network(prepared, trained):
+    again = train("two_tower", prepared, epochs=2, batch_size=256, learning_rate=3e-3, seed=0, progress=False)
+    for a, b in zip(trained.net.get_weights(), again.net.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.history == trained.history
