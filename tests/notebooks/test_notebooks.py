@@ -301,7 +301,10 @@ def test_09_headline_results(fast_report, fast_data):
             if m != "fold":
                 assert r[m] < base - RMSE_MARGIN, (r["fold"], m, r[m], base)
     assert {r["protocol"] for r in s["ranking"]} == {"loo", "random"}
-    assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "bpr", "popularity"}
+    assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "bpr", "ease", "popularity"}
+    for row in results:  # the ranking rows name EASE among the baselines measured here
+        if row["task"] == "item":
+            assert "EASE 0." in row["peer measured here"] and "BPR 0." in row["peer measured here"], row
     assert {r["model"] for r in s["costs"]} >= {"mtl", "bpr", "logreg", "SVD (tuned)"}
     assert all(r["train_seconds"] >= 0 for r in s["costs"])
     assert (fast_report / "09_headline_results" / "figures" / "rmse_folds.png").stat().st_size > 5_000
