@@ -148,16 +148,16 @@ class EASE:
         l2: The ridge weight :math:`\lambda` (RecBole's ``reg_weight``; tuned on validation).
 
     Raises:
-        ValueError: For a negative ``l2`` or a catalogue too large to invert in memory.
+        ValueError: For ``l2 <= 0`` or a catalogue too large to invert in memory.
 
     Used by mtrec_study.study.published.
     """
 
-    MAX_ITEMS = 40_000  # G is n_items² float64: 40k items is 12.8 GB
+    MAX_ITEMS = 40_000  # G, its inverse and B are n_items² float64 each: about 38 GB at 40k items
 
     def __init__(self, l2: float = 250.0):
-        if l2 < 0:
-            raise ValueError(f"EASE needs l2 >= 0, got {l2}")
+        if not l2 > 0:
+            raise ValueError(f"EASE needs l2 > 0 (items without training pairs make X'X singular), got {l2}")
         self.l2 = float(l2)
 
     def fit(self, train: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> EASE:

@@ -584,10 +584,12 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     Used by mtrec_study.cli.
     """
     from mtrec_study.datasets import load_dataset
-    from mtrec_study.study.tuning import merge_tuned, save_tuned, tune_splits
+    from mtrec_study.study.tuning import check_stored, merge_tuned, save_tuned, tune_splits
 
     p = preset_parameters(preset)
     models = [m for m in GRIDS if m not in P.PEERS or m in p["PEERS_TO_RUN"]]
+    if only is not None and not only:
+        raise ValueError("--only needs at least one model name (without --only the whole search runs)")
     if only:
         unknown = [m for m in only if m not in models]
         if unknown:
@@ -598,5 +600,7 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
                            n_negatives=p["SAMPLED_NEGATIVES"])
+    if only:  # the file to merge into must exist and belong to this run before hours of tuning
+        check_stored(Path(out), tuning_key(data, p))
     table = tune_splits(splits, g, scores, progress)
     return (merge_tuned if only else save_tuned)(out, table, tuning_key(data, p), g)

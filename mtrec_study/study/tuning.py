@@ -201,6 +201,19 @@ def _stored(path: Path, key: dict[str, Any], if_missing: str, if_other: str) -> 
     return doc
 
 
+def check_stored(path: Path, key: dict[str, Any]) -> dict:
+    """The stored tuning at ``path`` that a partial search (``tune --only``) merges into.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If its key differs from ``key`` (naming the entry).
+
+    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    """
+    return _stored(path, key, "run the whole search first (without --only)",
+                   "the tuning belongs to another run, so rerun the whole search (without --only)")
+
+
 def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
     """Replace the models of ``grids`` in the stored tuning at ``path``, keeping every other model's
     choice, grid and validation scores (for a model added to the comparison, or a grid changed
@@ -212,9 +225,7 @@ def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grid
 
     Used by mtrec_study.study.published.
     """
-    path = Path(path)
-    doc = _stored(path, key, "run the whole search first (without --only)",
-                  "the tuning belongs to another run, so rerun the whole search (without --only)")
+    doc = check_stored(Path(path), key)
     kept = pd.DataFrame([{k: (json.dumps(v) if k == "setting" else v) for k, v in r.items()}
                          for r in doc.get("validation", []) if r["model"] not in grids])
     all_grids = {**doc.get("grids", {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}

@@ -43,8 +43,12 @@ def shared_variables(net: keras.Model, tasks: list[str]) -> list:
 
 
 def last_shared_layer(net: keras.Model, tasks: list[str]) -> keras.layers.Layer:
-    """The last shared layer with weights (GradNorm measures gradient norms there).
+    """The last shared layer with weights that every task passes through (GradNorm measures
+    gradient norms there). In a two-tower network the ranking part after the towers is shared by
+    the interest and rating heads only, so it is the user tower, which all three tasks reach.
 
     Used by mtrec_study.training.trainer.
     """
-    return shared_layers(net, tasks)[-1]
+    shared = shared_layers(net, tasks)
+    towers = [layer for layer in shared if layer.name == "shared_user_tower"]
+    return towers[0] if towers else shared[-1]

@@ -135,6 +135,8 @@ def test_merge_tuned_replaces_only_the_named_models(fold, tmp_path):
         T.merge_tuned(tmp_path / "missing.yaml", table, key, new_grid)
     with pytest.raises(ValueError, match="--only: unknown model 'nope'"):
         H.tune_preset("full", tmp_path / "x.yaml", only=["nope"])
+    with pytest.raises(ValueError, match="at least one model"):
+        H.tune_preset("full", tmp_path / "x.yaml", only=[])
 
 
 def test_committed_tuning_matches_the_full_preset():

@@ -88,6 +88,15 @@ def test_history_and_catalogue_use_the_training_part_only(small_world):
     np.testing.assert_array_equal(R.user_history(base), R.user_history(changed))
     for name, table in R.catalogue_features(base).items():
         np.testing.assert_array_equal(table, R.catalogue_features(changed)[name], err_msg=name)
+    # Every (user, item) in the history is a training pair, and the catalogue's counts are training counts.
+    hist, b = R.user_history(base), base.builder
+    train = base.interactions("train")
+    train_pairs = set(zip(b.user_index.reindex(train["user_id"]).to_numpy(), b.item_index.reindex(train["item_id"]).to_numpy(),
+                          strict=True))
+    users, cols = np.nonzero(hist)
+    assert {(int(u), int(hist[u, c])) for u, c in zip(users, cols, strict=True)} <= {(int(u), int(i)) for u, i in train_pairs}
+    counts = train.groupby("item_id").size().reindex(b.item_index.index).to_numpy()
+    np.testing.assert_allclose(R.catalogue_features(base)["item_log_count"][1:], np.log1p(counts), rtol=1e-6)
     with pytest.raises(R.RetrievalInputError, match="'test'"):
         R.user_history(base, part="test")
 
@@ -126,6 +135,15 @@ def test_two_tower_trains_on_observed_rows_only(prepared, trained):
     assert np.isfinite([first, last]).all() and last < np.log(prepared.spec.categorical["item_idx"])
 
 
+def test_gradnorm_balances_at_the_user_tower(prepared):
+    from mtrec_study.training.sharing import last_shared_layer
+
+    res = train("two_tower", prepared, weighting="gradnorm", epochs=1, batch_size=512, seed=0, progress=False)
+    assert last_shared_layer(res.net, res.trainer.tasks).name == "shared_user_tower"
+    weights = [res.history[f"weight_{t}"][0] for t in res.trainer.tasks]
+    assert np.isfinite(weights).all() and len(set(np.round(weights, 6))) > 1  # the weights moved apart
+
+
 def test_single_task_twin_has_the_same_towers(prepared):
     net = build_model("two_tower", prepared.spec, tasks=(ITEM_TASK,), **model_data("two_tower", prepared))
     assert set(net.output) == {ITEM_TASK, RETRIEVAL} and R.is_two_tower(net)
@@ -141,6 +159,11 @@ def test_large_catalogue_switches_to_the_in_batch_softmax(prepared, caplog):
     part = labelled(prepared.train, trainer.tasks).subset(np.arange(64))
     logs = trainer.train_step((part.features, {k: keras.ops.convert_to_tensor(v) for k, v in part.targets().items()}))
     assert np.isfinite(float(logs["retrieval_loss"])) and float(logs["retrieval_loss"]) > 0
+    # The item head is σ(s) there: a row's value does not depend on which rows share its batch.
+    rows = prepared.test.subset(np.arange(40))
+    together = predict(net, rows)[ITEM_TASK]
+    apart = np.concatenate([predict(net, rows.subset(np.arange(k, k + 8)))[ITEM_TASK] for k in range(0, 40, 8)])
+    np.testing.assert_allclose(together, apart, rtol=1e-5)
 
 
 def test_a_file_of_another_tower_format_names_the_version(prepared):
@@ -153,8 +176,10 @@ def test_two_tower_needs_its_data():
 
     spec = FeatureSpec(categorical={"user_idx": 3, "item_idx": 3}, multi_hot={}, dense=["item_log_count"],
                        user_side=["user_idx"], item_side=["item_idx", "item_log_count"])
-    with pytest.raises(ValueError, match="user_history"):
+    with pytest.raises(ValueError, match="catalogue_features"):
         build_model("two_tower", spec)
+    with pytest.raises(ValueError, match="user_history"):
+        build_model("two_tower", spec, n_catalogue=3)
 
 
 # --------------------------------------------------------------------------- EASE
@@ -177,8 +202,9 @@ def test_ease_matches_its_definition_column_by_column():
     np.testing.assert_allclose(model.score_catalogue(users[:4]), X[:4] @ model.B)
     np.testing.assert_allclose(model.score_pairs(np.array([3, 0, 3]), np.array([101, 107, 100])),
                                [(X @ model.B)[3, 1], (X @ model.B)[0, 7], (X @ model.B)[3, 0]])
-    with pytest.raises(ValueError, match="l2 >= 0"):
-        EASE(l2=-1)
+    for bad in (-1, 0):
+        with pytest.raises(ValueError, match="l2 > 0"):
+            EASE(l2=bad)
 
 
 # --------------------------------------------------------------------------- cross-check of ranking metrics
