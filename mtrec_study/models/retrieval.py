@@ -32,7 +32,12 @@ import pandas as pd
 from keras import layers, ops
 
 from mtrec_study.features import FeatureSpec
-from mtrec_study.models.layers import CGC, PACKAGE, FeatureEncoder, MixtureOfExperts, RatingHead, mlp
+from mtrec_study.models.layers import (
+    CGC,
+    PACKAGE,
+    MixtureOfExperts,
+    mlp,
+)
 from mtrec_study.prepare import PreparedData, time_order
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, RETRIEVAL, TASKS, get_task
 
