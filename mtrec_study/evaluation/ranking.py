@@ -40,16 +40,10 @@ def pair_features(builder: FeatureBuilder, users: np.ndarray, items: np.ndarray)
     Used by mtrec_study.evaluation.ranking.
     """
     users, items = np.asarray(users), np.asarray(items)
-    spec = builder.spec
-    u_side = builder.transform(users, np.full(users.size, items[0]))
-    i_side = builder.transform(np.full(items.size, users[0]), items)
-    feats = {}
-    for name in spec.names:
-        if name in spec.user_side:
-            feats[name] = np.repeat(u_side[name], items.size, axis=0)
-        else:
-            feats[name] = np.tile(i_side[name], (users.size,) + (1,) * (i_side[name].ndim - 1))
-    return feats
+    u_side, i_side = _side_features(builder, users, items)
+    feats = {name: np.repeat(col, items.size, axis=0) for name, col in u_side.items()}
+    feats.update({name: np.tile(col, (users.size,) + (1,) * (col.ndim - 1)) for name, col in i_side.items()})
+    return {name: feats[name] for name in builder.spec.names}
 
 
 def pair_scorer(net: keras.Model, builder: FeatureBuilder, output: str = ITEM_TASK,

@@ -600,7 +600,8 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
                            n_negatives=p["SAMPLED_NEGATIVES"])
+    key = tuning_key(data, p)
     if only:  # the file to merge into must exist and belong to this run before hours of tuning
-        check_stored(Path(out), tuning_key(data, p))
+        check_stored(Path(out), key)
     table = tune_splits(splits, g, scores, progress)
-    return (merge_tuned if only else save_tuned)(out, table, tuning_key(data, p), g)
+    return (merge_tuned if only else save_tuned)(out, table, key, g)
