@@ -46,7 +46,7 @@ def masked_mean(values, mask):
 
 
 def task_loss(task_type: str, y, pred, mask):
-    """The masked loss of one task (``binary`` or ``regression``).
+    """The masked loss of one task (``binary``, ``regression`` or ``retrieval``).
 
     Introduced in notebooks/03_model_math.ipynb.
     """
