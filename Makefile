@@ -93,5 +93,5 @@ grade: $(STAMP)
 
 ## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
 clean:
-	rm -rf reports/fast reports/full reports/ablations-full reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf reports/fast reports/full reports/ablations-full reports/_cache reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

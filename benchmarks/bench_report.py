@@ -1,15 +1,25 @@
 """Wall time of a report built from scratch: ``make report-fast``, ``make report``, ``make ablations-full``.
 
 ``python -m benchmarks.bench_report [--preset fast full ablations-full]`` (default: fast). Each
-build goes to a temporary folder with ``force=True``, so nothing is reused; notebooks run as many
-at a time as the report's default (two on 2+ CPUs). The result is also shown on every report's
-index page (``mtrec_study.report`` reads ``results/report.json``); the other presets' last
-measurements are kept.
+build goes to a temporary folder with ``force=True`` and an empty training cache, so nothing from
+an earlier build is reused (networks trained twice within the build are, as in ``make report``);
+notebooks run as many at a time as the report's default (two on 2+ CPUs). The result is also shown
+on every report's index page (``mtrec_study.report`` reads ``results/report.json``); the other
+presets' last measurements are kept.
+
+``--compare REV`` builds the preset from scratch twice, one after the other on this machine: first
+from commit ``REV`` (a ``git worktree`` in a temporary folder, its package first on the path),
+then from this checkout. Both use the same data cache and the same virtual environment. The ratio
+of the two wall times is the speed-up that holds on a shared, noisy machine
+(``results/report_compare.json``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import RESULTS, check, update_readme, write_result
+from mtrec_study.config import PROJECT_ROOT, cache_dir
 from mtrec_study.report.build import build_report
 
 LIMITS = {"fast": 5 * 60, "full": 30 * 60, "ablations-full": None, "fast-one-at-a-time": None}
@@ -30,6 +41,7 @@ PRESETS = {"fast": ("fast", None, None), "full": ("full", None, None),
 def run(preset: str) -> dict:
     source, only, jobs = PRESETS[preset]
     with tempfile.TemporaryDirectory(prefix="mtrec-bench-") as tmp:
+        os.environ.pop("MTREC_TRAIN_CACHE", None)  # the build's own, empty training cache in its temporary folder
         t = time.perf_counter()
         index = build_report(source, out_root=Path(tmp), force=True, progress=True, only=only, jobs=jobs)
         seconds = time.perf_counter() - t
@@ -38,6 +50,60 @@ def run(preset: str) -> dict:
     return {"preset": preset, "seconds": seconds, "limit_s": LIMITS[preset], "jobs": manifest.get("jobs", 1),
             "slowest_notebook": max(per_nb, key=per_nb.get), "slowest_notebook_s": max(per_nb.values()),
             "notebook_seconds": per_nb}
+
+
+# Run inside the checkout under test (its own package first on sys.path): build, then print the timings.
+_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+from mtrec_study.report.build import build_report
+with tempfile.TemporaryDirectory(prefix="mtrec-compare-") as tmp:
+    t = time.perf_counter()
+    index = build_report(sys.argv[1], out_root=Path(tmp), force=True, progress=False)
+    seconds = time.perf_counter() - t
+    manifest = json.loads((index.parent / "manifest.json").read_text())
+print("RESULT " + json.dumps({"seconds": seconds, "notebook_seconds": {r["name"]: round(r["seconds"], 1)
+                                                                       for r in manifest["notebooks"]}}))
+"""
+
+
+def _build_in(checkout: Path, preset: str) -> dict:
+    """Build ``preset`` from scratch with the package and notebooks of ``checkout``, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), "MTREC_CACHE_DIR": str(cache_dir().resolve())}
+    env.pop("MTREC_TRAIN_CACHE", None)  # each build starts with an empty training cache in its temporary folder
+    proc = subprocess.run([sys.executable, "-c", _CHILD, preset], cwd=checkout, env=env, capture_output=True,
+                          text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"the build in {checkout} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def compare(rev: str, preset: str = "fast") -> dict:
+    """Build ``preset`` from commit ``rev``, then from this checkout, and write the ratio."""
+    with tempfile.TemporaryDirectory(prefix="mtrec-rev-") as tmp:
+        tree = Path(tmp) / "rev"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=PROJECT_ROOT, check=True,
+                       capture_output=True)
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=PROJECT_ROOT, check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            before = _build_in(tree, preset)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=PROJECT_ROOT, capture_output=True)
+    after = _build_in(PROJECT_ROOT, preset)
+    ratio = after["seconds"] / before["seconds"]
+    nbs = sorted(set(before["notebook_seconds"]) | set(after["notebook_seconds"]))
+    rows = [{"notebook": n, f"{commit} (s)": before["notebook_seconds"].get(n), "this checkout (s)":
+             after["notebook_seconds"].get(n)} for n in nbs]
+    rows.append({"notebook": "whole build", f"{commit} (s)": round(before["seconds"], 1),
+                 "this checkout (s)": round(after["seconds"], 1)})
+    checks = {f"make report-{preset} this checkout / {commit}, same run (target <= 0.6)" if preset == "fast" else
+              f"{preset} build this checkout / {commit}, same run (target <= 0.6)": check(ratio, ratio <= 0.6, "{:.2f}")}
+    write_result("report_compare", rows, checks, f"preset {preset}, built from scratch: {rev} ({commit}) first, "
+                 "then this checkout, one after the other")
+    update_readme("report_compare", pd.DataFrame(rows), checks)
+    return {"rows": rows, "ratio": ratio}
 
 
 def main(presets=("fast",)) -> dict:
@@ -71,4 +137,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", nargs="+", default=["fast"], choices=list(PRESETS))
-    main(parser.parse_args().preset)
+    parser.add_argument("--compare", metavar="REV", help="build from commit REV, then from this checkout; "
+                        "write the ratio (first --preset only)")
+    args = parser.parse_args()
+    if args.compare:
+        print(compare(args.compare, PRESETS[args.preset[0]][0]))
+    else:
+        main(args.preset)

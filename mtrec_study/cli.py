@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def _dataset_name(args: argparse.Namespace) -> str:
     """``--dataset``, else the data set the folder holds (``--data-dir`` or MTREC_DATA_DIR), else ml-100k."""
-    import os
-
     from mtrec_study.datasets import dataset_in_folder
 
     if args.dataset:
@@ -44,8 +43,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from mtrec_study.config import REPORTS_DIR
     from mtrec_study.study.published import tune_preset
+    from mtrec_study.training.cache import CACHE_ENV, CACHE_FOLDER
 
+    # The chosen settings' trainings are the ones 09 repeats: the report's build reuses them.
+    os.environ.setdefault(CACHE_ENV, str((REPORTS_DIR / CACHE_FOLDER).resolve()))
     print(f"tuning written: {tune_preset(args.preset, args.out, only=args.only)}")
     return 0
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +35,24 @@ def set_seed(seed: int, deterministic_ops: bool = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+
+
+def package_hash(root: Path | None = None) -> str:
+    """Hash of the package's source files (path and bytes of every ``.py`` under ``mtrec_study/``).
+
+    A change to any module changes it: the report reruns every notebook, and the training cache
+    (:mod:`mtrec_study.training.cache`) trains afresh.
+
+    Args:
+        root: The project folder holding ``mtrec_study/`` (default: this checkout).
+
+    Used by mtrec_study.report.build, mtrec_study.training.cache.
+    """
+    from mtrec_study.config import PROJECT_ROOT
+
+    root = Path(root or PROJECT_ROOT)
+    h = hashlib.sha256()
+    for path in sorted((root / "mtrec_study").rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()

@@ -55,18 +55,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package_hash() -> str:
-    """Hash of the package's source files: a change to any reruns every notebook.
-
-    Used by mtrec_study.report.build.
-    """
-    h = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "mtrec_study").rglob("*.py")):
-        h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def notebook_hash(path: Path, params: dict, previous: str, pkg: str) -> str:
     """Content hash deciding whether a notebook must rerun.
 

@@ -28,9 +28,14 @@ from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
 from mtrec_study.tasks import RETRIEVAL, task_kind
+from mtrec_study.training import cache
 from mtrec_study.training.losses import task_loss
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
 from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
+
+# How fit runs the graph (benchmarks/bench_fold.py measures the choices on one ml-100k fold).
+STEPS_PER_EXECUTION = 1  # batches per call into the graph
+JIT_COMPILE = False  # XLA
 
 
 class _RetracingNoise(logging.Filter):
@@ -236,6 +241,7 @@ class TrainResult:
     best_epoch: int
     config: dict = field(default_factory=dict)
     stopped: str | None = None
+    from_cache: bool = False  # the weights and log were read from the training cache (times are the original run's)
 
     def to_json(self) -> dict:
         return {"config": self.config, "history": self.history, "seconds": self.seconds,
@@ -329,29 +335,64 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     spec.validate(prepared.train.features)
     net = build_model(model, spec, **model_hp, **built_from_data)
     trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    guard, timer = WeightingCallback(trainer), _EpochTimer()
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=STEPS_PER_EXECUTION,
+                    jit_compile=JIT_COMPILE)
     train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
-    start = time.perf_counter()
-    hist = trainer.fit(train_set.features, train_set.targets(), batch_size=batch_size, epochs=epochs,
-                       validation_data=(valid_set.features, valid_set.targets()), shuffle=True,
-                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
-                                                   *([_EpochBar(epochs, model)] if progress else [])])
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    val = history.get("val_loss", [])
-    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(val)
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
-    if guard.stopped:
-        warnings.warn(guard.stopped, RuntimeWarning, stacklevel=2)
-    result = TrainResult(net, trainer, history, seconds, timer.times, best, config, guard.stopped)
+    # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train.
+    key = None if callbacks else _cache_key(config, lambdas, weighting_kwargs, spec, train_set, valid_set,
+                                            built_from_data)
+    hit = cache.load(key) if key else None
+    if hit is not None:
+        weights, record = hit
+        trainer.set_weights(weights)
+        result = TrainResult(net, trainer, record["history"], record["seconds"], record["epoch_seconds"],
+                             record["best_epoch"], config, record["stopped"], from_cache=True)
+    else:
+        result = _fit(trainer, train_set, valid_set, config, verbose, callbacks, progress)
+        if key:
+            cache.store(key, trainer.get_weights(), result.to_json())
+    if result.stopped:
+        warnings.warn(result.stopped, RuntimeWarning, stacklevel=2)
     if output_dir is not None:
         path = Path(output_dir) / f"history_{model}_{weighting}.json"
         atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=True))
     return result
+
+
+def _fit(trainer: MultiTaskTrainer, train_set: TaskSet, valid_set: TaskSet, config: dict, verbose: int,
+         callbacks: list | None, progress: bool) -> TrainResult:
+    """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged."""
+    epochs = config["epochs"]
+    guard, timer = WeightingCallback(trainer), _EpochTimer()
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True)
+    start = time.perf_counter()
+    hist = trainer.fit(train_set.features, train_set.targets(), batch_size=config["batch_size"], epochs=epochs,
+                       validation_data=(valid_set.features, valid_set.targets()), shuffle=True,
+                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
+                                                   *([_EpochBar(epochs, config["model"])] if progress else [])])
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    val = history.get("val_loss", [])
+    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(val)
+    return TrainResult(trainer.net, trainer, history, seconds, timer.times, best, config, guard.stopped)
+
+
+def _cache_key(config: dict, lambdas, weighting_kwargs: dict | None, spec, train_set: TaskSet, valid_set: TaskSet,
+               built_from_data: dict) -> str | None:
+    """The training cache's key of this run, or None when caching is off or an argument has no content hash."""
+    if cache.cache_dir() is None:
+        return None
+    arguments = {**config, "lambdas": None if lambdas is None else [float(v) for v in lambdas],
+                 "weighting_kwargs": weighting_kwargs or {}}
+    data = {"spec": spec.to_dict(), "built_from": built_from_data,
+            "train": [train_set.features, train_set.targets()], "valid": [valid_set.features, valid_set.targets()]}
+    try:
+        return cache.training_key(arguments, data)
+    except cache.Unhashable:
+        return None
 
 
 def labelled(taskset: TaskSet, tasks: list[str]) -> TaskSet:

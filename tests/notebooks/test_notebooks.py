@@ -310,11 +310,17 @@ def test_09_headline_results(fast_report, fast_data):
     assert (fast_report / "09_headline_results" / "figures" / "rmse_folds.png").stat().st_size > 5_000
 
 
-def test_09_is_deterministic(fast_report, tmp_path):
-    """Two runs with the same seed and parameters give the same results table (on the CPU)."""
+def test_09_is_deterministic(fast_report, tmp_path, monkeypatch):
+    """Two runs with the same seed and parameters give the same results table (on the CPU). The
+    second trains every network afresh (no training cache), while the report's build may have
+    reused networks other notebooks trained: a cache hit equals a fresh training."""
     from mtrec_study.config import NOTEBOOKS_DIR
     from mtrec_study.params import load_preset, notebook_parameters
     from mtrec_study.report.run import run_notebook
+    from mtrec_study.training.cache import CACHE_ENV, NO_CACHE_ENV
+
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
 
     stem = "09_headline_results"
     declared = notebook_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb")

@@ -135,25 +135,24 @@ def test_notebook_hash_changes_with_parameters_package_and_the_notebook_before(t
 
 def test_package_hash_follows_every_source_file(tmp_path, monkeypatch):
     """Editing, adding or renaming a package module changes the hash; nothing else does."""
-    from mtrec_study.report import plan as report
+    from mtrec_study.reproducibility import package_hash
 
     pkg = tmp_path / "mtrec_study"
     (pkg / "models").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
     (pkg / "models" / "b.py").write_text("y = 2\n")
     (pkg / "notes.txt").write_text("not source")
-    monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
-    first = report.package_hash()
-    assert report.package_hash() == first
+    first = package_hash(tmp_path)
+    assert package_hash(tmp_path) == first
     (pkg / "notes.txt").write_text("changed, but not source")
-    assert report.package_hash() == first
+    assert package_hash(tmp_path) == first
     seen = {first}
     (pkg / "models" / "b.py").write_text("y = 3\n")  # an edit in a subpackage
-    seen.add(report.package_hash())
+    seen.add(package_hash(tmp_path))
     (pkg / "c.py").write_text("")  # a new, empty module
-    seen.add(report.package_hash())
+    seen.add(package_hash(tmp_path))
     (pkg / "c.py").rename(pkg / "d.py")  # the same bytes under another name
-    seen.add(report.package_hash())
+    seen.add(package_hash(tmp_path))
     assert len(seen) == 4
 
 

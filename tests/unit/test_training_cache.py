@@ -1,0 +1,115 @@
+"""The training cache: a hit gives the fresh training's network exactly; a damaged entry is never used."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.training import cache
+from mtrec_study.training.trainer import predict, train
+
+SETTINGS = {"epochs": 2, "batch_size": 256, "learning_rate": 3e-3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def prepared(small_world):
+    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+
+
+@pytest.fixture
+def cache_on(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+def _entries(folder):
+    return sorted(p for p in folder.glob("*/*") if p.is_dir()) if folder.exists() else []
+
+
+def _same(a, b, test):
+    pa, pb = predict(a.net, test), predict(b.net, test)
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), k
+    assert a.history == b.history and a.best_epoch == b.best_epoch and a.config == b.config
+
+
+def test_off_unless_a_folder_is_named(monkeypatch, tmp_path):
+    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    assert cache.cache_dir() is None
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    assert cache.cache_dir() == tmp_path
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    assert cache.cache_dir() is None
+
+
+@pytest.mark.parametrize("model,weighting", [("shared_bottom", "uncertainty"), ("two_tower", "fixed")])
+def test_a_hit_equals_a_fresh_training(prepared, cache_on, monkeypatch, model, weighting):
+    """Cache off, cache cold, cache warm: the same predictions, log and strategy state, byte for byte."""
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    fresh = train(model, prepared, weighting=weighting, seed=1, **SETTINGS)
+    monkeypatch.delenv(cache.NO_CACHE_ENV)
+    cold = train(model, prepared, weighting=weighting, seed=1, **SETTINGS)
+    warm = train(model, prepared, weighting=weighting, seed=1, **SETTINGS)
+    assert not fresh.from_cache and not cold.from_cache and warm.from_cache
+    assert len(_entries(cache_on)) == 1
+    _same(fresh, warm, prepared.test)
+    _same(cold, warm, prepared.test)
+    assert warm.seconds == cold.seconds and warm.epoch_seconds == cold.epoch_seconds  # the original run's times
+    # The weighting strategy's own variables (uncertainty's log-variances) come back too.
+    assert np.array_equal(np.asarray(warm.trainer.weighting.weights()), np.asarray(fresh.trainer.weighting.weights()))
+
+
+def test_any_change_to_arguments_or_rows_is_a_miss(prepared, cache_on):
+    base = train("shared_bottom", prepared, seed=0, **SETTINGS)
+    assert train("shared_bottom", prepared, seed=1, **SETTINGS).from_cache is False
+    assert train("shared_bottom", prepared, seed=0, lambdas=[1.0, 0.5, 1.0], **SETTINGS).from_cache is False
+    assert train("shared_bottom", prepared, seed=0, dropout=0.2, **SETTINGS).from_cache is False
+    # One label of one training row changed: another key.
+    labels = dict(prepared.train.labels)
+    name = sorted(labels)[0]
+    labels[name] = labels[name].copy()
+    labels[name][0] = labels[name][0] + 1
+    changed = type(prepared)(**{**prepared.__dict__, "train": type(prepared.train)(
+        prepared.train.pairs, prepared.train.features, labels, prepared.train.masks)})
+    assert train("shared_bottom", changed, seed=0, **SETTINGS).from_cache is False
+    assert len(_entries(cache_on)) == 5
+    assert train("shared_bottom", prepared, seed=0, **SETTINGS).from_cache is True
+    assert base.history == train("shared_bottom", prepared, seed=0, **SETTINGS).history
+
+
+def test_a_damaged_entry_is_removed_and_trained_again(prepared, cache_on, caplog):
+    first = train("shared_bottom", prepared, seed=2, **SETTINGS)
+    (entry,) = _entries(cache_on)
+    weights = entry / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-40])  # a truncated write
+    with caplog.at_level(logging.WARNING, logger=cache.__name__):
+        again = train("shared_bottom", prepared, seed=2, **SETTINGS)
+    assert not again.from_cache
+    assert any("damaged" in r.getMessage() and "weights.npz" in r.getMessage() for r in caplog.records)
+    _same(first, again, prepared.test)
+    assert train("shared_bottom", prepared, seed=2, **SETTINGS).from_cache  # stored afresh, whole
+    # No temporary folder is left beside the entries.
+    assert not [p for p in cache_on.rglob(".*")]
+
+
+def test_runs_with_callbacks_always_train(prepared, cache_on):
+    import keras
+
+    train("shared_bottom", prepared, seed=3, callbacks=[keras.callbacks.Callback()], **SETTINGS)
+    assert _entries(cache_on) == []
+
+
+def test_content_hash_is_by_content_and_type():
+    a = {"x": np.arange(3), "y": [1, "1"]}
+    assert cache.content_hash(a) == cache.content_hash({"y": [1, "1"], "x": np.arange(3)})
+    assert cache.content_hash(a) != cache.content_hash({"x": np.arange(3).astype("int32"), "y": [1, "1"]})
+    assert cache.content_hash([1]) != cache.content_hash(["1"]) != cache.content_hash((1.0,))
+    assert cache.content_hash(np.zeros((2, 3))) != cache.content_hash(np.zeros((3, 2)))
+    with pytest.raises(cache.Unhashable, match="object"):
+        cache.content_hash({"callback": object()})
