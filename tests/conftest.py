@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Tests train afresh unless a test turns the training cache on itself (a report build uses its own).
+os.environ.pop("MTREC_TRAIN_CACHE", None)
+os.environ.pop("MTREC_NO_CACHE", None)
 
 from mtrec_study.config import GENRES  # noqa: E402
 from mtrec_study.datasets.movielens import ML1M_OCCUPATIONS  # noqa: E402

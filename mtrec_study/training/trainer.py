@@ -33,9 +33,21 @@ from mtrec_study.training.losses import task_loss
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
 from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
 
-# How fit runs the graph (benchmarks/bench_fold.py measures the choices on one ml-100k fold).
-STEPS_PER_EXECUTION = 1  # batches per call into the graph
-JIT_COMPILE = False  # XLA
+# How fit runs the graph (benchmarks/bench_fold.py measures the choices on one ml-100k fold). Running
+# STEPS_PER_EXECUTION batches per call into the graph gives the same weights and cuts the Python overhead
+# per batch, but its while loop takes ~3 s longer to trace: it pays from about 300 batches, so trainings
+# shorter than MIN_STEPS_FOR_LOOP batches (epochs x batches per epoch) keep one batch per call. XLA is not
+# used: Keras turns it off while TensorFlow's op determinism is on.
+STEPS_PER_EXECUTION = 64
+MIN_STEPS_FOR_LOOP = 500
+
+
+def steps_per_execution(rows: int, batch_size: int, epochs: int) -> int:
+    """Batches per call into the graph for a training of ``epochs`` over ``rows`` rows (see the constants above).
+
+    Used by mtrec_study.training.trainer.
+    """
+    return STEPS_PER_EXECUTION if epochs * math.ceil(rows / batch_size) >= MIN_STEPS_FOR_LOOP else 1
 
 
 class _RetracingNoise(logging.Filter):
@@ -335,9 +347,9 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     spec.validate(prepared.train.features)
     net = build_model(model, spec, **model_hp, **built_from_data)
     trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=STEPS_PER_EXECUTION,
-                    jit_compile=JIT_COMPILE)
     train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                    steps_per_execution=steps_per_execution(len(train_set), batch_size, epochs), jit_compile=False)
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}

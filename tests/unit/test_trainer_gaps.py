@@ -93,3 +93,30 @@ def test_early_stopping_watches_only_the_trained_tasks(prepared):
         np.testing.assert_allclose(total, trained, rtol=1e-5)
         assert not np.allclose(total, trained + np.array(res.history[f"{prefix}{ITEM_TASK}_loss"]), rtol=1e-3)
     assert res.best_epoch == int(np.argmin(res.history["val_loss"])) + 1
+
+
+def test_steps_per_execution_is_chosen_by_length():
+    from mtrec_study.training import trainer as T
+
+    assert T.steps_per_execution(rows=1000, batch_size=1000, epochs=T.MIN_STEPS_FOR_LOOP - 1) == 1
+    assert T.steps_per_execution(rows=1000, batch_size=1000, epochs=T.MIN_STEPS_FOR_LOOP) == T.STEPS_PER_EXECUTION
+    assert T.steps_per_execution(rows=1001, batch_size=1000, epochs=T.MIN_STEPS_FOR_LOOP // 2) == T.STEPS_PER_EXECUTION
+
+
+@pytest.mark.parametrize("strategy", ["uncertainty", "gradnorm", "dwa"])
+def test_several_batches_per_call_train_the_same_weights(prepared, monkeypatch, strategy):
+    """The speed lever changes nothing: per-batch weighting (GradNorm), per-epoch weighting (DWA), the
+    logged losses and early stopping come out the same with 7 batches per graph call as with one."""
+    from mtrec_study.training import trainer as T
+
+    runs = []
+    for spe in (1, 7):
+        monkeypatch.setattr(T, "STEPS_PER_EXECUTION", spe)
+        monkeypatch.setattr(T, "MIN_STEPS_FOR_LOOP", 0)
+        runs.append(T.train("shared_bottom", prepared, weighting=strategy, epochs=3, batch_size=256, seed=4,
+                            progress=False))
+        assert runs[-1].trainer.steps_per_execution == spe
+    one, seven = runs
+    assert one.history == seven.history
+    for a, b in zip(one.trainer.get_weights(), seven.trainer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
