@@ -54,7 +54,7 @@ def run(preset: str) -> dict:
 
 # Run inside the checkout under test (its own package first on sys.path): build, then print the timings.
 _CHILD = """
-import json, sys, tempfile, time
+import hashlib, json, sys, tempfile, time
 from pathlib import Path
 from mtrec_study.report.build import build_report
 with tempfile.TemporaryDirectory(prefix="mtrec-compare-") as tmp:
@@ -62,7 +62,8 @@ with tempfile.TemporaryDirectory(prefix="mtrec-compare-") as tmp:
     index = build_report(sys.argv[1], out_root=Path(tmp), force=True, progress=False)
     seconds = time.perf_counter() - t
     manifest = json.loads((index.parent / "manifest.json").read_text())
-print("RESULT " + json.dumps({"seconds": seconds, "notebook_seconds": {r["name"]: round(r["seconds"], 1)
+    results = hashlib.sha256((index.parent / "results.csv").read_bytes()).hexdigest()
+print("RESULT " + json.dumps({"seconds": seconds, "results_sha256": results, "notebook_seconds": {r["name"]: round(r["seconds"], 1)
                                                                        for r in manifest["notebooks"]}}))
 """
 
@@ -99,7 +100,10 @@ def compare(rev: str, preset: str = "fast") -> dict:
     rows.append({"notebook": "whole build", f"{commit} (s)": round(before["seconds"], 1),
                  "this checkout (s)": round(after["seconds"], 1)})
     checks = {f"make report-{preset} this checkout / {commit}, same run (target <= 0.6)" if preset == "fast" else
-              f"{preset} build this checkout / {commit}, same run (target <= 0.6)": check(ratio, ratio <= 0.6, "{:.2f}")}
+              f"{preset} build this checkout / {commit}, same run (target <= 0.6)": check(ratio, ratio <= 0.6, "{:.2f}"),
+              "results.csv byte-identical to the earlier commit's": check(
+                  0, before["results_sha256"] == after["results_sha256"], "{}" if
+                  before["results_sha256"] == after["results_sha256"] else "differs")}
     write_result("report_compare", rows, checks, f"preset {preset}, built from scratch: {rev} ({commit}) first, "
                  "then this checkout, one after the other")
     update_readme("report_compare", pd.DataFrame(rows), checks)
