@@ -94,6 +94,7 @@ def compare(rev: str, preset: str = "fast") -> dict:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=PROJECT_ROOT, capture_output=True)
     after = _build_in(PROJECT_ROOT, preset)
     ratio = after["seconds"] / before["seconds"]
+    same = before["results_sha256"] == after["results_sha256"]
     nbs = sorted(set(before["notebook_seconds"]) | set(after["notebook_seconds"]))
     rows = [{"notebook": n, f"{commit} (s)": before["notebook_seconds"].get(n), "this checkout (s)":
              after["notebook_seconds"].get(n)} for n in nbs]
@@ -101,9 +102,7 @@ def compare(rev: str, preset: str = "fast") -> dict:
                  "this checkout (s)": round(after["seconds"], 1)})
     checks = {f"make report-{preset} this checkout / {commit}, same run (target <= 0.6)" if preset == "fast" else
               f"{preset} build this checkout / {commit}, same run (target <= 0.6)": check(ratio, ratio <= 0.6, "{:.2f}"),
-              "results.csv byte-identical to the earlier commit's": check(
-                  0, before["results_sha256"] == after["results_sha256"], "{}" if
-                  before["results_sha256"] == after["results_sha256"] else "differs")}
+              "results.csv byte-identical to the earlier commit's": check(0, same, "yes" if same else "no, it differs")}
     write_result("report_compare", rows, checks, f"preset {preset}, built from scratch: {rev} ({commit}) first, "
                  "then this checkout, one after the other")
     update_readme("report_compare", pd.DataFrame(rows), checks)
