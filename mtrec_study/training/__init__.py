@@ -5,6 +5,7 @@
 - :mod:`~mtrec_study.training.sharing`: which layers the tasks share.
 - :mod:`~mtrec_study.training.trainer`: :class:`MultiTaskTrainer`, :func:`train` and :func:`predict`.
 - :mod:`~mtrec_study.training.diagnostics`: gate usage and gradient conflicts (notebook 08).
+- :mod:`~mtrec_study.training.cache`: trained networks kept by content hash, so a build never trains one twice.
 """
 
 from mtrec_study.training.diagnostics import (
