@@ -13,6 +13,7 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["MTREC_NO_CACHE"] = "1"  # every variant trains (the same key would otherwise be read back)
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

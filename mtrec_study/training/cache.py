@@ -87,8 +87,10 @@ def _feed(h: hashlib._Hash, obj: Any) -> None:
             _feed(h, obj[col].to_numpy())
         _feed(h, obj.index.to_numpy())
     elif isinstance(obj, Mapping):
+        # In insertion order: the order of a spec's features decides the layers' build order, and so the
+        # initial weights (two orders may only cost a miss, never a wrong hit).
         h.update(f"map:{len(obj)};".encode())
-        for key in sorted(obj, key=str):
+        for key in obj:
             _feed(h, str(key))
             _feed(h, obj[key])
     elif isinstance(obj, (list, tuple)):
@@ -120,10 +122,16 @@ def content_hash(*parts: Any) -> str:
 
 
 def _versions() -> dict[str, str]:
+    """What else decides the floating-point results: libraries, oneDNN, Python and the CPU."""
+    import platform
+    import sys
+
     import keras
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""), "python": sys.version,
+            "machine": platform.machine(), "processor": platform.processor()}
 
 
 def training_key(arguments: dict, data: Any) -> str:
@@ -174,8 +182,9 @@ def load(key: str, folder: Path | None = None) -> tuple[list[np.ndarray], dict] 
 def store(key: str, weights: list[np.ndarray], record: dict, folder: Path | None = None) -> Path | None:
     """Store one training under ``key`` (temporary folder, then rename); returns the entry or None.
 
-    A concurrent build that stored the same key first wins; both entries are the same training.
-    A full disk or an unwritable folder only costs the reuse: it is logged, never raised.
+    A concurrent build that stored the same key first wins, silently; both entries are the same
+    training. A full disk, an unwritable folder or a log that JSON cannot hold only costs the
+    reuse: it is logged, never raised.
 
     Used by mtrec_study.training.trainer.
     """
@@ -194,10 +203,15 @@ def store(key: str, weights: list[np.ndarray], record: dict, folder: Path | None
             (tmp / "checksums.json").write_text(json.dumps({name: _sha(tmp / name) for name in _FILES}))
             if entry.exists():
                 return entry
-            os.replace(tmp, entry)
+            try:
+                os.replace(tmp, entry)
+            except OSError:
+                if entry.exists():  # another build stored the same training a moment earlier
+                    return entry
+                raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as exc:
+    except (OSError, TypeError, ValueError) as exc:  # no room, no permission, or a log JSON cannot hold
         log.warning("training cache: could not store %s (%s)", entry, exc)
         return None
     return entry

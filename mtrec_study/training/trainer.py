@@ -227,7 +227,7 @@ class WeightingCallback(keras.callbacks.Callback):
         for t in self.trainer.tasks:
             v = logs.get(f"{t}_loss")
             if v is not None and not math.isfinite(float(v)):
-                self.stopped = (f"NaN loss in task '{t}' at epoch {self._epoch + 1} (batch {batch + 1}); "
+                self.stopped = (f"NaN loss in task '{t}' at epoch {self._epoch + 1} (by batch {batch + 1}); "
                                 f"training stopped and the weights from the end of epoch {self._epoch} kept")
                 self.trainer.set_weights(self._good)
                 self.trainer.stop_training = True
@@ -349,7 +349,9 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
     train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                    steps_per_execution=steps_per_execution(len(train_set), batch_size, epochs), jit_compile=False)
+                    # Extra callbacks may watch single batches, so they get one batch per call.
+                    steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
+                    jit_compile=False)
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}

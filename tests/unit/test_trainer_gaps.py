@@ -120,3 +120,19 @@ def test_several_batches_per_call_train_the_same_weights(prepared, monkeypatch, 
     assert one.history == seven.history
     for a, b in zip(one.trainer.get_weights(), seven.trainer.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_extra_callbacks_see_every_batch(prepared, monkeypatch):
+    """A callback may watch single batches (as the NaN guard does), so runs that pass one keep one batch per call."""
+    from mtrec_study.training import trainer as T
+
+    monkeypatch.setattr(T, "MIN_STEPS_FOR_LOOP", 0)
+    seen = []
+
+    class Batches(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    r = T.train("shared_bottom", prepared, epochs=1, batch_size=256, seed=0, progress=False, callbacks=[Batches()])
+    n = -(-len(T.labelled(prepared.train, r.trainer.tasks)) // 256)
+    assert r.trainer.steps_per_execution == 1 and seen == list(range(n))

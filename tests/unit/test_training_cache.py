@@ -105,11 +105,46 @@ def test_runs_with_callbacks_always_train(prepared, cache_on):
     assert _entries(cache_on) == []
 
 
-def test_content_hash_is_by_content_and_type():
+def test_content_hash_is_by_content_type_and_order():
     a = {"x": np.arange(3), "y": [1, "1"]}
-    assert cache.content_hash(a) == cache.content_hash({"y": [1, "1"], "x": np.arange(3)})
+    assert cache.content_hash(a) == cache.content_hash({"x": np.arange(3), "y": [1, "1"]})
+    # Key order counts: a spec's feature order decides the layers' build order and so the initial weights.
+    assert cache.content_hash(a) != cache.content_hash({"y": [1, "1"], "x": np.arange(3)})
     assert cache.content_hash(a) != cache.content_hash({"x": np.arange(3).astype("int32"), "y": [1, "1"]})
     assert cache.content_hash([1]) != cache.content_hash(["1"]) != cache.content_hash((1.0,))
     assert cache.content_hash(np.zeros((2, 3))) != cache.content_hash(np.zeros((3, 2)))
     with pytest.raises(cache.Unhashable, match="object"):
         cache.content_hash({"callback": object()})
+
+
+def test_the_key_follows_the_numerics_settings(monkeypatch):
+    """oneDNN on or off changes floating-point results, so it changes the key."""
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    off = cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)})
+    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) == off
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) != off
+
+
+def test_a_concurrent_store_of_the_same_key_is_silent(tmp_path, monkeypatch, caplog):
+    """Two kernels that trained the same network: the second rename finds the entry there and says nothing."""
+    key = "ab" + "0" * 62
+    weights, record = [np.arange(4.0)], {"history": {}}
+    real_replace = cache.os.replace
+
+    def other_kernel_first(src, dst):
+        real_replace(src, dst)  # the other kernel's entry lands first ...
+        raise OSError(39, "Directory not empty")  # ... so this rename fails
+
+    monkeypatch.setattr(cache.os, "replace", other_kernel_first)
+    with caplog.at_level(logging.WARNING, logger=cache.__name__):
+        entry = cache.store(key, weights, record, tmp_path)
+    assert entry == tmp_path / "ab" / key and not caplog.records
+    monkeypatch.setattr(cache.os, "replace", real_replace)
+    assert cache.store(key, weights, record, tmp_path) == entry  # already there: kept
+    loaded, rec = cache.load(key, tmp_path)
+    assert np.array_equal(loaded[0], weights[0]) and rec == record
+    # A log JSON cannot hold costs the reuse only, with a warning.
+    with caplog.at_level(logging.WARNING, logger=cache.__name__):
+        assert cache.store("cd" + "0" * 62, weights, {"bad": object()}, tmp_path) is None
+    assert any("could not store" in r.getMessage() for r in caplog.records)
