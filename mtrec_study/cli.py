@@ -43,12 +43,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from mtrec_study.config import REPORTS_DIR
+    from mtrec_study.config import REPORTS_DIR, TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
     from mtrec_study.study.published import tune_preset
-    from mtrec_study.training.cache import CACHE_ENV, CACHE_FOLDER
 
     # The chosen settings' trainings are the ones 09 repeats: the report's build reuses them.
-    os.environ.setdefault(CACHE_ENV, str((REPORTS_DIR / CACHE_FOLDER).resolve()))
+    os.environ.setdefault(TRAIN_CACHE_ENV, str((REPORTS_DIR / TRAIN_CACHE_FOLDER).resolve()))
     print(f"tuning written: {tune_preset(args.preset, args.out, only=args.only)}")
     return 0
 

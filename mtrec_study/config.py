@@ -46,3 +46,10 @@ GENRES = (
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
+
+
+# The training cache (mtrec_study.training.cache): here, so a report build can name its folder to the
+# kernels without importing the training package (and TensorFlow with it).
+TRAIN_CACHE_ENV = "MTREC_TRAIN_CACHE"
+NO_CACHE_ENV = "MTREC_NO_CACHE"
+TRAIN_CACHE_FOLDER = "_cache"  # under the reports folder (``reports/_cache``)

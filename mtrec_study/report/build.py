@@ -36,7 +36,7 @@ from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager
 from pathlib import Path
 
-from mtrec_study.config import REPORTS_DIR
+from mtrec_study.config import REPORTS_DIR, TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
 from mtrec_study.params import load_preset, notebooks, params_for_notebooks
 from mtrec_study.report.errors import ReportError, ReportInterrupted, _Interrupt
 from mtrec_study.report.index import FigureNotDrawn, update_readme_findings, write_index
@@ -60,7 +60,6 @@ from mtrec_study.report.run import (
 )
 from mtrec_study.reproducibility import package_hash
 from mtrec_study.results import atomic_write_text
-from mtrec_study.training.cache import CACHE_ENV, CACHE_FOLDER
 
 README_PRESET = "full"  # whose findings README.md shows (between its findings markers)
 
@@ -302,8 +301,8 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                     todo.sort(key=lambda item: -expected.get(item[0].stem, 0.0))
                     # C-level output of the kernels (TensorFlow's start-up lines, a crash's last words) goes here.
                     kernel_log = {"MTREC_KERNEL_LOG": str(out_root / "logs" / f"{name}-kernels.log")}
-                    if not os.environ.get(CACHE_ENV):  # trained networks reused across notebooks and builds
-                        kernel_log[CACHE_ENV] = str((out_root / CACHE_FOLDER).resolve())
+                    if not os.environ.get(TRAIN_CACHE_ENV):  # trained networks reused across notebooks and builds
+                        kernel_log[TRAIN_CACHE_ENV] = str((out_root / TRAIN_CACHE_FOLDER).resolve())
                     if os.environ.get("MTREC_DATA_DIR"):  # kernels run in notebooks/: a relative folder would move
                         kernel_log["MTREC_DATA_DIR"] = str(Path(os.environ["MTREC_DATA_DIR"]).expanduser().resolve())
                     with _kernel_env(kernel_log), ThreadPoolExecutor(max_workers=jobs) as pool, \

@@ -41,11 +41,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
 from mtrec_study.reproducibility import package_hash
 
-CACHE_ENV = "MTREC_TRAIN_CACHE"
-NO_CACHE_ENV = "MTREC_NO_CACHE"
-CACHE_FOLDER = "_cache"  # under the reports folder (``reports/_cache``)
+CACHE_ENV, CACHE_FOLDER = TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
 FORMAT = 1  # bump when an entry's layout changes
 _FILES = ("weights.npz", "result.json")
 
