@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import RESULTS, check, update_readme, write_result
-from mtrec_study.config import PROJECT_ROOT, cache_dir
+from mtrec_study.config import PROJECT_ROOT, TRAIN_CACHE_ENV, cache_dir
 from mtrec_study.report.build import build_report
 
 LIMITS = {"fast": 5 * 60, "full": 30 * 60, "ablations-full": None, "fast-one-at-a-time": None}
@@ -41,7 +41,7 @@ PRESETS = {"fast": ("fast", None, None), "full": ("full", None, None),
 def run(preset: str) -> dict:
     source, only, jobs = PRESETS[preset]
     with tempfile.TemporaryDirectory(prefix="mtrec-bench-") as tmp:
-        os.environ.pop("MTREC_TRAIN_CACHE", None)  # the build's own, empty training cache in its temporary folder
+        os.environ.pop(TRAIN_CACHE_ENV, None)  # the build's own, empty training cache in its temporary folder
         t = time.perf_counter()
         index = build_report(source, out_root=Path(tmp), force=True, progress=True, only=only, jobs=jobs)
         seconds = time.perf_counter() - t
@@ -75,7 +75,7 @@ def _build_in(checkout: Path, preset: str) -> dict:
     in a fresh process."""
     source, only, jobs = PRESETS[preset]
     env = {**os.environ, "PYTHONPATH": str(checkout), "MTREC_CACHE_DIR": str(cache_dir().resolve())}
-    env.pop("MTREC_TRAIN_CACHE", None)  # each build starts with an empty training cache in its temporary folder
+    env.pop(TRAIN_CACHE_ENV, None)  # each build starts with an empty training cache in its temporary folder
     arg = json.dumps({"source": source, "only": only, "jobs": jobs})
     proc = subprocess.run([sys.executable, "-c", _CHILD, arg], cwd=checkout, env=env, capture_output=True,
                           text=True)

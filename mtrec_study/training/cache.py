@@ -26,7 +26,6 @@ set it to ``reports/_cache`` (``make clean`` removes it). ``MTREC_NO_CACHE=1`` t
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -39,12 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
+from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV
 from mtrec_study.reproducibility import package_hash
 
-CACHE_ENV, CACHE_FOLDER = TRAIN_CACHE_ENV, TRAIN_CACHE_FOLDER
 FORMAT = 1  # bump when an entry's layout changes
 _FILES = ("weights.npz", "result.json")
 
@@ -65,7 +62,7 @@ def cache_dir() -> Path | None:
     """
     if os.environ.get(NO_CACHE_ENV, "").strip() not in ("", "0"):
         return None
-    folder = os.environ.get(CACHE_ENV, "").strip()
+    folder = os.environ.get(TRAIN_CACHE_ENV, "").strip()
     return Path(folder).expanduser() if folder else None
 
 
@@ -80,11 +77,6 @@ def _feed(h: hashlib._Hash, obj: Any) -> None:
             _feed(h, arr.tolist())
         else:
             h.update(arr.tobytes())
-    elif isinstance(obj, pd.DataFrame):
-        h.update(f"frame:{list(obj.columns)}:{obj.shape};".encode())
-        for col in obj.columns:
-            _feed(h, obj[col].to_numpy())
-        _feed(h, obj.index.to_numpy())
     elif isinstance(obj, Mapping):
         # In insertion order: the order of a spec's features decides the layers' build order, and so the
         # initial weights (two orders may only cost a miss, never a wrong hit).
@@ -96,12 +88,6 @@ def _feed(h: hashlib._Hash, obj: Any) -> None:
         h.update(f"seq:{len(obj)};".encode())
         for item in obj:
             _feed(h, item)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        h.update(f"dataclass:{type(obj).__qualname__};".encode())
-        _feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
-    elif hasattr(obj, "to_dict"):
-        h.update(f"{type(obj).__qualname__};".encode())
-        _feed(h, obj.to_dict())
     else:
         raise Unhashable(f"cannot hash a {type(obj).__name__} by content")
 
@@ -110,7 +96,7 @@ def content_hash(*parts: Any) -> str:
     """SHA-256 of ``parts`` by content (arrays byte for byte, mappings in key order).
 
     Raises:
-        Unhashable: For a value that is neither data nor has ``to_dict`` (a callback, a layer).
+        Unhashable: For anything but scalars, arrays, mappings and sequences of them (a callback, a layer).
 
     Used by mtrec_study.training.cache.
     """

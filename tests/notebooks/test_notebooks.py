@@ -317,9 +317,9 @@ def test_09_is_deterministic(fast_report, tmp_path, monkeypatch):
     from mtrec_study.config import NOTEBOOKS_DIR
     from mtrec_study.params import load_preset, notebook_parameters
     from mtrec_study.report.run import run_notebook
-    from mtrec_study.training.cache import CACHE_ENV, NO_CACHE_ENV
+    from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV
 
-    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.delenv(TRAIN_CACHE_ENV, raising=False)
     monkeypatch.setenv(NO_CACHE_ENV, "1")
 
     stem = "09_headline_results"

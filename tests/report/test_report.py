@@ -122,17 +122,17 @@ def test_papermill_run_with_an_unknown_or_mistyped_parameter_names_it(tmp_path):
 def test_notebooks_share_a_training_cache_under_the_reports_folder(tmp_path, monkeypatch):
     """The build names ``<reports>/_cache`` to its kernels (no network is trained twice across notebooks);
     MTREC_NO_CACHE reaches them too, and a folder the caller names is kept."""
-    from mtrec_study.training.cache import CACHE_ENV, NO_CACHE_ENV
+    from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV
 
     nb_dir, root = tmp_path / "nb", tmp_path / "reports"
     nb_dir.mkdir()
     preset = tmp_path / "toy.yaml"
     preset.write_text("SEED: 3\nDATASET: synthetic\n")
     body = ("import os\nfrom mtrec_study.results import record_results\nfrom mtrec_study.training import cache\n"
-            "record_results({'env': os.environ.get(cache.CACHE_ENV), 'dir': str(cache.cache_dir())}, OUTPUT_DIR)")
+            "record_results({'env': os.environ.get(cache.TRAIN_CACHE_ENV), 'dir': str(cache.cache_dir())}, OUTPUT_DIR)")
     nb = _toy_notebook(nb_dir / "99_toy.ipynb", body)
     monkeypatch.setattr(report, "notebooks", lambda: [nb])
-    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.delenv(TRAIN_CACHE_ENV, raising=False)
     monkeypatch.delenv(NO_CACHE_ENV, raising=False)
 
     def seen():
@@ -140,9 +140,9 @@ def test_notebooks_share_a_training_cache_under_the_reports_folder(tmp_path, mon
         return json.loads((root / "toy" / "99_toy" / "results.json").read_text())["summary"]
 
     assert seen() == {"env": str((root / "_cache").resolve()), "dir": str((root / "_cache").resolve())}
-    assert CACHE_ENV not in os.environ  # set for the kernels only, while the build runs
+    assert TRAIN_CACHE_ENV not in os.environ  # set for the kernels only, while the build runs
     monkeypatch.setenv(NO_CACHE_ENV, "1")
     assert seen()["dir"] == "None"
     monkeypatch.delenv(NO_CACHE_ENV)
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    monkeypatch.setenv(TRAIN_CACHE_ENV, str(tmp_path / "mine"))
     assert seen()["env"] == str(tmp_path / "mine")

@@ -21,7 +21,7 @@ def prepared(small_world):
 
 @pytest.fixture
 def cache_on(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.TRAIN_CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
     return tmp_path / "cache"
 
@@ -39,10 +39,10 @@ def _same(a, b, test):
 
 
 def test_off_unless_a_folder_is_named(monkeypatch, tmp_path):
-    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.delenv(cache.TRAIN_CACHE_ENV, raising=False)
     monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
     assert cache.cache_dir() is None
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(cache.TRAIN_CACHE_ENV, str(tmp_path))
     assert cache.cache_dir() == tmp_path
     monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
     assert cache.cache_dir() is None
