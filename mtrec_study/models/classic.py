@@ -115,6 +115,7 @@ class BPR:
         self.net = self._network(self.users.size, n)
         self.net.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                          loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        self.net.optimizer.build(self.net.trainable_variables)  # here, so the first step is traced once
         x = {"user": uu[order].astype("int32"), "pos": np.tile(i, self.epochs)[order].astype("int32"),
              "neg": jj[order].astype("int32")}
         self.net.fit(x, np.ones(uu.size, "float32"), batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0)

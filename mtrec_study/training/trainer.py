@@ -352,6 +352,9 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
                     # Extra callbacks may watch single batches, so they get one batch per call.
                     steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
                     jit_compile=False)
+    # Adam's slots are made now, not inside the first traced step: a variable created while
+    # tracing makes TensorFlow trace the step a second time, about 2 s of a short training.
+    trainer.optimizer.build(trainer.trainable_variables)
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}

@@ -136,3 +136,17 @@ def test_extra_callbacks_see_every_batch(prepared, monkeypatch):
     r = T.train("shared_bottom", prepared, epochs=1, batch_size=256, seed=0, progress=False, callbacks=[Batches()])
     n = -(-len(T.labelled(prepared.train, r.trainer.tasks)) // 256)
     assert r.trainer.steps_per_execution == 1 and seen == list(range(n))
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "gradnorm"])
+def test_one_training_traces_its_step_once(prepared, monkeypatch, strategy):
+    """Kills the second trace: Adam's slots made inside the first traced step make TensorFlow trace
+    the step again (about 2 s of every short training). A last partial batch must not retrace either."""
+    from mtrec_study.training import trainer as T
+
+    traced = []
+    step = T.MultiTaskTrainer.train_step
+    monkeypatch.setattr(T.MultiTaskTrainer, "train_step", lambda self, data: traced.append(1) or step(self, data))
+    assert len(T.labelled(prepared.train, list(TASKS))) % 256  # the last batch is partial
+    T.train("shared_bottom", prepared, weighting=strategy, epochs=2, batch_size=256, seed=0, progress=False)
+    assert len(traced) == 1
