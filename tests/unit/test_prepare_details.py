@@ -281,3 +281,29 @@ def test_implicit_data_is_cleaned_and_masked_without_ratings(small_world):
             assert (part.masks[task] == 0).all(), task
     explicit = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=1.0)
     assert (explicit.train.masks[INTEREST] == explicit.train.pairs["observed"].to_numpy()).all()
+
+
+# --------------------------------------------------------------------------- precomputed vectors
+def test_vector_rows_are_pandas_reindex_byte_for_byte():
+    """The NumPy gather that builds text columns equals ``reindex(ids).fillna(0).astype(float32)``:
+    unknown ids and missing values give 0, order follows ``ids``, float64 tables round the same way."""
+    from mtrec_study.features import _rows_of
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(50, 7)), index=rng.permutation(200)[:50])
+    table.iloc[3, 2] = np.nan
+    ids = np.concatenate([rng.integers(0, 200, size=500), table.index[[3]]])  # many unknown ids, the NaN row
+    expected = table.reindex(ids).fillna(0.0).to_numpy("float32")
+    got = _rows_of(table, ids)
+    assert got.dtype == np.float32 and got.tobytes() == expected.tobytes()
+    assert (got[~np.isin(ids, table.index)] == 0).all() and got[-1, 2] == 0
+
+
+def test_a_vector_table_with_a_repeated_id_is_refused(small_world):
+    from mtrec_study.features import FeatureBuilder
+
+    builder = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0).builder
+    table = pd.DataFrame(np.ones((3, 4)), index=[7, 7, 9])
+    with pytest.raises(ValueError, match=r"vector feature 'txt': one row per item id, but ids \[7\] repeat"):
+        builder.with_vectors({"txt": ("item", table)})
+    assert isinstance(builder, FeatureBuilder)
