@@ -125,6 +125,9 @@ def plan_splits(model: str, split_names) -> list[str]:
 class Fitted:
     """One trained model of the comparison and how long its training took (seconds, wall).
 
+    ``timed_here`` is False for a network the training cache returned: its seconds are those
+    measured when it was trained (same code, data and machine type), not in this run.
+
     Used by mtrec_study.study.published.
     """
 
@@ -134,6 +137,7 @@ class Fitted:
     score_pairs: Callable | None = None
     score_catalogue: Callable | None = None
     extra: dict = field(default_factory=dict)
+    timed_here: bool = True
 
 
 def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int = 20, patience: int = 3,
@@ -155,7 +159,7 @@ def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int =
                   predict=lambda ts: predict(net, ts),
                   score_pairs=E.pair_scorer(net, builder) if has_item else None,
                   score_catalogue=E.catalogue_scorer(net, builder, items) if has_item else None,
-                  extra={"best_epoch": res.best_epoch})
+                  extra={"best_epoch": res.best_epoch}, timed_here=not res.from_cache)
 
 
 def valid_loss(preds: dict[str, np.ndarray], taskset: TaskSet, tasks=TASKS) -> float:
@@ -320,12 +324,13 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
             for label, setting in ((f"{name} (default)", None), (f"{name} (tuned)", chosen[name])):
                 t0 = time.perf_counter()
                 vals = P.test_rmse(name, setting, prepared, seed)
-                cost.append({"model": label, "split": f"fold-{fold}", "seconds": time.perf_counter() - t0})
+                cost.append({"model": label, "split": f"fold-{fold}", "seconds": time.perf_counter() - t0,
+                             "timed in this build": True})
                 rows += E.tidy_rows(vals, label, BEHAVIOUR, protocol, fold)
             continue
         fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
         preds = fitted.predict(ts)
-        cost.append({"model": name, "split": f"fold-{fold}", "seconds": fitted.seconds})
+        cost.append(_cost(name, f"fold-{fold}", fitted))
         values = E.primary_values(preds, ts, keys=[k for k in E.PRIMARY_METRICS if k[0] in preds])
         for (task, metric), value in values.items():
             rows += E.tidy_rows({metric: value}, name, task, protocol, fold)
@@ -342,7 +347,7 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
     for name in models:
         fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
         preds[name] = fitted.predict(prepared.test)
-        cost.append({"model": name, "split": prepared.split, "seconds": fitted.seconds})
+        cost.append(_cost(name, prepared.split, fitted))
     return preds, cost
 
 
@@ -360,7 +365,7 @@ def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, di
         fitted = fit_popularity(prepared) if name == "popularity" else \
             fit_model(name, prepared, chosen[name], epochs, patience, seed)
         out[name] = ranking_metrics_on(prepared, fitted, protocol, n_negatives, seed)
-        cost.append({"model": name, "split": protocol, "seconds": fitted.seconds})
+        cost.append(_cost(name, protocol, fitted))
     return out, cost
 
 
@@ -530,13 +535,22 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
     return pd.DataFrame(rows)
 
 
+def _cost(name: str, split: str, fitted: Fitted) -> dict:
+    """One row of the cost log: a model's training seconds on one split, and whether timed in this run."""
+    return {"model": name, "split": split, "seconds": fitted.seconds, "timed in this build": fitted.timed_here}
+
+
 def cost_table(cost: list[dict], quality: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean training seconds per model (over the splits it ran on), beside its quality if given.
 
+    ``timed in this build`` is True when every run of the model was timed in this build (not
+    taken from the training cache, which keeps the seconds of the original training).
+
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    df = pd.DataFrame(cost).groupby("model", sort=False)["seconds"].agg(["mean", "count"]).rename(
-        columns={"mean": "train_seconds", "count": "runs"}).reset_index()
+    df = pd.DataFrame(cost).groupby("model", sort=False).agg(
+        train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"))
+    df = df.rename(columns={"timed": "timed in this build"}).reset_index()
     return df if quality is None else df.merge(quality, on="model", how="left")
 
 

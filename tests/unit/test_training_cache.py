@@ -148,3 +148,18 @@ def test_a_concurrent_store_of_the_same_key_is_silent(tmp_path, monkeypatch, cap
     with caplog.at_level(logging.WARNING, logger=cache.__name__):
         assert cache.store("cd" + "0" * 62, weights, {"bad": object()}, tmp_path) is None
     assert any("could not store" in r.getMessage() for r in caplog.records)
+
+
+def test_the_cost_table_says_which_networks_were_timed_in_this_build(prepared, cache_on):
+    """A hit keeps the original training's seconds, so 09's cost table flags a model with any cached run."""
+    from mtrec_study.study import published
+
+    setting = {"model": "shared_bottom", "learning_rate": 3e-3, "batch_size": 256}
+    first = published.fit_network(prepared, setting, epochs=1, patience=1, seed=5)
+    again = published.fit_network(prepared, setting, epochs=1, patience=1, seed=5)
+    assert first.timed_here and not again.timed_here and again.seconds == first.seconds
+    cost = [published._cost("mtl", "fold-0", first), published._cost("mtl", "fold-1", again),
+            published._cost("bpr", "fold-0", published.Fitted("bpr", 1.0))]
+    table = published.cost_table(cost).set_index("model")
+    assert table.loc["mtl", "runs"] == 2 and table.loc["mtl", "train_seconds"] == first.seconds
+    assert not table.loc["mtl", "timed in this build"] and table.loc["bpr", "timed in this build"]
