@@ -61,6 +61,7 @@ _DATA_DIR_HELP = ("a folder holding the files by hand: a GroupLens or RecBole Mo
 def _add_train_parser(sub) -> None:
     """Register ``python -m mtrec_study train``."""
     from mtrec_study.models import MODELS  # imports TensorFlow
+    from mtrec_study.training.distribute import STRATEGIES
     from mtrec_study.training.weighting import WEIGHTINGS
 
     p = sub.add_parser("train", help="train one model on a prepared data set")
@@ -77,22 +78,31 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="reports/dev/train")
     p.add_argument("--save", default=None, help="save the trained network to this .keras file")
+    p.add_argument("--strategy", default="default", choices=STRATEGIES,
+                   help="tf.distribute strategy: mirrored (local devices) or multi_worker (one process per "
+                        "worker, each with its TF_CONFIG; only worker 0 writes the outputs)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
+    from mtrec_study.training.distribute import is_chief, make_strategy
+
+    # First: a multi-worker strategy must set up TensorFlow's runtime before anything else uses it.
+    distribution = make_strategy(args.strategy) if args.strategy != "default" else None
     from mtrec_study.datasets import load_dataset
     from mtrec_study.prepare import prepare_tasks
     from mtrec_study.training import train
 
+    chief = is_chief(distribution)
     data = load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed)
     prepared = prepare_tasks(data, args.split, seed=args.seed)
     result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                   tasks=[args.task] if args.task else None, output_dir=args.output_dir, verbose=2)
+                   tasks=[args.task] if args.task else None, output_dir=args.output_dir if chief else None,
+                   verbose=2, distribution=distribution)
     print(f"trained {args.model} with {args.weighting} in {result.seconds:.1f} s; best epoch {result.best_epoch}; "
-          f"history in {args.output_dir}")
-    if args.save:
+          + (f"history in {args.output_dir}" if chief else "worker 0 writes the history"))
+    if args.save and chief:
         result.net.save(args.save)
         print(f"saved {args.save}")
     return 0 if result.stopped is None else 1

@@ -8,6 +8,7 @@ and the progress bar keep working. Only the wrapped network is saved (``.keras``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,9 +30,16 @@ from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
 from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training import cache
+from mtrec_study.training.distribute import is_multi_worker
 from mtrec_study.training.losses import task_loss
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
-from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weighting, pcgrad
+from mtrec_study.training.weighting import (
+    WEIGHTINGS,
+    Weighting,
+    gradnorm_step,
+    make_weighting,
+    pcgrad,
+)
 
 # How fit runs the graph (benchmarks/bench_fold.py measures the choices on one ml-100k fold). Running
 # STEPS_PER_EXECUTION batches per call into the graph gives the same weights and cuts the Python overhead
@@ -39,6 +47,8 @@ from mtrec_study.training.weighting import Weighting, gradnorm_step, make_weight
 # shorter than MIN_STEPS_FOR_LOOP batches (epochs x batches per epoch) keep one batch per call. XLA is not
 # used: Keras turns it off while TensorFlow's op determinism is on.
 STEPS_PER_EXECUTION = 64
+# Weightings that change λ or the gradient from each replica's own batch (not shared across replicas).
+PER_REPLICA_WEIGHTINGS = ("gradnorm", "pcgrad")
 MIN_STEPS_FOR_LOOP = 500
 
 
@@ -109,10 +119,23 @@ class MultiTaskTrainer(keras.Model):
         self.trained = [t for t, lam in zip(self.tasks, weighting.lam, strict=True) if lam > 0]
         self.total_tracker = SumOfTrackers([self.loss_trackers[t] for t in self.trained], name="loss")
         self._shared = None
+        # Under a tf.distribute strategy (the trainer is made in its scope) the log also holds the mean
+        # rows of one replica's batch: about batch_size / 2 when two workers share each global batch.
+        self.rows_tracker = keras.metrics.Mean(name="replica_batch") if tf.distribute.has_strategy() else None
+        self._multi_worker = is_multi_worker(tf.distribute.get_strategy())
 
     @property
     def metrics(self):
-        return [self.total_tracker, *self.loss_trackers.values(), *self.weight_trackers.values()]
+        rows = [self.rows_tracker] if self.rows_tracker is not None else []
+        return [self.total_tracker, *self.loss_trackers.values(), *self.weight_trackers.values(), *rows]
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras 3 first builds the model on one batch averaged across workers, which
+        # fails for MultiWorkerMirroredStrategy (it cannot average the per-worker batch). train()
+        # builds the network and the optimizer beforehand, so there is nothing left to build.
+        if self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
@@ -128,7 +151,10 @@ class MultiTaskTrainer(keras.Model):
         for k, t in enumerate(self.tasks):
             self.loss_trackers[t].update_state(losses[k], sample_weight=ops.sum(ops.cast(y[f"{t}_mask"], "float32")))
             self.weight_trackers[t].update_state(w[k])
-        return {m.name: m.result() for m in self.metrics}
+        if self.rows_tracker is not None:
+            self.rows_tracker.update_state(ops.cast(ops.shape(y[f"{self.tasks[0]}_mask"])[0], "float32"))
+        # Keras averages a multi-worker run's logs along axis 0, which a scalar lacks: give it one.
+        return {m.name: ops.reshape(m.result(), (1,)) if self._multi_worker else m.result() for m in self.metrics}
 
     def train_step(self, data):
         x, y = data[0], data[1]
@@ -142,6 +168,9 @@ class MultiTaskTrainer(keras.Model):
             losses = ops.stack(per_task)
             reg = ops.sum(ops.stack(self.net.losses)) if self.net.losses else ops.convert_to_tensor(0.0)
             total = wt.total(losses) + reg
+            replicas = self.distribute_strategy.num_replicas_in_sync
+            if replicas > 1:  # each replica's gradient is summed across replicas: scale to the mean
+                total = total * (1.0 / replicas)
             if wt.name == "pcgrad":
                 lam = ops.convert_to_tensor(wt.lam)
                 weighted = [lam[k] * per_task[k] for k in range(len(per_task))]
@@ -310,7 +339,8 @@ class _EpochTimer(keras.callbacks.Callback):
 def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
           batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int = 3,
           tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
-          verbose: int = 0, callbacks: list | None = None, progress: bool = True, **model_hp) -> TrainResult:
+          verbose: int = 0, callbacks: list | None = None, progress: bool = True,
+          distribution: tf.distribute.Strategy | None = None, **model_hp) -> TrainResult:
     """Build, train (early stopping on validation, best weights restored) and log one model.
 
     Args:
@@ -327,10 +357,14 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         verbose: Keras verbosity (1 shows the progress bar).
         callbacks: Extra Keras callbacks.
         progress: Show a tqdm bar over epochs (cleared at the end).
+        distribution: A ``tf.distribute`` strategy to train under (see
+            :func:`mtrec_study.training.distribute.make_strategy`); ``batch_size`` is then the
+            global batch. Such runs are never cached.
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
-        ValueError: For unknown names, invalid λ, or features that do not match the spec.
+        ValueError: For unknown names, invalid λ, features that do not match the spec, or a
+            per-replica weighting (GradNorm, PCGrad) under a strategy of several replicas.
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
@@ -345,22 +379,29 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
     spec = prepared.spec
     spec.validate(prepared.train.features)
-    net = build_model(model, spec, **model_hp, **built_from_data)
-    trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
-    train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                    # Extra callbacks may watch single batches, so they get one batch per call.
-                    steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
-                    jit_compile=False)
-    # Adam's slots are made now, not inside the first traced step: a variable created while
-    # tracing makes TensorFlow trace the step a second time, about 2 s of a short training.
-    trainer.optimizer.build(trainer.trainable_variables)
+    distributed = distribution is not None and distribution is not tf.distribute.get_strategy()
+    if distributed and distribution.num_replicas_in_sync > 1 and weighting in PER_REPLICA_WEIGHTINGS:
+        raise ValueError(f"weighting {weighting!r} changes the weights from each replica's own gradients, which "
+                         f"replicas do not share; under a strategy of {distribution.num_replicas_in_sync} replicas "
+                         f"use one of {', '.join(w for w in WEIGHTINGS if w not in PER_REPLICA_WEIGHTINGS)}")
+    with distribution.scope() if distributed else contextlib.nullcontext():
+        net = build_model(model, spec, **model_hp, **built_from_data)
+        trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
+        train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                        # Extra callbacks may watch single batches, so they get one batch per call.
+                        steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
+                        jit_compile=False)
+        # Adam's slots are made now, not inside the first traced step: a variable created while
+        # tracing makes TensorFlow trace the step a second time, about 2 s of a short training.
+        trainer.optimizer.build(trainer.trainable_variables)
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
-    # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train.
-    key = None if callbacks else _cache_key(config, lambdas, weighting_kwargs, spec, train_set, valid_set,
-                                            built_from_data)
+    # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train,
+    # as do distributed runs (each worker holds only its share of the work).
+    key = None if callbacks or distributed else _cache_key(config, lambdas, weighting_kwargs, spec, train_set,
+                                                           valid_set, built_from_data)
     hit = cache.load(key) if key else None
     if hit is not None:
         weights, record = hit
