@@ -44,7 +44,7 @@ def case_times(junit: Path) -> pd.DataFrame:
         path = case.get("classname", "").replace(".", "/")
         rows.append({"test": f"{path}::{case.get('name')}", "folder": "/".join(path.split("/")[:2]),
                      "seconds": float(case.get("time", 0.0)), "outcome": outcome})
-    return pd.DataFrame(rows, columns=["test", "folder", "seconds", "outcome"])
+    return pd.DataFrame(rows, columns=["test", "folder", "seconds", "outcome"]).astype({"seconds": float})
 
 
 def run(rev: str = "HEAD", pytest_args: tuple[str, ...] = ()) -> dict:
@@ -68,7 +68,7 @@ def run(rev: str = "HEAD", pytest_args: tuple[str, ...] = ()) -> dict:
 
 def _no_cases() -> pd.DataFrame:
     """The empty table of a run that wrote no JUnit log (pytest could not start)."""
-    return pd.DataFrame(columns=["test", "folder", "seconds", "outcome"])
+    return pd.DataFrame(columns=["test", "folder", "seconds", "outcome"]).astype({"seconds": float})
 
 
 def main(rev: str = "HEAD", pytest_args: tuple[str, ...] = ()) -> int:

@@ -60,8 +60,10 @@ def update_readme(name: str, table: pd.DataFrame, checks: dict, more: tuple[pd.D
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (3 significant digits for floats)."""
-    return report_index.markdown_table(table, "{:.3g}")
+    """A GitHub-flavoured Markdown table (3 significant digits for floats, whole numbers from 1,000 on)."""
+    def sig3(v):
+        return (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}") if isinstance(v, float) and v == v else v
+    return report_index.markdown_table(table.map(sig3), "{:.3g}")
 
 
 def check(value: float, ok: bool, fmt: str = "{:.3g}") -> dict:

@@ -59,7 +59,6 @@ def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test:
     set_seed(seed)
     net = build_synthetic_model(kind)
     net.compile(keras.optimizers.Adam(learning_rate), loss={"task1": "mse", "task2": "mse"})
-    net.optimizer.build(net.trainable_variables)  # here, so the first step is traced once, not twice
     targets = {"task1": y[:n_train, 0], "task2": y[:n_train, 1]}
     net.fit(x[:n_train], targets, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
     pred = net.predict(x[n_train:], batch_size=4096, verbose=0)

@@ -7,8 +7,13 @@ this process's index). Pass the strategy to :func:`mtrec_study.training.trainer.
 ``python -m mtrec_study train --strategy multi_worker`` once per machine.
 
 Each worker reads its own share of every global batch (``batch_size`` is the global batch), the
-gradients are summed across workers, and the logged losses are means over workers, so every
-worker stops early at the same epoch with the same weights.
+gradients are summed across workers, and the logged losses are accumulated over every worker's
+rows, so every worker stops early at the same epoch with the same weights. A two-tower network's
+in-batch softmax (catalogues too large for the full softmax) then draws each replica's negatives
+from its own share of the batch, a smaller pool than one process would use.
+
+Keras 3 cannot ``predict`` with a network built in a multi-worker scope: save it on worker 0 and
+predict from the ``.keras`` file in an ordinary process.
 
 Create the strategy before anything else touches TensorFlow: a multi-worker strategy configures
 the runtime's collective operations, which TensorFlow allows only at start-up. The README's
@@ -60,7 +65,12 @@ def check_tf_config(text: str | None) -> dict:
         config = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"TF_CONFIG is not valid JSON ({err}); for example {example}") from None
-    workers = config.get("cluster", {}).get("worker") if isinstance(config, dict) else None
+    cluster = config.get("cluster", {}) if isinstance(config, dict) else {}
+    other = sorted(set(cluster) - {"worker"}) if isinstance(cluster, dict) else []
+    if other:
+        raise ValueError(f"TF_CONFIG's cluster may hold only 'worker' addresses (MultiWorkerMirroredStrategy's "
+                         f"workers are peers), got also {other}")
+    workers = cluster.get("worker") if isinstance(cluster, dict) else None
     if not isinstance(workers, list) or not workers or not all(
             isinstance(w, str) and w.rpartition(":")[2].isdigit() for w in workers):
         raise ValueError(f"TF_CONFIG's cluster.worker must be a list of 'host:port' addresses, got {workers!r}")

@@ -359,7 +359,9 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         progress: Show a tqdm bar over epochs (cleared at the end).
         distribution: A ``tf.distribute`` strategy to train under (see
             :func:`mtrec_study.training.distribute.make_strategy`); ``batch_size`` is then the
-            global batch. Such runs are never cached.
+            global batch. Such runs are never cached. Save the returned network (on worker 0) and
+            predict from the ``.keras`` file in an ordinary process: Keras 3 cannot run ``predict``
+            on a network built in a multi-worker scope.
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
@@ -379,7 +381,10 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
     spec = prepared.spec
     spec.validate(prepared.train.features)
-    distributed = distribution is not None and distribution is not tf.distribute.get_strategy()
+    if distribution is None and tf.distribute.has_strategy():  # called inside a strategy's scope
+        distribution = tf.distribute.get_strategy()
+    distributed = distribution is not None and (tf.distribute.has_strategy()
+                                                or distribution is not tf.distribute.get_strategy())
     if distributed and distribution.num_replicas_in_sync > 1 and weighting in PER_REPLICA_WEIGHTINGS:
         raise ValueError(f"weighting {weighting!r} changes the weights from each replica's own gradients, which "
                          f"replicas do not share; under a strategy of {distribution.num_replicas_in_sync} replicas "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from benchmarks.bench_tests import case_times
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
@@ -25,3 +27,11 @@ def test_case_times_reads_each_case(tmp_path):
     assert times["outcome"].tolist() == ["passed", "failure", "skipped", "error"]
     assert times.groupby("folder")["seconds"].sum().to_dict() == {"tests/notebooks": 5.25, "tests/report": 0.25,
                                                                    "tests/unit": 3.5}
+
+
+def test_benchmark_tables_write_large_seconds_as_whole_numbers():
+    from benchmarks.common import markdown_table
+
+    text = markdown_table(pd.DataFrame({"part": ["suite", "test"], "seconds": [1673.9, 12.54]}))
+    assert "| suite | 1674 |" in text and "| test | 12.5 |" in text
+    assert "e+" not in text

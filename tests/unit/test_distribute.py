@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -32,24 +33,31 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _worker(index: int, ports: list[int], out) -> subprocess.Popen:
+def _worker(index: int, ports: list[int], out) -> tuple[subprocess.Popen, object]:
+    """One worker process; its output goes to a file, so neither worker can block on a full pipe."""
     config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
     env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "mtrec_study", "train", *RUN, "--strategy", "multi_worker",
+    log = open(out / f"worker{index}.log", "w")  # closed by the test
+    proc = subprocess.Popen([sys.executable, "-m", "mtrec_study", "train", *RUN, "--strategy", "multi_worker",
                              "--output-dir", str(out / f"worker{index}")], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    return proc, log
 
 
 def test_two_workers_share_each_batch_and_match_one_process(tmp_path):
     ports = _free_ports(2)
-    procs = [_worker(i, ports, tmp_path) for i in range(2)]
+    workers = [_worker(i, ports, tmp_path) for i in range(2)]
+    deadline = time.monotonic() + 300  # both workers together
     try:
-        outs = [p.communicate(timeout=300)[0] for p in procs]
+        for proc, _ in workers:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
-        for p in procs:
-            p.kill()
-    for i, (p, text) in enumerate(zip(procs, outs, strict=True)):
-        assert p.returncode == 0, f"worker {i} failed:\n{text[-3000:]}"
+        for proc, log in workers:
+            proc.kill()
+            log.close()
+    outs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    for i, ((proc, _), text) in enumerate(zip(workers, outs, strict=True)):
+        assert proc.returncode == 0, f"worker {i} failed:\n{text[-3000:]}"
     assert "worker 0 writes the history" in outs[1]
     assert not (tmp_path / "worker1").exists()  # only worker 0 writes outputs
     two = json.loads((tmp_path / "worker0" / "history_shared_bottom_fixed.json").read_text())["history"]
@@ -75,6 +83,8 @@ def test_two_workers_share_each_batch_and_match_one_process(tmp_path):
     ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "list of 'host:port'"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', r"index': 0\.\.1"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "chief", "index": 0}}', "task must be"),
+    ('{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
+     r"only 'worker' addresses .* got also \['chief'\]"),
 ])
 def test_a_bad_tf_config_is_named(text, message):
     with pytest.raises(ValueError, match=message):
