@@ -6,7 +6,8 @@ imports only from its own layer or the layers below (``tests/unit/test_layout.py
 1. core: ``config`` (paths), ``tasks`` (the one definition of the three tasks), ``results``
    (the tidy result format and atomic writes), ``params`` (presets), ``reproducibility``;
 2. data: ``datasets`` (MovieLens layouts, synthetic worlds);
-3. preparation: ``prepare`` (cleaning, splits, negatives, task sets), ``features``, ``text``;
+3. preparation: ``prepare`` (cleaning, splits, negatives, task sets), ``features``, ``text``,
+   ``streaming`` (Parquet shards for data larger than memory);
 4. models: ``models`` (the article's network, shared-bottom, MMoE, PLE, ESMM, MF, BPR, popularity);
 5. training: ``training`` (trainer, losses, weighting, shared layers, diagnostics);
 6. evaluation: ``evaluation`` (metrics, predictions, ranking, statistics);

@@ -78,6 +78,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="reports/dev/train")
     p.add_argument("--save", default=None, help="save the trained network to this .keras file")
+    p.add_argument("--shards", default=None,
+                   help="train on a shard folder (python -m mtrec_study shards) instead of --dataset: the examples "
+                        "stay on disk and each batch's features are looked up by id")
     p.add_argument("--strategy", default="default", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored (local devices) or multi_worker (one process per "
                         "worker, each with its TF_CONFIG; only worker 0 writes the outputs)")
@@ -94,8 +97,13 @@ def _cmd_train(args) -> int:
     from mtrec_study.training import train
 
     chief = is_chief(distribution)
-    data = load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed)
-    prepared = prepare_tasks(data, args.split, seed=args.seed)
+    if args.shards:
+        from mtrec_study.streaming import load_shards
+
+        prepared = load_shards(args.shards)
+    else:
+        prepared = prepare_tasks(load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed),
+                                 args.split, seed=args.seed)
     result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                    tasks=[args.task] if args.task else None, output_dir=args.output_dir if chief else None,
@@ -106,6 +114,15 @@ def _cmd_train(args) -> int:
         result.net.save(args.save)
         print(f"saved {args.save}")
     return 0 if result.stopped is None else 1
+
+
+def _cmd_shards(args: argparse.Namespace) -> int:
+    from mtrec_study.streaming import write_synthetic_shards
+
+    folder = write_synthetic_shards(args.out, n_users=args.users, n_items=args.items, n_interactions=args.interactions,
+                                    seed=args.seed, valid_frac=args.valid_frac)
+    print(f"shards written: {folder} (train with python -m mtrec_study train --shards {folder} --model mmoe)")
+    return 0
 
 
 def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
@@ -140,6 +157,14 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None,
                    help="tune only these models and merge them into the existing --out file")
     p.set_defaults(func=_cmd_tune)
+    p = sub.add_parser("shards", help="write a synthetic world larger than memory as Parquet shards, block by block")
+    p.add_argument("--out", required=True, help="the shard folder to write (replaced only when the run succeeds)")
+    p.add_argument("--users", type=int, default=1_000_000)
+    p.add_argument("--items", type=int, default=100_000)
+    p.add_argument("--interactions", type=int, default=50_000_000)
+    p.add_argument("--valid-frac", type=float, default=0.05, help="share of interactions held out for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_shards)
     if with_train:
         _add_train_parser(sub)
     else:

@@ -65,7 +65,7 @@ class FeatureSpec:
         vectors: Name -> width of precomputed vectors (for example text embeddings).
         user_side / item_side: Which names describe the user and which the item.
 
-    Used by mtrec_study.features, mtrec_study.models.layers, mtrec_study.models.retrieval, mtrec_study.models.zoo, mtrec_study.prepare.
+    Used by mtrec_study.features, mtrec_study.models.layers, mtrec_study.models.retrieval, mtrec_study.models.zoo, mtrec_study.prepare, mtrec_study.streaming.
     """
 
     categorical: dict[str, int]
@@ -116,6 +116,43 @@ class FeatureSpec:
             if got != width:
                 raise ValueError(f"feature {name!r} should have width {width}, got shape {features[name].shape}")
         return rows.pop()
+
+
+@dataclass
+class FeatureTables:
+    """The features of every user and every item, one row per id (from :meth:`FeatureBuilder.tables`).
+
+    Attributes:
+        user_ids / item_ids: The sorted ids; row ``r`` of a user table describes ``user_ids[r]``.
+        user / item: Feature name -> array with one row per id (the spec's user and item side).
+
+    Used by mtrec_study.features, mtrec_study.streaming.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user: dict[str, np.ndarray]
+    item: dict[str, np.ndarray]
+
+    def rows(self, side: str, ids: np.ndarray, where: str = "") -> np.ndarray:
+        """Table rows (int32) of user or item ``ids``.
+
+        Raises:
+            ValueError: Naming up to five ids without a row, and ``where`` they came from.
+        """
+        known = self.user_ids if side == "user" else self.item_ids
+        ids = np.asarray(ids, dtype="int64")
+        pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
+        bad = known[pos] != ids
+        if bad.any():
+            raise ValueError(f"{where + ': ' if where else ''}{side} ids {np.unique(ids[bad])[:5].tolist()} are not "
+                             f"in the {side} table ({known.size:,} ids, {known[0]}..{known[-1]})")
+        return pos.astype("int32")
+
+    def lookup(self, user_ids: np.ndarray, item_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The features of (user, item) pairs by two gathers: what :meth:`FeatureBuilder.transform` gives."""
+        u, i = self.rows("user", user_ids), self.rows("item", item_ids)
+        return {**{n: t[u] for n, t in self.user.items()}, **{n: t[i] for n, t in self.item.items()}}
 
 
 class FeatureBuilder:
@@ -197,8 +234,23 @@ class FeatureBuilder:
 
     def fit(self, train: pd.DataFrame) -> FeatureBuilder:
         """Learn everything from ``train`` (interactions) and nothing from any other split."""
-        seen_users = np.sort(train["user_id"].unique())
-        seen_items = np.sort(train["item_id"].unique())
+        return self.fit_counts(train.groupby("user_id").size(), train.groupby("item_id").size())
+
+    def fit_counts(self, user_counts: pd.Series, item_counts: pd.Series) -> FeatureBuilder:
+        """:meth:`fit` from the training interactions per user and per item (id -> count), for
+        data too large to hold as one table (see :mod:`mtrec_study.streaming`).
+
+        Raises:
+            ValueError: If an id repeats or a count is below 1.
+
+        Used by mtrec_study.features, mtrec_study.streaming.
+        """
+        for what, counts in (("user", user_counts), ("item", item_counts)):
+            if not counts.index.is_unique or (counts.to_numpy() < 1).any():
+                raise ValueError(f"{what} counts need one positive count per {what} id")
+        user_counts, item_counts = user_counts.sort_index(), item_counts.sort_index()
+        seen_users = user_counts.index.to_numpy()
+        seen_items = item_counts.index.to_numpy()
         self.user_index = id_positions(seen_users, start=1)  # 0 is "unknown / unseen"
         self.item_index = id_positions(seen_items, start=1)
         train_users = self.users.loc[self.users.index.intersection(seen_users)]
@@ -209,8 +261,7 @@ class FeatureBuilder:
                for c in self.user_categorical},
             **{c: {v: i + 1 for i, v in enumerate(sorted(train_items[c].dropna().unique()))}
                for c in self.item_categorical}}
-        self.user_counts = train.groupby("user_id").size()
-        self.item_counts = train.groupby("item_id").size()
+        self.user_counts, self.item_counts = user_counts, item_counts
         if self.has_age:
             self.age_mean = float(train_users["age"].mean())
             self.age_std = float(train_users["age"].std(ddof=0) or 1.0)
@@ -252,6 +303,25 @@ class FeatureBuilder:
             spec = spec.with_vectors({n: t.shape[1] for n, (_, t) in self.vectors.items()},
                                      {n: side for n, (side, _) in self.vectors.items()})
         return spec
+
+    def tables(self) -> FeatureTables:
+        """Every feature as a table per side: one row per user and per item of the side tables.
+
+        A pair's features are then two lookups (:meth:`FeatureTables.lookup`, or a ``tf.data``
+        map in :mod:`mtrec_study.streaming`), so memory grows with users + items, not with
+        rows × feature width. The lookups equal :meth:`transform` exactly.
+
+        Used by mtrec_study.streaming.
+        """
+        self._check()
+        spec = self.spec
+        user_ids = np.sort(self.users.index.to_numpy("int64"))
+        item_ids = np.sort(self.items.index.to_numpy("int64"))
+        # Every feature belongs to one side, so the other side's id does not matter here.
+        by_user = self.transform(user_ids, np.full(user_ids.size, item_ids[0]))
+        by_item = self.transform(np.full(item_ids.size, user_ids[0]), item_ids)
+        return FeatureTables(user_ids, item_ids, {n: by_user[n] for n in spec.user_side},
+                             {n: by_item[n] for n in spec.item_side})
 
     def _check(self) -> None:
         if not self.fitted:

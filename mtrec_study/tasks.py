@@ -156,7 +156,7 @@ def label_rows(ratings: np.ndarray, observed: np.ndarray | None = None,
         has_ratings: False for implicit data: every task whose label needs a rating
             (:attr:`Task.needs_rating`) gets an all-zero mask, so it adds nothing to the loss.
 
-    Used by mtrec_study.prepare.
+    Used by mtrec_study.prepare, mtrec_study.streaming.
     """
     rating = np.asarray(ratings, dtype="float64")
     observed = ~np.isnan(rating) if observed is None else np.asarray(observed, dtype=bool)

@@ -132,37 +132,9 @@ def make_recsys_world(n_users: int = 500, n_items: int = 400, n_interactions: in
     if not 0.0 <= side_signal <= 1.0:
         raise ValueError(f"side_signal must lie in [0, 1], got {side_signal}")
     rng = np.random.default_rng(seed)
-    k = n_factors
-    # Users and their side features.
-    ages = rng.choice([18, 22, 27, 33, 40, 48, 55, 62], size=n_users)
-    gender = rng.choice(["M", "F"], size=n_users, p=[0.7, 0.3])
-    occ = rng.integers(0, len(_OCCUPATIONS), size=n_users)
-    occ_vec, gen_vec, age_vec = (rng.standard_normal((len(_OCCUPATIONS), k)),
-                                 rng.standard_normal((2, k)), rng.standard_normal((8, k)))
-    age_idx = np.searchsorted([18, 22, 27, 33, 40, 48, 55, 62], ages)
-    side_u = (occ_vec[occ] + gen_vec[(gender == "F").astype(int)] + age_vec[age_idx]) / np.sqrt(3)
-    u = (np.sqrt(side_signal) * side_u + np.sqrt(1 - side_signal) * rng.standard_normal((n_users, k))) / np.sqrt(k) * 1.2
-    # Items and their side features.
-    n_gen = rng.choice([1, 2, 3], size=n_items, p=[0.5, 0.35, 0.15])
-    genre_pop = np.linspace(2.0, 0.2, len(GENRES) - 1)
-    genre_pop /= genre_pop.sum()
-    genres = np.zeros((n_items, len(GENRES)), dtype="int8")
-    for i in range(n_items):
-        genres[i, 1 + rng.choice(len(GENRES) - 1, size=n_gen[i], replace=False, p=genre_pop)] = 1
-    genre_vec = rng.standard_normal((len(GENRES), k))
-    side_v = genres @ genre_vec / np.sqrt(n_gen)[:, None]
-    v = (np.sqrt(side_signal) * side_v + np.sqrt(1 - side_signal) * rng.standard_normal((n_items, k))) / np.sqrt(k) * 1.2
-    pop = popularity_skew * rng.standard_normal(n_items)
-    item_bias = 0.3 * pop
-    # How many interactions each user has (at least 5, like MovieLens' filter; at most n_items).
-    raw = rng.lognormal(0.0, 0.8, size=n_users)
-    counts = np.clip(np.round(raw / raw.sum() * n_interactions), 5, n_items).astype(int)
-    while counts.sum() != n_interactions:
-        diff = n_interactions - counts.sum()
-        idx = rng.integers(0, n_users, size=abs(diff))
-        counts[idx] = np.clip(counts[idx] + np.sign(diff), 5, n_items)
-        if counts.sum() == n_interactions or (diff < 0 and (counts <= 5).all()):
-            break
+    users, u = _world_users(rng, n_users, n_factors, side_signal)
+    genres, v, pop, item_bias = _world_items(rng, n_items, n_factors, side_signal, popularity_skew)
+    counts = _interaction_counts(rng, n_users, n_items, n_interactions)
     users_col, items_col = [], []
     for start in range(0, n_users, block):
         stop = min(start + block, n_users)
@@ -174,16 +146,78 @@ def make_recsys_world(n_users: int = 500, n_items: int = 400, n_interactions: in
             users_col.append(np.full(chosen.size, start + r))
             items_col.append(chosen)
     uu, ii = np.concatenate(users_col), np.concatenate(items_col)
-    affinity = np.einsum("nk,nk->n", u[uu], v[ii]) + item_bias[ii]
-    ratings = np.clip(np.round(3.0 + 1.2 * affinity + 0.6 * rng.standard_normal(uu.size)), 1, 5)
-    t0 = 874_724_710  # ml-100k's first timestamp, so temporal code sees realistic values
-    ts = t0 + rng.integers(0, 200 * 86_400, size=uu.size)
-    interactions = pd.DataFrame({"user_id": uu + 1, "item_id": ii + 1, "rating": ratings.astype("float64"),
-                                 "timestamp": ts.astype("int64")})
-    users = pd.DataFrame({"age": ages.astype("int64"), "gender": gender,
-                          "occupation": np.asarray(_OCCUPATIONS)[occ],
-                          "zip": [f"{z:05d}" for z in rng.integers(0, 100_000, size=n_users)]},
-                         index=pd.Index(np.arange(1, n_users + 1, dtype="int64"), name="user_id"))
+    ratings = _ratings(rng, np.einsum("nk,nk->n", u[uu], v[ii]) + item_bias[ii])
+    ts = _timestamps(rng, uu.size)
+    interactions = pd.DataFrame({"user_id": uu + 1, "item_id": ii + 1, "rating": ratings,
+                                 "timestamp": ts})
+    data = RatingsData(name="synthetic", interactions=interactions, users=_user_table(rng, *users),
+                       items=_item_table(rng, genres),
+                       source=f"make_recsys_world(seed={seed}, n_users={n_users}, n_items={n_items}, "
+                              f"n_interactions={n_interactions})")
+    return SyntheticWorld(data=data, user_factors=u, item_factors=v, item_bias=item_bias)
+
+
+def _world_users(rng: np.random.Generator, n_users: int, k: int, side_signal: float):
+    """Ages, genders and occupations, and latent factors partly built from them."""
+    ages = rng.choice([18, 22, 27, 33, 40, 48, 55, 62], size=n_users)
+    gender = rng.choice(["M", "F"], size=n_users, p=[0.7, 0.3])
+    occ = rng.integers(0, len(_OCCUPATIONS), size=n_users)
+    occ_vec, gen_vec, age_vec = (rng.standard_normal((len(_OCCUPATIONS), k)),
+                                 rng.standard_normal((2, k)), rng.standard_normal((8, k)))
+    age_idx = np.searchsorted([18, 22, 27, 33, 40, 48, 55, 62], ages)
+    side_u = (occ_vec[occ] + gen_vec[(gender == "F").astype(int)] + age_vec[age_idx]) / np.sqrt(3)
+    u = (np.sqrt(side_signal) * side_u + np.sqrt(1 - side_signal) * rng.standard_normal((n_users, k))) / np.sqrt(k) * 1.2
+    return (ages, gender, occ), u
+
+
+def _world_items(rng: np.random.Generator, n_items: int, k: int, side_signal: float, popularity_skew: float):
+    """Genres (1–3 per item), latent factors partly built from them, popularity and item bias."""
+    n_gen = rng.choice([1, 2, 3], size=n_items, p=[0.5, 0.35, 0.15])
+    genre_pop = np.linspace(2.0, 0.2, len(GENRES) - 1)
+    genre_pop /= genre_pop.sum()
+    genres = np.zeros((n_items, len(GENRES)), dtype="int8")
+    for i in range(n_items):
+        genres[i, 1 + rng.choice(len(GENRES) - 1, size=n_gen[i], replace=False, p=genre_pop)] = 1
+    genre_vec = rng.standard_normal((len(GENRES), k))
+    side_v = genres @ genre_vec / np.sqrt(n_gen)[:, None]
+    v = (np.sqrt(side_signal) * side_v + np.sqrt(1 - side_signal) * rng.standard_normal((n_items, k))) / np.sqrt(k) * 1.2
+    pop = popularity_skew * rng.standard_normal(n_items)
+    return genres, v, pop, 0.3 * pop
+
+
+def _interaction_counts(rng: np.random.Generator, n_users: int, n_items: int, n_interactions: int) -> np.ndarray:
+    """How many interactions each user has: log-normal, at least 5 (MovieLens' filter), at most n_items."""
+    raw = rng.lognormal(0.0, 0.8, size=n_users)
+    counts = np.clip(np.round(raw / raw.sum() * n_interactions), 5, n_items).astype(int)
+    while counts.sum() != n_interactions:
+        diff = n_interactions - counts.sum()
+        idx = rng.integers(0, n_users, size=abs(diff))
+        counts[idx] = np.clip(counts[idx] + np.sign(diff), 5, n_items)
+        if counts.sum() == n_interactions or (diff < 0 and (counts <= 5).all()):
+            break
+    return counts
+
+
+def _ratings(rng: np.random.Generator, affinity: np.ndarray) -> np.ndarray:
+    """Ratings 1..5 from the true affinity u·v + b_i, with noise."""
+    return np.clip(np.round(3.0 + 1.2 * affinity + 0.6 * rng.standard_normal(affinity.size)), 1, 5).astype("float64")
+
+
+def _timestamps(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Times over 200 days from ml-100k's first timestamp, so temporal code sees realistic values."""
+    return (874_724_710 + rng.integers(0, 200 * 86_400, size=n)).astype("int64")
+
+
+def _user_table(rng: np.random.Generator, ages: np.ndarray, gender: np.ndarray, occ: np.ndarray) -> pd.DataFrame:
+    """The canonical user table (ids 1..n) with a random zip code."""
+    return pd.DataFrame({"age": ages.astype("int64"), "gender": gender, "occupation": np.asarray(_OCCUPATIONS)[occ],
+                         "zip": [f"{z:05d}" for z in rng.integers(0, 100_000, size=ages.size)]},
+                        index=pd.Index(np.arange(1, ages.size + 1, dtype="int64"), name="user_id"))
+
+
+def _item_table(rng: np.random.Generator, genres: np.ndarray) -> pd.DataFrame:
+    """The canonical item table (ids 1..n): titles whose words depend on the genres, a year, genre columns."""
+    n_items = genres.shape[0]
     titles = []
     for i in range(n_items):
         g = [GENRES[j] for j in np.flatnonzero(genres[i])]
@@ -193,7 +227,4 @@ def make_recsys_world(n_users: int = 500, n_items: int = 400, n_interactions: in
     for j, g in enumerate(GENRES):
         items[g] = genres[:, j]
     items["duplicate_title"] = False
-    data = RatingsData(name="synthetic", interactions=interactions, users=users, items=items,
-                       source=f"make_recsys_world(seed={seed}, n_users={n_users}, n_items={n_items}, "
-                              f"n_interactions={n_interactions})")
-    return SyntheticWorld(data=data, user_factors=u, item_factors=v, item_bias=item_bias)
+    return items

@@ -24,10 +24,11 @@ from keras import ops
 
 from mtrec_study.config import show_progress
 from mtrec_study.models.retrieval import MAX_HISTORY
-from mtrec_study.models.zoo import TOWER_MODELS, build_model, loss_tasks, model_data
+from mtrec_study.models.zoo import MODELS, TOWER_MODELS, build_model, loss_tasks, model_data
 from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
+from mtrec_study.streaming import ShardSet, StreamedData
 from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training import cache
 from mtrec_study.training.distribute import is_multi_worker
@@ -336,16 +337,19 @@ class _EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._t)
 
 
-def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
+def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
           batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int = 3,
           tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
           verbose: int = 0, callbacks: list | None = None, progress: bool = True,
-          distribution: tf.distribute.Strategy | None = None, **model_hp) -> TrainResult:
+          distribution: tf.distribute.Strategy | None = None, steps_per_epoch: int | None = None,
+          **model_hp) -> TrainResult:
     """Build, train (early stopping on validation, best weights restored) and log one model.
 
     Args:
         model: A name from :data:`mtrec_study.models.MODELS`.
-        prepared: The prepared task sets (train and valid are used).
+        prepared: The prepared task sets (train and valid are used), or a shard folder read by
+            :func:`mtrec_study.streaming.load_shards` (data larger than memory: features are
+            gathered per batch; every model but the two-tower one; never cached).
         weighting: A name from :data:`mtrec_study.training.weighting.WEIGHTINGS`.
         lambdas: Fixed task weights λ, one per trained task (default: all 1).
         epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
@@ -362,6 +366,8 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
             global batch. Such runs are never cached. Save the returned network (on worker 0) and
             predict from the ``.keras`` file in an ordinary process: Keras 3 cannot run ``predict``
             on a network built in a multi-worker scope.
+        steps_per_epoch: Shards only: an epoch of this many batches (validation and early
+            stopping after each), for training parts too large to pass over between checks.
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
@@ -377,10 +383,19 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
         model_hp["task"] = tasks[0]
     if model in TOWER_MODELS and tasks:
         model_hp["tasks"] = tuple(tasks)
-    built_from_data = model_data(model, prepared, model_hp.pop("max_history", MAX_HISTORY))
+    streamed = isinstance(prepared, StreamedData)
+    if steps_per_epoch is not None and (not streamed or steps_per_epoch < 1):
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r}: give a positive number of batches, and only with a "
+                         f"shard folder (mtrec_study.streaming.load_shards); in-memory task sets train whole epochs")
+    if streamed and model in TOWER_MODELS:
+        raise ValueError(f"model {model!r} is built from each user's training history, which a shard folder does "
+                         f"not hold yet; train one of the pointwise models ({', '.join(m for m in MODELS if m not in TOWER_MODELS)}) "
+                         f"on shards, or {model!r} on a data set in memory")
+    built_from_data = {} if streamed else model_data(model, prepared, model_hp.pop("max_history", MAX_HISTORY))
     strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
     spec = prepared.spec
-    spec.validate(prepared.train.features)
+    if not streamed:
+        spec.validate(prepared.train.features)
     if distribution is None and tf.distribute.has_strategy():  # called inside a strategy's scope
         distribution = tf.distribute.get_strategy()
     distributed = distribution is not None and (tf.distribute.has_strategy()
@@ -392,7 +407,7 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     with distribution.scope() if distributed else contextlib.nullcontext():
         net = build_model(model, spec, **model_hp, **built_from_data)
         trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
-        train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
+        train_set, valid_set = ((ts if streamed else labelled(ts, trainer.tasks)) for ts in (prepared.train, prepared.valid))
         trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
                         # Extra callbacks may watch single batches, so they get one batch per call.
                         steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
@@ -403,9 +418,11 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     config = {"model": model, "weighting": strategy.config(), "epochs": epochs, "batch_size": batch_size,
               "learning_rate": learning_rate, "seed": seed, "patience": patience, "tasks": trainer.tasks,
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
+    if steps_per_epoch is not None:
+        config["steps_per_epoch"] = steps_per_epoch
     # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train,
     # as do distributed runs (each worker holds only its share of the work).
-    key = None if callbacks or distributed else _cache_key(config, lambdas, weighting_kwargs, spec, train_set,
+    key = None if callbacks or distributed or streamed else _cache_key(config, lambdas, weighting_kwargs, spec, train_set,
                                                            valid_set, built_from_data)
     hit = cache.load(key) if key else None
     if hit is not None:
@@ -425,16 +442,25 @@ def train(model: str, prepared: PreparedData, weighting: str = "fixed", lambdas=
     return result
 
 
-def _fit(trainer: MultiTaskTrainer, train_set: TaskSet, valid_set: TaskSet, config: dict, verbose: int,
-         callbacks: list | None, progress: bool) -> TrainResult:
-    """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged."""
-    epochs = config["epochs"]
+def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: TaskSet | ShardSet, config: dict,
+         verbose: int, callbacks: list | None, progress: bool) -> TrainResult:
+    """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged.
+
+    Task sets in memory are fitted as arrays; shards (:class:`mtrec_study.streaming.ShardSet`) as
+    ``tf.data`` pipelines that gather each batch's features from the side tables.
+    """
+    epochs, batch_size = config["epochs"], config["batch_size"]
     guard, timer = WeightingCallback(trainer), _EpochTimer()
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True)
+    if isinstance(train_set, ShardSet):
+        data = {"x": train_set.dataset(batch_size, seed=config["seed"]),
+                "validation_data": valid_set.dataset(batch_size, shuffle=False), "shuffle": False,  # shuffled already
+                "steps_per_epoch": config.get("steps_per_epoch")}
+    else:
+        data = {"x": train_set.features, "y": train_set.targets(), "batch_size": batch_size, "shuffle": True,
+                "validation_data": (valid_set.features, valid_set.targets())}
     start = time.perf_counter()
-    hist = trainer.fit(train_set.features, train_set.targets(), batch_size=config["batch_size"], epochs=epochs,
-                       validation_data=(valid_set.features, valid_set.targets()), shuffle=True,
-                       verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
+    hist = trainer.fit(**data, epochs=epochs, verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
                                                    *([_EpochBar(epochs, config["model"])] if progress else [])])
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}

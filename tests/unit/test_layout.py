@@ -21,7 +21,7 @@ ROOT = PACKAGE.parent
 LAYERS = (
     ("core", {"config", "reproducibility", "results", "params", "tasks", "kernel"}),
     ("data", {"datasets"}),
-    ("preparation", {"features", "text", "prepare"}),
+    ("preparation", {"features", "text", "prepare", "streaming"}),
     ("models", {"models"}),
     ("training", {"training"}),
     ("evaluation", {"evaluation"}),
@@ -169,7 +169,7 @@ def test_the_link_check_catches_a_wrong_notebook(monkeypatch):
     assert docstring_links.expected_line(d) == "Used by no notebook or module."
     used = docstring_links.Definition("mtrec_study.tasks", "label_rows", PACKAGE / "tasks.py",
                                       "Introduced in notebooks/04_training.ipynb.")
-    assert docstring_links.expected_line(used) == "Used by mtrec_study.prepare."
+    assert docstring_links.expected_line(used) == "Used by mtrec_study.prepare, mtrec_study.streaming."
 
 
 def test_no_issue_tracker_wording_in_code_or_tests():

@@ -1,0 +1,380 @@
+"""Data larger than memory: training examples in Parquet shards, features looked up by id.
+
+The in-memory path (:func:`mtrec_study.prepare.prepare_tasks`) gives every row all of its
+features, which costs rows × feature width (about 3 KB a row with text on both sides). Here a
+row is only what belongs to the pair: the two ids, the rating and every task's label and mask
+(:func:`mtrec_study.tasks.label_rows`, the one definition of the tasks). The features of the
+user and of the item come from :class:`mtrec_study.features.FeatureTables`, one row per user
+and per item, gathered batch by batch in a ``tf.data`` map. Memory then grows with users +
+items, not with rows.
+
+A shard folder, written by :func:`write_synthetic_shards` (``python -m mtrec_study shards``):
+
+========================= =================================================================
+``meta.json``             format version, sizes, seed and how the folder was made
+``users.parquet``         the canonical user table (``RatingsData.users``)
+``items.parquet``         the canonical item table (``RatingsData.items``)
+``counts.parquet``        training interactions per user and per item (the features' counts)
+``train/part-*.parquet``  training examples, shuffled across the whole set (an external shuffle)
+``valid/part-*.parquet``  validation examples
+========================= =================================================================
+
+:func:`load_shards` reads a folder into :class:`StreamedData`, which
+:func:`mtrec_study.training.train` accepts in place of a ``PreparedData``: the same models and
+the same trainer, fed by :meth:`ShardSet.dataset`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mtrec_study.config import GENRES
+from mtrec_study.datasets.errors import DataFormatError
+from mtrec_study.datasets.synthetic import (
+    _interaction_counts,
+    _item_table,
+    _ratings,
+    _user_table,
+    _world_items,
+    _world_users,
+)
+from mtrec_study.features import FeatureBuilder, FeatureSpec, FeatureTables
+from mtrec_study.tasks import label_rows
+
+FORMAT_VERSION = 1
+PARTS = ("train", "valid")
+PAIR_COLUMNS = ("user_id", "item_id", "rating", "observed")
+ROWS_PER_SHARD = 2_000_000  # an external-shuffle bucket is read whole: about 130 MB a shard
+ROW_GROUP = 65_536
+SHUFFLE_WINDOW = 262_144  # rows shuffled together when reading (the shards are shuffled already)
+CANDIDATE_FACTOR = 3  # popularity-drawn candidates per interaction a user gets
+
+
+@dataclass
+class ShardSet:
+    """One part (``train`` or ``valid``) of a shard folder, read in batches.
+
+    Attributes:
+        files: The part's Parquet files, in name order.
+        rows: Examples in the part.
+        tables: The features of every user and item, gathered for each batch.
+
+    Used by mtrec_study.streaming, mtrec_study.training.trainer.
+    """
+
+    files: list[Path]
+    rows: int
+    tables: FeatureTables
+    target_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def batches(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True):
+        """Yield batches as dicts of NumPy arrays: table rows ``user_row``/``item_row`` and the targets.
+
+        With ``shuffle``, each epoch reads the files in a seeded order and shuffles windows of
+        :data:`SHUFFLE_WINDOW` rows; the same ``seed`` and ``epoch`` give the same batches.
+
+        Raises:
+            DataFormatError: Naming the file whose ids have no row in the side tables.
+        """
+        rng = np.random.default_rng([seed, epoch])
+        files = [self.files[i] for i in (rng.permutation(len(self.files)) if shuffle else range(len(self.files)))]
+        columns = ["user_id", "item_id", *self.target_names]
+        carry: dict[str, np.ndarray] | None = None
+        for path in files:
+            for window in _windows(path, columns):
+                try:
+                    window = {"user_row": self.tables.rows("user", window.pop("user_id")),
+                              "item_row": self.tables.rows("item", window.pop("item_id")), **window}
+                except ValueError as err:
+                    raise DataFormatError(f"{path}: {err}") from None
+                if shuffle:
+                    order = rng.permutation(len(window["user_row"]))
+                    window = {k: v[order] for k, v in window.items()}
+                if carry is not None:
+                    window = {k: np.concatenate([carry[k], v]) for k, v in window.items()}
+                n = len(window["user_row"])
+                full = n - n % batch_size
+                for start in range(0, full, batch_size):
+                    yield {k: v[start:start + batch_size] for k, v in window.items()}
+                carry = {k: v[full:] for k, v in window.items()} if full < n else None
+        if carry is not None:
+            yield carry
+
+    def dataset(self, batch_size: int, seed: int = 0, shuffle: bool = True):
+        """A ``tf.data.Dataset`` of ``(features, targets)`` batches, as the trainer's ``fit`` takes them.
+
+        The features are gathered from :attr:`tables` inside the pipeline; each iteration (each
+        epoch of ``fit``) reads the files in that epoch's order.
+
+        Used by mtrec_study.training.trainer.
+        """
+        import itertools
+
+        import tensorflow as tf
+
+        epochs = itertools.count()
+        signature = {"user_row": tf.TensorSpec([None], tf.int32), "item_row": tf.TensorSpec([None], tf.int32),
+                     **{k: tf.TensorSpec([None], tf.float32) for k in self.target_names}}
+        user = {n: tf.constant(t) for n, t in self.tables.user.items()}
+        item = {n: tf.constant(t) for n, t in self.tables.item.items()}
+        targets = self.target_names
+
+        def lookup(batch):
+            features = {**{n: tf.gather(t, batch["user_row"]) for n, t in user.items()},
+                        **{n: tf.gather(t, batch["item_row"]) for n, t in item.items()}}
+            return features, {k: batch[k] for k in targets}
+
+        ds = tf.data.Dataset.from_generator(lambda: self.batches(batch_size, seed, next(epochs), shuffle),
+                                            output_signature=signature)
+        # batches() yields the full batches and then the rest: Keras then knows an epoch's length.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-self.rows // batch_size)))
+        return ds.map(lookup).prefetch(tf.data.AUTOTUNE)
+
+
+def _windows(path: Path, columns: list[str]):
+    """The file's rows in windows of about :data:`SHUFFLE_WINDOW`, as dicts of NumPy arrays."""
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=SHUFFLE_WINDOW, columns=columns):
+        yield {c: batch.column(c).to_numpy(zero_copy_only=False) for c in columns}
+
+
+@dataclass
+class StreamedData:
+    """A shard folder ready to train on: what :func:`mtrec_study.training.train` needs of a
+    ``PreparedData`` (the feature spec, ``train`` and ``valid``), with the rows left on disk.
+
+    Used by mtrec_study.streaming, mtrec_study.training.trainer.
+    """
+
+    folder: Path
+    meta: dict
+    builder: FeatureBuilder
+    train: ShardSet
+    valid: ShardSet
+    tables: FeatureTables = field(repr=False, default=None)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.builder.spec
+
+
+def _need(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.exists():
+        raise DataFormatError(f"{folder}: has no {name}; a shard folder holds meta.json, users.parquet, "
+                              f"items.parquet, counts.parquet, train/ and valid/ (python -m mtrec_study shards)")
+    return path
+
+
+def load_shards(folder: str | Path) -> StreamedData:
+    """Read a shard folder: the side tables and counts into memory, the examples left on disk.
+
+    Raises:
+        DataFormatError: Naming the folder and the missing file, a format version this code does
+            not read, or a part without examples.
+
+    Used by mtrec_study.cli, mtrec_study.study.scaling.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataFormatError(f"{folder}: no such folder of shards (make one with python -m mtrec_study shards)")
+    meta = json.loads(_need(folder, "meta.json").read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise DataFormatError(f"{folder / 'meta.json'}: format {meta.get('format')!r}, but this code reads format "
+                              f"{FORMAT_VERSION}; write the folder again with python -m mtrec_study shards")
+    users = pd.read_parquet(_need(folder, "users.parquet"))
+    items = pd.read_parquet(_need(folder, "items.parquet"))
+    counts = pd.read_parquet(_need(folder, "counts.parquet"))
+    builder = FeatureBuilder(users, items, genres=tuple(g for g in GENRES if g in items.columns))
+    by_side = {side: counts.loc[counts["side"] == side].set_index("id")["count"] for side in ("user", "item")}
+    builder.fit_counts(by_side["user"], by_side["item"])
+    tables = builder.tables()
+    sets = {}
+    for part in PARTS:
+        files = sorted(_need(folder, part).glob("part-*.parquet"))
+        if not files:
+            raise DataFormatError(f"{folder / part}: no part-*.parquet files")
+        sets[part] = ShardSet(files, int(meta["rows"][part]), tables, tuple(meta["targets"]))
+    return StreamedData(folder, meta, builder, sets["train"], sets["valid"], tables)
+
+
+# --------------------------------------------------------------------------- writing a synthetic world
+def _block_pairs(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, popularity: np.ndarray,
+                 counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's items for one block of users, without replacement.
+
+    ``make_recsys_world`` draws ∝ exp(popularity + u·v) by a Gumbel top-k over the whole catalogue,
+    which costs users × items. Here each user draws ``CANDIDATE_FACTOR × count + 10`` candidates
+    ∝ exp(popularity), then keeps the ``count`` distinct ones with the largest u·v + Gumbel noise:
+    a sampling-importance-resampling approximation of the same distribution, in users × count.
+    """
+    m = CANDIDATE_FACTOR * counts + 10
+    owner = np.repeat(np.arange(counts.size), m)
+    cand = rng.choice(v.shape[0], size=owner.size, p=popularity)
+    score = np.einsum("nk,nk->n", u[owner], v[cand]) - np.log(-np.log(rng.random(owner.size)))
+    key = owner.astype("int64") * v.shape[0] + cand
+    order = np.lexsort((-score, key))
+    distinct = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    ranked = distinct[np.lexsort((-score[distinct], owner[distinct]))]
+    own = owner[ranked]
+    rank = np.arange(own.size) - np.searchsorted(own, own)
+    keep = ranked[rank < counts[own]]
+    return owner[keep], cand[keep]
+
+
+def _negatives(rng: np.random.Generator, users: np.ndarray, avoid: np.ndarray, n_items: int,
+               rounds: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """One uniform item per user that is not in ``avoid`` (sorted ``user * n_items + item`` keys).
+
+    Returns the users and items of the negatives found; a user who has every item gets none.
+    """
+    items = rng.integers(0, n_items, size=users.size)
+    for _ in range(rounds):
+        clash = np.isin(users.astype("int64") * n_items + items, avoid, assume_unique=False)
+        if not clash.any():
+            break
+        items[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+    keep = ~np.isin(users.astype("int64") * n_items + items, avoid)
+    return users[keep], items[keep]
+
+
+def _examples(users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> pa.Table:
+    """Example rows: ids (1-based), the rating (NaN on negatives), observed, every task's label and mask."""
+    observed = ~np.isnan(ratings)
+    labels, masks = label_rows(ratings, observed=observed)
+    columns = {"user_id": (users + 1).astype("int32"), "item_id": (items + 1).astype("int32"),
+               "rating": ratings.astype("float32"), "observed": observed,
+               **labels, **{f"{t}_mask": m for t, m in masks.items()}}
+    return pa.table(columns)
+
+
+def write_synthetic_shards(folder: str | Path, n_users: int = 1_000_000, n_items: int = 100_000,
+                           n_interactions: int = 50_000_000, seed: int = 0, n_factors: int = 8,
+                           valid_frac: float = 0.05, block_users: int = 20_000, rows_per_shard: int = ROWS_PER_SHARD,
+                           popularity_skew: float = 1.0, side_signal: float = 0.7, progress: bool = True) -> Path:
+    """Generate a synthetic world of ``make_recsys_world``'s kind in blocks of users, into a shard folder.
+
+    Memory is bounded by one block of users and one shard, not by ``n_interactions``: 50M
+    interactions (1M users, 100k items) are written in a few GB. Each observed interaction goes
+    to validation with probability ``valid_frac``, else to training. Every observed row gets one
+    negative (a uniform item): training negatives avoid the user's training items, validation
+    negatives all of the user's items. Items are drawn as :func:`_block_pairs` describes. The
+    folder is written under a temporary name and renamed at the end, so a failed run leaves an
+    existing folder as it was.
+
+    Args:
+        folder: The shard folder to write (replaced if it exists and this run succeeds).
+        n_users, n_items, n_interactions: Sizes.
+        seed: The same seed and sizes give identical tables and examples (meta.json records the time taken).
+        n_factors, popularity_skew, side_signal: As in :func:`mtrec_study.datasets.synthetic.make_recsys_world`.
+        valid_frac: Share of observed interactions held out for validation.
+        block_users: Users generated at a time (bounds memory).
+        rows_per_shard: About how many examples a shard holds (bounds the shuffle's memory).
+        progress: Print one line per block.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ValueError: For sizes that cannot hold the interactions, or fractions outside [0, 1).
+
+    Used by mtrec_study.cli, mtrec_study.study.scaling.
+    """
+    if n_interactions > n_users * n_items // 2:
+        raise ValueError(f"n_interactions={n_interactions:,} must be at most half of n_users*n_items="
+                         f"{n_users * n_items:,}, so every user keeps items to draw negatives from")
+    if not 0.0 <= valid_frac < 1.0:
+        raise ValueError(f"valid_frac must lie in [0, 1), got {valid_frac}")
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _write_world(tmp, n_users, n_items, n_interactions, seed, n_factors, valid_frac, block_users, rows_per_shard,
+                     popularity_skew, side_signal, progress)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def _write_world(tmp: Path, n_users: int, n_items: int, n_interactions: int, seed: int, n_factors: int,
+                 valid_frac: float, block_users: int, rows_per_shard: int, popularity_skew: float,
+                 side_signal: float, progress: bool) -> None:
+    """The body of :func:`write_synthetic_shards`, into the temporary folder ``tmp``."""
+    started = time.perf_counter()
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    rng_world, rng_blocks, rng_shuffle, rng_tables = (np.random.default_rng(s) for s in seeds)
+    user_features, u = _world_users(rng_world, n_users, n_factors, side_signal)
+    genres, v, pop, item_bias = _world_items(rng_world, n_items, n_factors, side_signal, popularity_skew)
+    counts = _interaction_counts(rng_world, n_users, n_items // 2, n_interactions)
+    popularity = np.exp(pop - pop.max())
+    popularity /= popularity.sum()
+    shards = max(1, int(np.ceil(2 * n_interactions / rows_per_shard)))
+    rows = dict.fromkeys(PARTS, 0)
+    observed = 0
+    user_counts = np.zeros(n_users, "int64")
+    item_counts = np.zeros(n_items, "int64")
+    for block, start in enumerate(range(0, n_users, block_users)):
+        stop = min(start + block_users, n_users)
+        owner, items = _block_pairs(rng_blocks, u[start:stop], v, popularity, counts[start:stop])
+        users = owner + start
+        observed += users.size
+        ratings = _ratings(rng_blocks, np.einsum("nk,nk->n", u[users], v[items]) + item_bias[items])
+        valid = rng_blocks.random(users.size) < valid_frac
+        keys = users.astype("int64") * n_items + items
+        parts = {}
+        for part, rows_of, avoid in (("train", ~valid, np.sort(keys[~valid])), ("valid", valid, np.sort(keys))):
+            neg_users, neg_items = _negatives(rng_blocks, users[rows_of], avoid, n_items)
+            parts[part] = _examples(np.concatenate([users[rows_of], neg_users]),
+                                    np.concatenate([items[rows_of], neg_items]),
+                                    np.concatenate([ratings[rows_of], np.full(neg_users.size, np.nan)]))
+        user_counts += np.bincount(users[~valid], minlength=n_users)
+        item_counts += np.bincount(items[~valid], minlength=n_items)
+        for part, table in parts.items():
+            rows[part] += table.num_rows
+            bucket = rng_shuffle.integers(0, shards, size=table.num_rows)
+            for b in range(shards):
+                chunk = table.filter(pa.array(bucket == b))
+                if chunk.num_rows:
+                    out = tmp / f"_{part}" / f"{b:05d}"
+                    out.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(chunk, out / f"{block:06d}.parquet")
+        if progress:
+            print(f"  users {stop:,}/{n_users:,}: {rows['train']:,} training and {rows['valid']:,} validation "
+                  f"examples ({time.perf_counter() - started:.0f} s)", flush=True)
+    for part in PARTS:  # the external shuffle's second pass: each bucket is read whole and permuted
+        (tmp / part).mkdir()
+        for b, bucket in enumerate(sorted((tmp / f"_{part}").iterdir())):
+            table = pa.concat_tables(pq.read_table(f) for f in sorted(bucket.iterdir()))
+            table = table.take(pa.array(rng_shuffle.permutation(table.num_rows)))
+            pq.write_table(table, tmp / part / f"part-{b:05d}.parquet", row_group_size=ROW_GROUP)
+            shutil.rmtree(bucket)
+        (tmp / f"_{part}").rmdir()
+    _user_table(rng_tables, *user_features).to_parquet(tmp / "users.parquet")
+    _item_table(rng_tables, genres).to_parquet(tmp / "items.parquet")
+    seen_u, seen_i = np.flatnonzero(user_counts), np.flatnonzero(item_counts)
+    pd.DataFrame({"side": ["user"] * seen_u.size + ["item"] * seen_i.size,
+                  "id": np.concatenate([seen_u, seen_i]) + 1,
+                  "count": np.concatenate([user_counts[seen_u], item_counts[seen_i]])}).to_parquet(tmp / "counts.parquet")
+    targets = [c for c in parts["train"].column_names if c not in PAIR_COLUMNS]
+    meta = {"format": FORMAT_VERSION, "made_by": "write_synthetic_shards", "seed": seed,
+            "n_users": n_users, "n_items": n_items, "requested_interactions": n_interactions,
+            "n_interactions": observed, "valid_frac": valid_frac,
+            "rows": rows, "shards": shards, "targets": targets, "seconds": round(time.perf_counter() - started, 1)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))

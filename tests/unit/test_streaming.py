@@ -1,0 +1,184 @@
+"""Shard folders: a synthetic world written block by block, read batch by batch, features looked up by id."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from mtrec_study import cli, streaming
+from mtrec_study.datasets.errors import DataFormatError
+from mtrec_study.datasets.synthetic import make_recsys_world
+from mtrec_study.features import FeatureBuilder
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.streaming import load_shards, write_synthetic_shards
+from mtrec_study.tasks import label_rows
+
+WORLD = {"n_users": 1500, "n_items": 300, "n_interactions": 30_000, "seed": 4, "block_users": 400,
+         "rows_per_shard": 15_000, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards") / "world", **WORLD)
+
+
+def _part(folder, part) -> pd.DataFrame:
+    return pd.concat([pq.read_table(f).to_pandas() for f in sorted((folder / part).glob("part-*.parquet"))],
+                     ignore_index=True)
+
+
+def test_lookup_tables_give_exactly_the_transformed_features():
+    prepared = prepare_tasks(make_recsys_world(n_users=200, n_items=150, n_interactions=4000, seed=1).data, seed=1)
+    rng = np.random.default_rng(0)
+    text = pd.DataFrame(rng.standard_normal((150, 3)), index=prepared.data.items.index[::-1])  # any order
+    builder = prepared.builder.with_vectors({"item_text": ("item", text.iloc[5:])})  # 5 items without a vector
+    users = rng.choice(prepared.data.users.index.to_numpy(), 500)
+    items = rng.choice(prepared.data.items.index.to_numpy(), 500)
+    want = builder.transform(users, items)
+    got = builder.tables().lookup(users, items)
+    assert sorted(got) == sorted(want) == sorted(builder.spec.names)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    with pytest.raises(ValueError, match=r"user ids \[99999\] are not in the user table"):
+        builder.tables().lookup([99999], [items[0]])
+
+
+def test_fit_counts_refuses_a_repeated_id():
+    world = make_recsys_world(n_users=50, n_items=40, n_interactions=600, seed=1).data
+    builder = FeatureBuilder(world.users, world.items)
+    with pytest.raises(ValueError, match="one positive count per user id"):
+        builder.fit_counts(pd.Series([3, 2], index=[1, 1]), pd.Series([1], index=[1]))
+    with pytest.raises(ValueError, match="one positive count per item id"):
+        builder.fit_counts(pd.Series([3], index=[1]), pd.Series([0], index=[1]))
+
+
+def test_examples_carry_the_task_registry_labels_and_honest_negatives(shards):
+    meta = json.loads((shards / "meta.json").read_text())
+    train, valid = _part(shards, "train"), _part(shards, "valid")
+    assert (len(train), len(valid)) == (meta["rows"]["train"], meta["rows"]["valid"])
+    assert train["observed"].sum() + valid["observed"].sum() == meta["n_interactions"] == WORLD["n_interactions"]
+    for df in (train, valid):
+        labels, masks = label_rows(df["rating"].to_numpy("float64"), observed=df["observed"].to_numpy())
+        for task in labels:
+            np.testing.assert_array_equal(df[task].to_numpy(), labels[task], err_msg=task)
+            np.testing.assert_array_equal(df[f"{task}_mask"].to_numpy(), masks[task], err_msg=task)
+        assert abs(df["observed"].mean() - 0.5) < 0.01  # one negative per observed row
+    key = lambda df: set(zip(df["user_id"], df["item_id"], strict=True))  # noqa: E731
+    train_pos, valid_pos = key(train[train["observed"]]), key(valid[valid["observed"]])
+    assert not train_pos & valid_pos
+    assert not key(train[~train["observed"]]) & train_pos  # training negatives avoid training items
+    assert not key(valid[~valid["observed"]]) & (train_pos | valid_pos)  # validation negatives avoid all
+    assert key(train[~train["observed"]]) & valid_pos  # training knows nothing of what validation holds back
+    counts = pd.read_parquet(shards / "counts.parquet")
+    users = counts[counts["side"] == "user"].set_index("id")["count"]
+    pd.testing.assert_series_equal(users, train[train["observed"]].groupby("user_id").size().astype("int64"),
+                                   check_names=False, check_index_type=False)
+
+
+def test_the_external_shuffle_mixes_every_block_into_every_shard(shards):
+    files = sorted((shards / "train").glob("part-*.parquet"))
+    assert len(files) >= 2
+    blocks = -(-WORLD["n_users"] // WORLD["block_users"])
+    for f in files:
+        head = pq.read_table(f).to_pandas().head(500)
+        assert ((head["user_id"] - 1) // WORLD["block_users"]).nunique() == blocks, f
+
+
+def test_the_same_seed_writes_the_same_examples_and_a_failed_run_keeps_the_old_folder(shards, tmp_path, monkeypatch):
+    again = write_synthetic_shards(tmp_path / "again", **WORLD)
+    for part in ("train", "valid"):
+        pd.testing.assert_frame_equal(_part(shards, part), _part(again, part))
+    for table in ("users", "items", "counts"):
+        pd.testing.assert_frame_equal(pd.read_parquet(shards / f"{table}.parquet"),
+                                      pd.read_parquet(again / f"{table}.parquet"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    before = _part(again, "train")
+    monkeypatch.setattr(streaming, "_examples", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_synthetic_shards(tmp_path / "again", **{**WORLD, "seed": 5})
+    pd.testing.assert_frame_equal(_part(again, "train"), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary folder left
+
+
+def test_an_epoch_reads_every_row_once_in_a_seeded_order(shards):
+    data = load_shards(shards)
+    def epoch(seed, number):
+        return list(data.train.batches(1000, seed=seed, epoch=number))
+
+    first = epoch(0, 0)
+    sizes = [len(b["user_row"]) for b in first]
+    assert sizes[:-1] == [1000] * (len(sizes) - 1) and sum(sizes) == len(data.train)
+    rows = np.concatenate([b["user_row"].astype("int64") * 1000 + b["item_row"] for b in first])
+    stored = _part(shards, "train")
+    want = data.tables.rows("user", stored["user_id"]).astype("int64") * 1000 + data.tables.rows("item", stored["item_id"])
+    np.testing.assert_array_equal(np.sort(rows), np.sort(want))
+    assert all(np.array_equal(a["user_row"], b["user_row"]) for a, b in zip(first, epoch(0, 0), strict=True))
+    assert not np.array_equal(first[0]["user_row"], epoch(0, 1)[0]["user_row"])  # each epoch its own order
+
+
+def test_the_pipeline_gathers_each_batchs_features_as_transform_builds_them(shards):
+    data = load_shards(shards)
+    features, targets = next(iter(data.valid.dataset(256, shuffle=False)))
+    batch = next(data.valid.batches(256, shuffle=False))
+    users, items = data.tables.user_ids[batch["user_row"]], data.tables.item_ids[batch["item_row"]]
+    want = data.builder.transform(users, items)
+    assert sorted(features) == sorted(want)
+    for name, value in want.items():
+        np.testing.assert_array_equal(features[name].numpy(), value, err_msg=name)
+    np.testing.assert_array_equal(targets["behaviour"].numpy(), batch["behaviour"])
+    assert data.spec.validate({k: v.numpy() for k, v in features.items()}) == 256
+
+
+def test_training_on_shards_is_deterministic_and_refuses_the_two_tower_network(shards):
+    from mtrec_study.training import train
+
+    data = load_shards(shards)
+    runs = [train("mmoe", data, weighting="uncertainty", epochs=2, batch_size=2048, seed=3, progress=False)
+            for _ in range(2)]
+    assert len(runs[0].history["val_loss"]) == 2 and np.isfinite(runs[0].history["val_loss"]).all()
+    assert runs[0].history["val_loss"][1] < runs[0].history["val_loss"][0]
+    for a, b in zip(runs[0].trainer.get_weights(), runs[1].trainer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not runs[0].from_cache
+    with pytest.raises(ValueError, match="'two_tower' is built from each user's training history"):
+        train("two_tower", data, epochs=1)
+
+
+def test_a_shard_folder_that_cannot_be_read_is_named(shards, tmp_path):
+    with pytest.raises(DataFormatError, match="no such folder of shards"):
+        load_shards(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "meta.json").write_text(json.dumps({"format": 99}))
+    with pytest.raises(DataFormatError, match=r"format 99, but this code reads format 1"):
+        load_shards(broken)
+    (broken / "meta.json").write_text((shards / "meta.json").read_text())
+    with pytest.raises(DataFormatError, match="has no users.parquet"):
+        load_shards(broken)
+    data = load_shards(shards)
+    stranger = tmp_path / "part-00000.parquet"
+    table = pq.read_table(data.valid.files[0]).to_pandas()
+    table.loc[3, "item_id"] = 100_000
+    table.to_parquet(stranger)
+    data.valid.files = [stranger]
+    with pytest.raises(DataFormatError, match=r"part-00000.parquet: item ids \[100000\] are not in the item table"):
+        list(data.valid.batches(512))
+
+
+def test_the_command_line_writes_shards_and_trains_on_them(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert cli.main(["shards", "--out", str(out), "--users", "600", "--items", "200", "--interactions",
+                     "8000", "--seed", "1"]) == 0
+    assert cli.main(["train", "--shards", str(out), "--model", "shared_bottom", "--epochs", "1",
+                     "--output-dir", str(tmp_path / "train")]) == 0
+    assert (tmp_path / "train" / "history_shared_bottom_fixed.json").exists()
+    assert cli.main(["shards", "--out", str(out), "--users", "10", "--items", "10", "--interactions", "80"]) == 2
+    assert "must be at most half of n_users*n_items" in capsys.readouterr().err
