@@ -134,18 +134,18 @@ class FeatureTables:
     user: dict[str, np.ndarray]
     item: dict[str, np.ndarray]
 
-    def rows(self, side: str, ids: np.ndarray, where: str = "") -> np.ndarray:
+    def rows(self, side: str, ids: np.ndarray) -> np.ndarray:
         """Table rows (int32) of user or item ``ids``.
 
         Raises:
-            ValueError: Naming up to five ids without a row, and ``where`` they came from.
+            ValueError: Naming up to five ids without a row.
         """
         known = self.user_ids if side == "user" else self.item_ids
         ids = np.asarray(ids, dtype="int64")
         pos = np.minimum(np.searchsorted(known, ids), known.size - 1)
         bad = known[pos] != ids
         if bad.any():
-            raise ValueError(f"{where + ': ' if where else ''}{side} ids {np.unique(ids[bad])[:5].tolist()} are not "
+            raise ValueError(f"{side} ids {np.unique(ids[bad])[:5].tolist()} are not "
                              f"in the {side} table ({known.size:,} ids, {known[0]}..{known[-1]})")
         return pos.astype("int32")
 
@@ -246,8 +246,11 @@ class FeatureBuilder:
         Used by mtrec_study.features, mtrec_study.streaming.
         """
         for what, counts in (("user", user_counts), ("item", item_counts)):
-            if not counts.index.is_unique or (counts.to_numpy() < 1).any():
-                raise ValueError(f"{what} counts need one positive count per {what} id")
+            repeated = counts.index[counts.index.duplicated()]
+            low = counts[counts < 1]
+            if len(repeated) or len(low):
+                raise ValueError(f"{what} counts need one positive count per {what} id: " + (
+                    f"id {repeated[0]} repeats" if len(repeated) else f"id {low.index[0]} has count {low.iloc[0]}"))
         user_counts, item_counts = user_counts.sort_index(), item_counts.sort_index()
         seen_users = user_counts.index.to_numpy()
         seen_items = item_counts.index.to_numpy()
@@ -317,9 +320,17 @@ class FeatureBuilder:
         spec = self.spec
         user_ids = np.sort(self.users.index.to_numpy("int64"))
         item_ids = np.sort(self.items.index.to_numpy("int64"))
-        # Every feature belongs to one side, so the other side's id does not matter here.
-        by_user = self.transform(user_ids, np.full(user_ids.size, item_ids[0]))
-        by_item = self.transform(np.full(item_ids.size, user_ids[0]), item_ids)
+        # Every feature belongs to one side, so the other side's id does not matter here; each side
+        # is built without the other side's vectors (users x item-text width would be wasted).
+        import copy
+
+        def one_side(side: str) -> FeatureBuilder:
+            out = copy.copy(self)
+            out.vectors = {n: v for n, v in self.vectors.items() if v[0] == side}
+            return out
+
+        by_user = one_side("user").transform(user_ids, np.full(user_ids.size, item_ids[0]))
+        by_item = one_side("item").transform(np.full(item_ids.size, user_ids[0]), item_ids)
         return FeatureTables(user_ids, item_ids, {n: by_user[n] for n in spec.user_side},
                              {n: by_item[n] for n in spec.item_side})
 

@@ -50,7 +50,7 @@ from mtrec_study.datasets.synthetic import (
 from mtrec_study.features import FeatureBuilder, FeatureSpec, FeatureTables
 from mtrec_study.tasks import label_rows
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: training negatives only among items with a training interaction
 PARTS = ("train", "valid")
 PAIR_COLUMNS = ("user_id", "item_id", "rating", "observed")
 ROWS_PER_SHARD = 2_000_000  # an external-shuffle bucket is read whole: about 130 MB a shard
@@ -67,6 +67,7 @@ class ShardSet:
         files: The part's Parquet files, in name order.
         rows: Examples in the part.
         tables: The features of every user and item, gathered for each batch.
+        target_names: The label and mask columns the trainer reads (``meta.json``'s ``targets``).
 
     Used by mtrec_study.streaming, mtrec_study.training.trainer.
     """
@@ -115,8 +116,9 @@ class ShardSet:
     def dataset(self, batch_size: int, seed: int = 0, shuffle: bool = True):
         """A ``tf.data.Dataset`` of ``(features, targets)`` batches, as the trainer's ``fit`` takes them.
 
-        The features are gathered from :attr:`tables` inside the pipeline; each iteration (each
-        epoch of ``fit``) reads the files in that epoch's order.
+        The features are gathered from :attr:`tables` inside the pipeline; each new iteration
+        over the dataset (each epoch of ``fit`` without ``steps_per_epoch``) reads the files in
+        a new seeded order.
 
         Used by mtrec_study.training.trainer.
         """
@@ -185,21 +187,31 @@ def load_shards(folder: str | Path) -> StreamedData:
         DataFormatError: Naming the folder and the missing file, a format version this code does
             not read, or a part without examples.
 
-    Used by mtrec_study.cli, mtrec_study.study.scaling.
+    Introduced in notebooks/10_scaling.ipynb.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: no such folder of shards (make one with python -m mtrec_study shards)")
-    meta = json.loads(_need(folder, "meta.json").read_text())
+    meta_path = _need(folder, "meta.json")
+    meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT_VERSION:
-        raise DataFormatError(f"{folder / 'meta.json'}: format {meta.get('format')!r}, but this code reads format "
+        raise DataFormatError(f"{meta_path}: format {meta.get('format')!r}, but this code reads format "
                               f"{FORMAT_VERSION}; write the folder again with python -m mtrec_study shards")
+    missing = [k for k in ("rows", "targets") if k not in meta] + [f"rows.{p}" for p in PARTS
+                                                                   if p not in meta.get("rows", {})]
+    if missing:
+        raise DataFormatError(f"{meta_path}: has no {missing[0]!r}; write the folder again with python -m mtrec_study shards")
     users = pd.read_parquet(_need(folder, "users.parquet"))
     items = pd.read_parquet(_need(folder, "items.parquet"))
-    counts = pd.read_parquet(_need(folder, "counts.parquet"))
+    counts_path = _need(folder, "counts.parquet")
+    counts = pd.read_parquet(counts_path)
     builder = FeatureBuilder(users, items, genres=tuple(g for g in GENRES if g in items.columns))
-    by_side = {side: counts.loc[counts["side"] == side].set_index("id")["count"] for side in ("user", "item")}
-    builder.fit_counts(by_side["user"], by_side["item"])
+    try:
+        by_side = {side: counts.loc[counts["side"] == side].set_index("id")["count"] for side in ("user", "item")}
+        builder.fit_counts(by_side["user"], by_side["item"])
+    except (KeyError, ValueError) as err:
+        raise DataFormatError(f"{counts_path}: {err} (columns side, id, count; one row per user and per item "
+                              f"with a training interaction)") from None
     tables = builder.tables()
     sets = {}
     for part in PARTS:
@@ -234,22 +246,6 @@ def _block_pairs(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, popular
     return owner[keep], cand[keep]
 
 
-def _negatives(rng: np.random.Generator, users: np.ndarray, avoid: np.ndarray, n_items: int,
-               rounds: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """One uniform item per user that is not in ``avoid`` (sorted ``user * n_items + item`` keys).
-
-    Returns the users and items of the negatives found; a user who has every item gets none.
-    """
-    items = rng.integers(0, n_items, size=users.size)
-    for _ in range(rounds):
-        clash = np.isin(users.astype("int64") * n_items + items, avoid, assume_unique=False)
-        if not clash.any():
-            break
-        items[clash] = rng.integers(0, n_items, size=int(clash.sum()))
-    keep = ~np.isin(users.astype("int64") * n_items + items, avoid)
-    return users[keep], items[keep]
-
-
 def _examples(users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> pa.Table:
     """Example rows: ids (1-based), the rating (NaN on negatives), observed, every task's label and mask."""
     observed = ~np.isnan(ratings)
@@ -266,20 +262,25 @@ def write_synthetic_shards(folder: str | Path, n_users: int = 1_000_000, n_items
                            popularity_skew: float = 1.0, side_signal: float = 0.7, progress: bool = True) -> Path:
     """Generate a synthetic world of ``make_recsys_world``'s kind in blocks of users, into a shard folder.
 
-    Memory is bounded by one block of users and one shard, not by ``n_interactions``: 50M
-    interactions (1M users, 100k items) are written in a few GB. Each observed interaction goes
-    to validation with probability ``valid_frac``, else to training. Every observed row gets one
-    negative (a uniform item): training negatives avoid the user's training items, validation
-    negatives all of the user's items. Items are drawn as :func:`_block_pairs` describes. The
-    folder is written under a temporary name and renamed at the end, so a failed run leaves an
-    existing folder as it was.
+    Memory is bounded by one block of users and one shard, not by ``n_interactions``. Each
+    observed interaction goes to validation with probability ``valid_frac``, else to training.
+    Every observed row gets one uniform negative (:func:`mtrec_study.prepare.sample_negatives`):
+    training negatives avoid the user's training items, validation negatives all of the user's
+    items. As in :func:`mtrec_study.prepare.prepare_tasks`, no training negative is an item
+    without a training interaction: those (known once every block is drawn) are dropped, and
+    ``meta.json`` counts them. Items are drawn as :func:`_block_pairs` describes.
+
+    The folder is written under a temporary name and swapped in at the end, so a failed run
+    leaves an existing folder as it was. Only an empty folder or an earlier shard folder is
+    replaced.
 
     Args:
-        folder: The shard folder to write (replaced if it exists and this run succeeds).
+        folder: The shard folder to write.
         n_users, n_items, n_interactions: Sizes.
-        seed: The same seed and sizes give identical tables and examples (meta.json records the time taken).
+        seed: The same seed and settings give identical tables and examples (``meta.json`` records
+            the settings and the time taken).
         n_factors, popularity_skew, side_signal: As in :func:`mtrec_study.datasets.synthetic.make_recsys_world`.
-        valid_frac: Share of observed interactions held out for validation.
+        valid_frac: Share of observed interactions held out for validation, in (0, 1).
         block_users: Users generated at a time (bounds memory).
         rows_per_shard: About how many examples a shard holds (bounds the shuffle's memory).
         progress: Print one line per block.
@@ -288,45 +289,73 @@ def write_synthetic_shards(folder: str | Path, n_users: int = 1_000_000, n_items
         The folder.
 
     Raises:
-        ValueError: For sizes that cannot hold the interactions, or fractions outside [0, 1).
+        ValueError: For sizes that cannot hold the interactions, ``valid_frac`` outside (0, 1), or
+            a ``folder`` that holds something other than a shard folder (named).
 
     Used by mtrec_study.cli, mtrec_study.study.scaling.
     """
     if n_interactions > n_users * n_items // 2:
         raise ValueError(f"n_interactions={n_interactions:,} must be at most half of n_users*n_items="
                          f"{n_users * n_items:,}, so every user keeps items to draw negatives from")
-    if not 0.0 <= valid_frac < 1.0:
-        raise ValueError(f"valid_frac must lie in [0, 1), got {valid_frac}")
+    if not 0.0 < valid_frac < 1.0:
+        raise ValueError(f"valid_frac must lie in (0, 1) (a validation part drives early stopping), got {valid_frac}")
     folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not _is_shard_folder(folder):
+        raise ValueError(f"{folder} exists and is not a shard folder (no meta.json written by write_synthetic_shards); "
+                         f"name a new or empty folder, so nothing else is replaced")
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    settings = {"n_users": n_users, "n_items": n_items, "requested_interactions": n_interactions, "seed": seed,
+                "n_factors": n_factors, "valid_frac": valid_frac, "block_users": block_users,
+                "rows_per_shard": rows_per_shard, "popularity_skew": popularity_skew, "side_signal": side_signal}
     try:
-        _write_world(tmp, n_users, n_items, n_interactions, seed, n_factors, valid_frac, block_users, rows_per_shard,
-                     popularity_skew, side_signal, progress)
+        _write_world(tmp, settings, progress)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    old = folder.with_name(folder.name + ".old")
     if folder.exists():
-        shutil.rmtree(folder)
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
     tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
-def _write_world(tmp: Path, n_users: int, n_items: int, n_interactions: int, seed: int, n_factors: int,
-                 valid_frac: float, block_users: int, rows_per_shard: int, popularity_skew: float,
-                 side_signal: float, progress: bool) -> None:
+def _is_shard_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("made_by") == "write_synthetic_shards"
+    except (OSError, ValueError):
+        return False
+
+
+def _buckets(table: pa.Table, bucket: np.ndarray, shards: int):
+    """``(b, rows of table in bucket b)`` for each non-empty bucket: one sort, then slices."""
+    order = np.argsort(bucket, kind="stable")
+    table = table.take(pa.array(order))
+    edges = np.searchsorted(bucket[order], np.arange(shards + 1))
+    for b in range(shards):
+        if edges[b + 1] > edges[b]:
+            yield b, table.slice(edges[b], edges[b + 1] - edges[b])
+
+
+def _write_world(tmp: Path, settings: dict, progress: bool) -> None:
     """The body of :func:`write_synthetic_shards`, into the temporary folder ``tmp``."""
+    from mtrec_study.prepare import sample_negatives
+
     started = time.perf_counter()
-    seeds = np.random.SeedSequence(seed).spawn(4)
+    n_users, n_items, n_interactions = settings["n_users"], settings["n_items"], settings["requested_interactions"]
+    block_users, k = settings["block_users"], settings["n_factors"]
+    seeds = np.random.SeedSequence(settings["seed"]).spawn(4)
     rng_world, rng_blocks, rng_shuffle, rng_tables = (np.random.default_rng(s) for s in seeds)
-    user_features, u = _world_users(rng_world, n_users, n_factors, side_signal)
-    genres, v, pop, item_bias = _world_items(rng_world, n_items, n_factors, side_signal, popularity_skew)
+    user_features, u = _world_users(rng_world, n_users, k, settings["side_signal"])
+    genres, v, pop, item_bias = _world_items(rng_world, n_items, k, settings["side_signal"], settings["popularity_skew"])
     counts = _interaction_counts(rng_world, n_users, n_items // 2, n_interactions)
     popularity = np.exp(pop - pop.max())
     popularity /= popularity.sum()
-    shards = max(1, int(np.ceil(2 * n_interactions / rows_per_shard)))
-    rows = dict.fromkeys(PARTS, 0)
+    shards = max(1, int(np.ceil(2 * n_interactions / settings["rows_per_shard"])))
+    catalogue = np.arange(n_items)
     observed = 0
     user_counts = np.zeros(n_users, "int64")
     item_counts = np.zeros(n_items, "int64")
@@ -336,33 +365,36 @@ def _write_world(tmp: Path, n_users: int, n_items: int, n_interactions: int, see
         users = owner + start
         observed += users.size
         ratings = _ratings(rng_blocks, np.einsum("nk,nk->n", u[users], v[items]) + item_bias[items])
-        valid = rng_blocks.random(users.size) < valid_frac
+        valid = rng_blocks.random(users.size) < settings["valid_frac"]
         keys = users.astype("int64") * n_items + items
-        parts = {}
         for part, rows_of, avoid in (("train", ~valid, np.sort(keys[~valid])), ("valid", valid, np.sort(keys))):
-            neg_users, neg_items = _negatives(rng_blocks, users[rows_of], avoid, n_items)
-            parts[part] = _examples(np.concatenate([users[rows_of], neg_users]),
-                                    np.concatenate([items[rows_of], neg_items]),
-                                    np.concatenate([ratings[rows_of], np.full(neg_users.size, np.nan)]))
+            neg_items = sample_negatives(users[rows_of], catalogue, avoid, n_items, rng_blocks)
+            table = _examples(np.concatenate([users[rows_of], users[rows_of]]), np.concatenate([items[rows_of], neg_items]),
+                              np.concatenate([ratings[rows_of], np.full(neg_items.size, np.nan)]))
+            for b, chunk in _buckets(table, rng_shuffle.integers(0, shards, size=table.num_rows), shards):
+                out = tmp / f"_{part}" / f"{b:05d}"
+                out.mkdir(parents=True, exist_ok=True)
+                pq.write_table(chunk, out / f"{block:06d}.parquet")
         user_counts += np.bincount(users[~valid], minlength=n_users)
         item_counts += np.bincount(items[~valid], minlength=n_items)
-        for part, table in parts.items():
-            rows[part] += table.num_rows
-            bucket = rng_shuffle.integers(0, shards, size=table.num_rows)
-            for b in range(shards):
-                chunk = table.filter(pa.array(bucket == b))
-                if chunk.num_rows:
-                    out = tmp / f"_{part}" / f"{b:05d}"
-                    out.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(chunk, out / f"{block:06d}.parquet")
         if progress:
-            print(f"  users {stop:,}/{n_users:,}: {rows['train']:,} training and {rows['valid']:,} validation "
-                  f"examples ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(f"  users {stop:,}/{n_users:,}: {observed:,} interactions ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    rows, dropped = dict.fromkeys(PARTS, 0), 0
+    cold = np.r_[True, item_counts == 0]  # by 1-based item id: no training interaction
     for part in PARTS:  # the external shuffle's second pass: each bucket is read whole and permuted
         (tmp / part).mkdir()
-        for b, bucket in enumerate(sorted((tmp / f"_{part}").iterdir())):
+        buckets = sorted((tmp / f"_{part}").iterdir()) if (tmp / f"_{part}").exists() else []
+        if not buckets:
+            raise ValueError(f"the {part} part is empty: more interactions or a larger valid_frac are needed")
+        for b, bucket in enumerate(buckets):
             table = pa.concat_tables(pq.read_table(f) for f in sorted(bucket.iterdir()))
+            if part == "train":
+                keep = table["observed"].to_numpy(zero_copy_only=False) | ~cold[table["item_id"].to_numpy()]
+                dropped += int((~keep).sum())
+                table = table.filter(pa.array(keep))
             table = table.take(pa.array(rng_shuffle.permutation(table.num_rows)))
+            rows[part] += table.num_rows
             pq.write_table(table, tmp / part / f"part-{b:05d}.parquet", row_group_size=ROW_GROUP)
             shutil.rmtree(bucket)
         (tmp / f"_{part}").rmdir()
@@ -372,9 +404,8 @@ def _write_world(tmp: Path, n_users: int, n_items: int, n_interactions: int, see
     pd.DataFrame({"side": ["user"] * seen_u.size + ["item"] * seen_i.size,
                   "id": np.concatenate([seen_u, seen_i]) + 1,
                   "count": np.concatenate([user_counts[seen_u], item_counts[seen_i]])}).to_parquet(tmp / "counts.parquet")
-    targets = [c for c in parts["train"].column_names if c not in PAIR_COLUMNS]
-    meta = {"format": FORMAT_VERSION, "made_by": "write_synthetic_shards", "seed": seed,
-            "n_users": n_users, "n_items": n_items, "requested_interactions": n_interactions,
-            "n_interactions": observed, "valid_frac": valid_frac,
-            "rows": rows, "shards": shards, "targets": targets, "seconds": round(time.perf_counter() - started, 1)}
+    targets = [c for c in table.column_names if c not in PAIR_COLUMNS]
+    meta = {"format": FORMAT_VERSION, "made_by": "write_synthetic_shards", **settings, "n_interactions": observed,
+            "rows": rows, "shards": shards, "cold_training_negatives_dropped": dropped, "targets": targets,
+            "seconds": round(time.perf_counter() - started, 1)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))

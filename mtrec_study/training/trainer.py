@@ -400,6 +400,9 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         distribution = tf.distribute.get_strategy()
     distributed = distribution is not None and (tf.distribute.has_strategy()
                                                 or distribution is not tf.distribute.get_strategy())
+    if distributed and streamed:
+        raise ValueError("shards are read by one Python generator per process, which tf.distribute cannot split "
+                         "between workers; train shards without --strategy, or distribute a data set in memory")
     if distributed and distribution.num_replicas_in_sync > 1 and weighting in PER_REPLICA_WEIGHTINGS:
         raise ValueError(f"weighting {weighting!r} changes the weights from each replica's own gradients, which "
                          f"replicas do not share; under a strategy of {distribution.num_replicas_in_sync} replicas "
@@ -410,7 +413,8 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         train_set, valid_set = ((ts if streamed else labelled(ts, trainer.tasks)) for ts in (prepared.train, prepared.valid))
         trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
                         # Extra callbacks may watch single batches, so they get one batch per call.
-                        steps_per_execution=1 if callbacks else steps_per_execution(len(train_set), batch_size, epochs),
+                        steps_per_execution=1 if callbacks else _per_call(len(train_set), batch_size, epochs,
+                                                                          steps_per_epoch),
                         jit_compile=False)
         # Adam's slots are made now, not inside the first traced step: a variable created while
         # tracing makes TensorFlow trace the step a second time, about 2 s of a short training.
@@ -440,6 +444,14 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         path = Path(output_dir) / f"history_{model}_{weighting}.json"
         atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=True))
     return result
+
+
+def _per_call(rows: int, batch_size: int, epochs: int, steps_per_epoch: int | None) -> int:
+    """:func:`steps_per_execution` for this training; with ``steps_per_epoch``, a divisor of it, so
+    that Keras runs exactly that many batches an epoch (it runs whole graph calls)."""
+    if steps_per_epoch is None:
+        return steps_per_execution(rows, batch_size, epochs)
+    return math.gcd(steps_per_execution(steps_per_epoch * batch_size, batch_size, epochs), steps_per_epoch)
 
 
 def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: TaskSet | ShardSet, config: dict,

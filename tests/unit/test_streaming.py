@@ -51,9 +51,9 @@ def test_lookup_tables_give_exactly_the_transformed_features():
 def test_fit_counts_refuses_a_repeated_id():
     world = make_recsys_world(n_users=50, n_items=40, n_interactions=600, seed=1).data
     builder = FeatureBuilder(world.users, world.items)
-    with pytest.raises(ValueError, match="one positive count per user id"):
+    with pytest.raises(ValueError, match="one positive count per user id: id 1 repeats"):
         builder.fit_counts(pd.Series([3, 2], index=[1, 1]), pd.Series([1], index=[1]))
-    with pytest.raises(ValueError, match="one positive count per item id"):
+    with pytest.raises(ValueError, match="one positive count per item id: id 1 has count 0"):
         builder.fit_counts(pd.Series([3], index=[1]), pd.Series([0], index=[1]))
 
 
@@ -67,7 +67,9 @@ def test_examples_carry_the_task_registry_labels_and_honest_negatives(shards):
         for task in labels:
             np.testing.assert_array_equal(df[task].to_numpy(), labels[task], err_msg=task)
             np.testing.assert_array_equal(df[f"{task}_mask"].to_numpy(), masks[task], err_msg=task)
-        assert abs(df["observed"].mean() - 0.5) < 0.01  # one negative per observed row
+    assert valid["observed"].mean() == 0.5  # one negative per observed row
+    # ... and in training, less the negatives on items without a training interaction
+    assert (~train["observed"]).sum() == train["observed"].sum() - meta["cold_training_negatives_dropped"]
     key = lambda df: set(zip(df["user_id"], df["item_id"], strict=True))  # noqa: E731
     train_pos, valid_pos = key(train[train["observed"]]), key(valid[valid["observed"]])
     assert not train_pos & valid_pos
@@ -78,6 +80,33 @@ def test_examples_carry_the_task_registry_labels_and_honest_negatives(shards):
     users = counts[counts["side"] == "user"].set_index("id")["count"]
     pd.testing.assert_series_equal(users, train[train["observed"]].groupby("user_id").size().astype("int64"),
                                    check_names=False, check_index_type=False)
+
+
+def test_no_training_negative_is_an_item_without_a_training_interaction(tmp_path):
+    folder = write_synthetic_shards(tmp_path / "sparse", n_users=300, n_items=3000, n_interactions=3000, seed=2,
+                                    progress=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    train = _part(folder, "train")
+    trained_items = set(train.loc[train["observed"], "item_id"])
+    assert meta["cold_training_negatives_dropped"] > 0  # this world has such items, and they were dropped
+    assert set(train.loc[~train["observed"], "item_id"]) <= trained_items
+    valid = _part(folder, "valid")
+    assert not set(valid.loc[~valid["observed"], "item_id"]) <= trained_items  # validation draws from them all
+
+
+def test_only_an_empty_or_shard_folder_is_replaced(tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="mine exists and is not a shard folder"):
+        write_synthetic_shards(precious, **{**WORLD, "n_users": 200, "n_interactions": 2000})
+    assert (precious / "notes.txt").read_text() == "keep me" and not (tmp_path / "mine.tmp").exists()
+    world = write_synthetic_shards(tmp_path / "w", **{**WORLD, "n_users": 200, "n_interactions": 2000})
+    again = write_synthetic_shards(world, **{**WORLD, "n_users": 200, "n_interactions": 2000, "seed": 9})
+    assert json.loads((again / "meta.json").read_text())["seed"] == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "w"]
+    with pytest.raises(ValueError, match=r"valid_frac must lie in \(0, 1\)"):
+        write_synthetic_shards(tmp_path / "x", **{**WORLD, "valid_frac": 0.0})
 
 
 def test_the_external_shuffle_mixes_every_block_into_every_shard(shards):
@@ -137,7 +166,24 @@ def test_the_pipeline_gathers_each_batchs_features_as_transform_builds_them(shar
     assert data.spec.validate({k: v.numpy() for k, v in features.items()}) == 256
 
 
+def test_an_epoch_of_n_batches_runs_n_batches(shards):
+    from mtrec_study.training import train
+
+    data = load_shards(shards)
+    r = train("shared_bottom", data, epochs=3, batch_size=512, steps_per_epoch=10, seed=0, progress=False)
+    assert int(r.trainer.optimizer.iterations.numpy()) == 30 and len(r.history["val_loss"]) == 3
+    assert r.config["steps_per_epoch"] == 10
+    r = train("shared_bottom", data, epochs=1, batch_size=64, steps_per_epoch=600, seed=0, progress=False)
+    assert int(r.trainer.optimizer.iterations.numpy()) == 600  # several batches per graph call, still 600
+    with pytest.raises(ValueError, match="steps_per_epoch=10: give a positive number of batches, and only with a "
+                                         "shard folder"):
+        train("shared_bottom", prepare_tasks(make_recsys_world(n_users=100, n_items=80, n_interactions=1500,
+                                                               seed=1).data, seed=1), steps_per_epoch=10)
+
+
 def test_training_on_shards_is_deterministic_and_refuses_the_two_tower_network(shards):
+    import tensorflow as tf
+
     from mtrec_study.training import train
 
     data = load_shards(shards)
@@ -150,6 +196,8 @@ def test_training_on_shards_is_deterministic_and_refuses_the_two_tower_network(s
     assert not runs[0].from_cache
     with pytest.raises(ValueError, match="'two_tower' is built from each user's training history"):
         train("two_tower", data, epochs=1)
+    with pytest.raises(ValueError, match="tf.distribute cannot split"):
+        train("shared_bottom", data, epochs=1, distribution=tf.distribute.MirroredStrategy(["/cpu:0"]))
 
 
 def test_a_shard_folder_that_cannot_be_read_is_named(shards, tmp_path):
@@ -158,10 +206,20 @@ def test_a_shard_folder_that_cannot_be_read_is_named(shards, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "meta.json").write_text(json.dumps({"format": 99}))
-    with pytest.raises(DataFormatError, match=r"format 99, but this code reads format 1"):
+    with pytest.raises(DataFormatError, match=rf"format 99, but this code reads format {streaming.FORMAT_VERSION}"):
         load_shards(broken)
-    (broken / "meta.json").write_text((shards / "meta.json").read_text())
+    meta = json.loads((shards / "meta.json").read_text())
+    (broken / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "targets"}))
+    with pytest.raises(DataFormatError, match=r"meta.json: has no 'targets'"):
+        load_shards(broken)
+    (broken / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DataFormatError, match="has no users.parquet"):
+        load_shards(broken)
+    for name in ("users", "items"):
+        (broken / f"{name}.parquet").write_bytes((shards / f"{name}.parquet").read_bytes())
+    pd.DataFrame({"side": ["user", "user"], "id": [1, 1], "count": [2, 3]}).to_parquet(broken / "counts.parquet")
+    with pytest.raises(DataFormatError, match=r"counts.parquet: user counts need one positive count per user id: "
+                                              r"id 1 repeats"):
         load_shards(broken)
     data = load_shards(shards)
     stranger = tmp_path / "part-00000.parquet"
