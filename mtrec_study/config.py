@@ -22,7 +22,7 @@ def cache_dir() -> Path:
 
     Read at call time so that tests can move it with ``monkeypatch.setenv``.
 
-    Used by mtrec_study.datasets.sources, mtrec_study.text.
+    Used by mtrec_study.datasets.sources, mtrec_study.study.scaling, mtrec_study.text.
     """
     return Path(os.environ.get("MTREC_CACHE_DIR", PROJECT_ROOT / "data" / "cache"))
 

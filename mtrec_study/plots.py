@@ -235,3 +235,47 @@ def pareto(points: pd.DataFrame, x: str, y: str, colour: str, front: pd.Series, 
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def scaling(points: pd.DataFrame) -> plt.Figure:
+    """Epoch seconds and peak memory against training rows (log-log), one line per network.
+
+    ``points`` has ``network``, ``training rows``, ``epoch s``, ``peak GB`` and ``source``;
+    rows whose source is not ``"this run"`` (the streaming benchmark's) are hollow markers. With
+    a ``materialised GB`` column, the memory panel also shows what the training rows' features
+    would take if each row carried them (grey, dashed).
+
+    Introduced in notebooks/10_scaling.ipynb.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    here = points[points["source"] == "this run"]
+    other = points[points["source"] != "this run"]
+    for ax, y, label in zip(axes, ("epoch s", "peak GB"), ("seconds per epoch", "peak memory (GB)"), strict=True):
+        for name, part in here.groupby("network", sort=False):
+            line, = ax.plot(part["training rows"], part[y], marker="o", label=name)
+            bench = other[other["network"] == name]
+            if len(bench):
+                ax.plot(bench["training rows"], bench[y], marker="o", linestyle=":", mfc="none",
+                        color=line.get_color(), label=f"{name}, streaming benchmark")
+        if y == "peak GB" and "materialised GB" in points and points["materialised GB"].notna().any():
+            full = points.dropna(subset=["materialised GB"]).groupby("training rows")["materialised GB"].max()
+            ax.plot(full.index, full.to_numpy(), color="grey", linestyle="--", label="features materialised per row")
+            ax.legend(fontsize=7)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # labels at powers of ten only
+        if y == "epoch s":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        else:  # log too: the materialised line spans orders of magnitude
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xlabel("training rows (observed + sampled negatives)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("Seconds per epoch")
+    axes[1].set_title("Peak memory of each training process")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

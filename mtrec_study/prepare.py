@@ -309,7 +309,7 @@ def sample_negatives(users: np.ndarray, candidates: np.ndarray, pos_keys: np.nda
     Raises:
         ValueError: If some user has interacted with every candidate.
 
-    Used by mtrec_study.prepare, mtrec_study.models.classic.
+    Used by mtrec_study.prepare, mtrec_study.models.classic, mtrec_study.streaming.
     """
     users = np.asarray(users, dtype="int64")
     items = rng.choice(candidates, size=users.size)

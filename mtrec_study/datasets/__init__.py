@@ -97,7 +97,7 @@ def dataset_in_folder(folder: str | Path) -> str | None:
     Raises:
         DataFolderError: For the CSV layout that ml-20m, ml-25m and ml-32m share (say which).
 
-    Used by mtrec_study.cli.
+    Introduced in notebooks/10_scaling.ipynb.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():

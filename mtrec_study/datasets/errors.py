@@ -6,7 +6,7 @@ from __future__ import annotations
 class DataError(RuntimeError):
     """Base class of every data error raised by :mod:`mtrec_study.datasets`.
 
-    Used by mtrec_study.datasets.errors, mtrec_study.cli, mtrec_study.datasets, mtrec_study.report.plan.
+    Introduced in notebooks/10_scaling.ipynb.
     """
 
 

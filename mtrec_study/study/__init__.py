@@ -5,5 +5,6 @@
 - :mod:`~mtrec_study.study.claims`: the article's claims, quoted, and the rules for each verdict;
 - :mod:`~mtrec_study.study.tuning`: validation-only search with an equal budget per model;
 - :mod:`~mtrec_study.study.peers`: the published rating peers (Surprise) on our folds;
-- :mod:`~mtrec_study.study.published`: 09's comparison with published baselines.
+- :mod:`~mtrec_study.study.published`: 09's comparison with published baselines;
+- :mod:`~mtrec_study.study.scaling`: 10's training cost against the data's size, from shards.
 """

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -100,3 +101,73 @@ def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
     if not is_multi_worker(strategy):
         return True
     return strategy.cluster_resolver.task_id == 0
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` loopback ports that are free now (the workers bind them a moment later)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run_local_workers(n: int, train_args: list[str], out_dir: str | Path, timeout: float = 300.0) -> list[dict]:
+    """Train one network with ``n`` worker processes on this machine (loopback ports only).
+
+    Each worker runs ``python -m mtrec_study train <train_args> --strategy multi_worker`` with its
+    own ``TF_CONFIG`` and ``--output-dir <out_dir>/worker<i>`` (only worker 0 writes there); its
+    output goes to ``<out_dir>/worker<i>.log``. Every worker is stopped when ``timeout`` seconds
+    have passed for all of them together.
+
+    Args:
+        n: Worker processes (1 gives one process under the multi-worker strategy).
+        train_args: The ``train`` command's options, without ``--strategy`` or ``--output-dir``.
+        out_dir: Where the logs and worker 0's outputs go.
+        timeout: Seconds for all workers together.
+
+    Returns:
+        Per worker: ``returncode`` (None if it was stopped at the deadline), ``log`` (its output)
+        and ``seconds`` (wall time from the first launch until it ended, to about 0.2 s).
+
+    Introduced in notebooks/10_scaling.ipynb.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from mtrec_study.config import PROJECT_ROOT
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ports = _free_ports(n)
+    procs, logs = [], []
+    start = time.monotonic()
+    ended: list[float | None] = [None] * n
+    try:
+        for index in range(n):
+            config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                      "task": {"type": "worker", "index": index}}
+            env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
+            logs.append(open(out_dir / f"worker{index}.log", "w"))  # a file, so no worker blocks on a full pipe
+            procs.append(subprocess.Popen([sys.executable, "-m", "mtrec_study", "train", *train_args, "--strategy",
+                                           "multi_worker", "--output-dir", str(out_dir / f"worker{index}")],
+                                          cwd=PROJECT_ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT,
+                                          text=True))
+        while any(e is None for e in ended) and time.monotonic() - start < timeout:
+            for index, proc in enumerate(procs):
+                if ended[index] is None and proc.poll() is not None:
+                    ended[index] = time.monotonic() - start
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        for log in logs:
+            log.close()
+    return [{"returncode": proc.returncode if ended[i] is not None else None,
+             "log": (out_dir / f"worker{i}.log").read_text(), "seconds": ended[i]} for i, proc in enumerate(procs)]

@@ -9,6 +9,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -270,6 +271,29 @@ def test_08_sharing_mechanisms(fast_report):
     assert s["gradient_conflict"] and all(-1 <= v <= 1 for r in s["gradient_conflict"] for k, v in r.items() if "~" in k)
     for fig in ("mmoe_synthetic.png", "gradient_conflict.png"):
         assert (fast_report / "08_sharing_mechanisms" / "figures" / fig).stat().st_size > 5_000
+
+
+def test_10_scaling(fast_report):
+    from mtrec_study.params import load_preset
+    from mtrec_study.study.scaling import NETWORKS
+
+    s = _summary(fast_report, "10_scaling")
+    sizes = load_preset("fast")["SCALING_SIZES"]
+    costs = pd.DataFrame(s["costs"])
+    assert sorted(costs["interactions"].unique()) == sorted(sizes) and set(costs["network"]) == set(NETWORKS)
+    assert (costs["epoch s"] > 0).all() and (costs["examples/s"] > 0).all()
+    assert costs["peak GB"].between(0.2, 4).all()  # one TensorFlow process each, far below the data's size in memory
+    rows = costs.groupby("interactions")["training rows"].first()
+    assert rows.is_monotonic_increasing and rows.iloc[-1] > 5 * rows.iloc[0]
+    assert {r["network"] for r in s["slopes"]} == set(NETWORKS)
+    last = s["relative"][-1]
+    assert last["multi-task / all three"] == pytest.approx(
+        last["multi-task epoch s"] / last["three single-task epochs, s"])
+    assert s["verdict"].startswith("per network, ")
+    workers = {r["workers"]: r for r in s["two_workers"]}
+    assert workers[2]["rows per replica and batch"] < 0.55 * workers[1]["rows per replica and batch"]
+    assert s["two_worker_val_gap"] < 0.01  # the distribute test's tolerance
+    assert (fast_report / "10_scaling" / "figures" / "scaling.png").stat().st_size > 5_000
 
 
 def test_09_headline_results(fast_report, fast_data):

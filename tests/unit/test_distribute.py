@@ -4,16 +4,10 @@ end with the single-process run's losses (within a stated tolerance); bad TF_CON
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
-from mtrec_study.config import PROJECT_ROOT
 from mtrec_study.training import distribute
 
 # Two workers each take half of every global batch and their gradients are summed; the masked
@@ -23,41 +17,11 @@ TOLERANCE = 0.01
 RUN = ["--dataset", "synthetic", "--seed", "2", "--model", "shared_bottom", "--epochs", "2", "--batch-size", "2048"]
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _worker(index: int, ports: list[int], out) -> tuple[subprocess.Popen, object]:
-    """One worker process; its output goes to a file, so neither worker can block on a full pipe."""
-    config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-    env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3", "TQDM_DISABLE": "1"}
-    log = open(out / f"worker{index}.log", "w")  # closed by the test
-    proc = subprocess.Popen([sys.executable, "-m", "mtrec_study", "train", *RUN, "--strategy", "multi_worker",
-                             "--output-dir", str(out / f"worker{index}")], cwd=PROJECT_ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
-    return proc, log
-
-
 def test_two_workers_share_each_batch_and_match_one_process(tmp_path):
-    ports = _free_ports(2)
-    workers = [_worker(i, ports, tmp_path) for i in range(2)]
-    deadline = time.monotonic() + 300  # both workers together
-    try:
-        for proc, _ in workers:
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        for proc, log in workers:
-            proc.kill()
-            log.close()
-    outs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
-    for i, ((proc, _), text) in enumerate(zip(workers, outs, strict=True)):
-        assert proc.returncode == 0, f"worker {i} failed:\n{text[-3000:]}"
+    workers = distribute.run_local_workers(2, RUN, tmp_path, timeout=300)
+    outs = [w["log"] for w in workers]
+    for i, w in enumerate(workers):
+        assert w["returncode"] == 0, f"worker {i} failed or ran past the deadline:\n{w['log'][-3000:]}"
     assert "worker 0 writes the history" in outs[1]
     assert not (tmp_path / "worker1").exists()  # only worker 0 writes outputs
     two = json.loads((tmp_path / "worker0" / "history_shared_bottom_fixed.json").read_text())["history"]

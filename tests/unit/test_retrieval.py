@@ -226,3 +226,28 @@ def test_same_seed_gives_the_same_two_tower_network(prepared, trained):
     for a, b in zip(trained.net.get_weights(), again.net.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert again.history == trained.history
+
+
+def test_top_k_by_blocked_dot_products_matches_a_full_sort():
+    from mtrec_study.evaluation import metrics as M
+    from mtrec_study.evaluation.ranking import top_k_dot
+
+    rng = np.random.default_rng(0)
+    users = rng.integers(-2, 3, size=(300, 4)).astype("float32")  # small integers: exact scores, many ties
+    items = rng.integers(-2, 3, size=(90, 4)).astype("float32")
+    want = M.top_k(users @ items.T, 10, ties="stable")
+    np.testing.assert_array_equal(top_k_dot(users, items, k=10, block_size=64), want)
+    seen = [rng.choice(90, size=5, replace=False) for _ in range(300)]
+    got = top_k_dot(users, items, k=10, block_size=37, exclude=lambda rows: [seen[r] for r in rows])
+    masked = users @ items.T
+    for r, cols in enumerate(seen):
+        masked[r, cols] = -np.inf
+    np.testing.assert_array_equal(got, M.top_k(masked, 10, ties="stable"))
+    assert not any(set(got[r]) & set(seen[r]) for r in range(300))
+    nearly_all = top_k_dot(users[:3], items, k=10, exclude=lambda rows: [np.arange(85)] * len(rows))
+    np.testing.assert_array_equal(nearly_all[:, 5:], -1)  # five items left: the rest is padding
+    np.testing.assert_array_equal(np.sort(nearly_all[:, :5], axis=1), np.tile(np.arange(85, 90), (3, 1)))
+    with pytest.raises(ValueError, match="need the same width"):
+        top_k_dot(users, items[:, :3])
+    with pytest.raises(ValueError, match=r"k must lie in 1\.\.90"):
+        top_k_dot(users, items, k=91)
