@@ -62,6 +62,7 @@ def _add_train_parser(sub) -> None:
     """Register ``python -m mtrec_study train``."""
     from mtrec_study.models import MODELS  # imports TensorFlow
     from mtrec_study.training.distribute import STRATEGIES
+    from mtrec_study.training.optimizers import OPTIMIZERS
     from mtrec_study.training.weighting import WEIGHTINGS
 
     p = sub.add_parser("train", help="train one model on a prepared data set")
@@ -75,12 +76,18 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+                   help="adam, or lazy_adam: only the embedding rows a batch looked up move, so a step costs the "
+                        "same however many users and items there are (the choice for large worlds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="reports/dev/train")
     p.add_argument("--save", default=None, help="save the trained network to this .keras file")
     p.add_argument("--shards", default=None,
                    help="train on a shard folder (python -m mtrec_study shards) instead of --dataset: the examples "
                         "stay on disk and each batch's features are looked up by id")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="with --shards: validate and check early stopping after this many batches instead of a "
+                        "whole pass over the training shards")
     p.add_argument("--strategy", default="default", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored (local devices) or multi_worker (one process per "
                         "worker, each with its TF_CONFIG; only worker 0 writes the outputs)")
@@ -107,7 +114,8 @@ def _cmd_train(args) -> int:
     result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                    tasks=[args.task] if args.task else None, output_dir=args.output_dir if chief else None,
-                   verbose=2, distribution=distribution)
+                   verbose=2, distribution=distribution, optimizer=args.optimizer,
+                   steps_per_epoch=args.steps_per_epoch)
     print(f"trained {args.model} with {args.weighting} in {result.seconds:.1f} s; best epoch {result.best_epoch}; "
           + (f"history in {args.output_dir}" if chief else "worker 0 writes the history"))
     if args.save and chief:

@@ -4,11 +4,27 @@ load with the default ``safe_mode``)."""
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from mtrec_study.features import FeatureSpec
 
 PACKAGE = "mtrec"
+
+
+def lookup(embedding: layers.Embedding, ids) -> tf.Tensor:
+    """``embedding(ids)``, gathered from the table's variable row by row.
+
+    Keras's ``Embedding`` reads its whole table into a tensor before gathering. An optimizer that
+    then writes a few rows in place (:class:`mtrec_study.training.optimizers.LazyAdam`) must
+    first copy the table, because that read may still hold it: with a million users, most of a
+    step. Gathering from the variable itself gives the same rows and the same (sparse) gradient.
+
+    Used by mtrec_study.models.layers.
+    """
+    if ids.dtype not in ("int32", "int64"):
+        ids = ops.cast(ids, "int32")
+    return ops.cast(tf.gather(embedding.embeddings.value, ids), embedding.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -47,7 +63,7 @@ class FeatureEncoder(layers.Layer):
     def _part(self, name, inputs):
         x = inputs[name]
         if name in self.embeddings:
-            return self.embeddings[name](x)
+            return lookup(self.embeddings[name], x)
         if name in self.projections:
             return self.projections[name](x)
         if name in self.spec.dense:

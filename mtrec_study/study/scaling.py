@@ -25,13 +25,17 @@ from mtrec_study.config import PROJECT_ROOT, cache_dir
 from mtrec_study.streaming import FORMAT_VERSION
 
 # One multi-task network and the three single-task networks it replaces: the same shared-bottom
-# backbone (models.zoo.build_single_task is the shared-bottom network with one tower).
+# backbone (models.zoo.build_single_task is the shared-bottom network with one tower). Each is
+# trained with lazy Adam, which moves only the embedding rows a batch looked up: Keras's Adam
+# updates every row of the user table at every step, a cost that grows with the users rather than
+# with the batch (benchmarks/bench_streaming.py measures both).
 MULTI = "multi-task shared-bottom"
+OPTIMIZER = "lazy_adam"
 NETWORKS: dict[str, dict] = {
-    MULTI: {"model": "shared_bottom", "weighting": "uncertainty"},
-    "single-task interest": {"model": "single_task", "tasks": ["interest"]},
-    "single-task item": {"model": "single_task", "tasks": ["item"]},
-    "single-task behaviour": {"model": "single_task", "tasks": ["behaviour"]},
+    MULTI: {"model": "shared_bottom", "weighting": "uncertainty", "optimizer": OPTIMIZER},
+    "single-task interest": {"model": "single_task", "tasks": ["interest"], "optimizer": OPTIMIZER},
+    "single-task item": {"model": "single_task", "tasks": ["item"], "optimizer": OPTIMIZER},
+    "single-task behaviour": {"model": "single_task", "tasks": ["behaviour"], "optimizer": OPTIMIZER},
 }
 MAX_ITEMS = 100_000
 
@@ -125,14 +129,21 @@ def _train_here(spec: dict) -> dict:
     start = time.perf_counter()
     result = train(spec["model"], data, weighting=spec.get("weighting", "fixed"), tasks=spec.get("tasks"),
                    epochs=spec["epochs"], batch_size=spec["batch_size"], seed=spec["seed"], patience=spec["epochs"],
-                   steps_per_epoch=spec.get("steps_per_epoch"), progress=False)
+                   steps_per_epoch=spec.get("steps_per_epoch"), optimizer=spec.get("optimizer", "adam"), progress=False)
     rows_per_epoch = min(train_rows, spec["steps_per_epoch"] * spec["batch_size"]) if spec.get("steps_per_epoch") \
         else train_rows
+    # What must be held whatever the rows: the weights with Adam's two moments (float32), and for
+    # shards the feature tables, one row per user and per item.
+    held = 3 * 4 * result.net.count_params()
+    if "shards" in spec:
+        t = data.tables
+        held += sum(a.nbytes for a in (t.user_ids, t.item_ids, *t.user.values(), *t.item.values()))
     later = result.epoch_seconds[1:] or result.epoch_seconds
     return {"train_rows": train_rows, "valid_rows": valid_rows, "rows_per_epoch": rows_per_epoch,
             "epoch_seconds": result.epoch_seconds, "seconds": time.perf_counter() - start,
             "examples_per_s": rows_per_epoch / float(np.median(later)), "peak_gb": peak_memory_gb(),
-            "materialised_gb": train_rows * row_bytes(data.spec) / 1e9, "val_loss": result.history["val_loss"]}
+            "materialised_gb": train_rows * row_bytes(data.spec) / 1e9, "held_gb": held / 1e9,
+            "val_loss": result.history["val_loss"]}
 
 
 def row_bytes(spec) -> int:
@@ -146,7 +157,7 @@ def row_bytes(spec) -> int:
 def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: int = 0, shards: str | Path | None = None,
                      dataset: str | None = None, data_dir: str | None = None, weighting: str = "fixed",
                      tasks: list[str] | None = None, steps_per_epoch: int | None = None, valid_files: int | None = None,
-                     timeout: float = 3600.0) -> dict:
+                     optimizer: str = "adam", timeout: float = 3600.0) -> dict:
     """Train one network in a fresh process and return what it cost.
 
     A fresh process per training makes each peak-memory figure that training's own (the
@@ -154,7 +165,7 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
     the rows of an epoch by the median of the later epochs (validation included).
 
     Args:
-        model, weighting, tasks, epochs, batch_size, seed, steps_per_epoch: As in
+        model, weighting, tasks, epochs, batch_size, seed, steps_per_epoch, optimizer: As in
             :func:`mtrec_study.training.train` (patience is ``epochs``: every epoch runs).
         shards: A shard folder (:func:`world`), or else
         dataset, data_dir: A data set in memory (:func:`mtrec_study.datasets.load_dataset`),
@@ -165,7 +176,9 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
     Returns:
         ``train_rows``, ``rows_per_epoch``, ``epoch_seconds`` (list), ``seconds``,
         ``examples_per_s``, ``peak_gb``, ``materialised_gb`` (what the training rows' features
-        would take in memory, :func:`row_bytes`) and ``val_loss`` (list).
+        would take in memory, :func:`row_bytes`), ``held_gb`` (the weights with Adam's two
+        moments, plus a shard folder's feature tables: what grows with users and items, not
+        rows) and ``val_loss`` (list).
 
     Raises:
         ValueError: Unless exactly one of ``shards`` and ``dataset`` is given.
@@ -176,7 +189,7 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
     if (shards is None) == (dataset is None):
         raise ValueError("measure_training needs exactly one of shards= (a shard folder) and dataset= (a data set name)")
     spec = {"model": model, "weighting": weighting, "tasks": tasks, "epochs": epochs, "batch_size": batch_size,
-            "seed": seed, "steps_per_epoch": steps_per_epoch, "valid_files": valid_files,
+            "seed": seed, "steps_per_epoch": steps_per_epoch, "valid_files": valid_files, "optimizer": optimizer,
             **({"shards": str(shards)} if shards is not None else {"dataset": dataset, "data_dir": data_dir})}
     try:
         out = subprocess.run([sys.executable, "-m", "mtrec_study.study.scaling", json.dumps(spec)], cwd=PROJECT_ROOT,

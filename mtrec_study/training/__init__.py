@@ -6,6 +6,7 @@
 - :mod:`~mtrec_study.training.trainer`: :class:`MultiTaskTrainer`, :func:`train` and :func:`predict`.
 - :mod:`~mtrec_study.training.diagnostics`: gate usage and gradient conflicts (notebook 08).
 - :mod:`~mtrec_study.training.cache`: trained networks kept by content hash, so a build never trains one twice.
+- :mod:`~mtrec_study.training.optimizers`: Keras's Adam, and lazy Adam for embedding tables of millions of rows.
 - :mod:`~mtrec_study.training.distribute`: ``tf.distribute`` strategies (several devices or machines).
 """
 

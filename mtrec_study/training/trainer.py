@@ -33,6 +33,7 @@ from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training import cache
 from mtrec_study.training.distribute import is_multi_worker
 from mtrec_study.training.losses import task_loss
+from mtrec_study.training.optimizers import OPTIMIZERS, make_optimizer
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
 from mtrec_study.training.weighting import (
     WEIGHTINGS,
@@ -342,7 +343,7 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
           tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
           verbose: int = 0, callbacks: list | None = None, progress: bool = True,
           distribution: tf.distribute.Strategy | None = None, steps_per_epoch: int | None = None,
-          **model_hp) -> TrainResult:
+          optimizer: str = "adam", **model_hp) -> TrainResult:
     """Build, train (early stopping on validation, best weights restored) and log one model.
 
     Args:
@@ -368,6 +369,9 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
             on a network built in a multi-worker scope.
         steps_per_epoch: Shards only: an epoch of this many batches (validation and early
             stopping after each), for training parts too large to pass over between checks.
+        optimizer: ``"adam"`` (Keras's), or ``"lazy_adam"``, which moves only the embedding rows
+            a batch looked up (:class:`mtrec_study.training.optimizers.LazyAdam`): a step then
+            costs the same however many users and items the tables hold.
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
@@ -376,6 +380,8 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
+    if optimizer not in OPTIMIZERS:
+        make_optimizer(optimizer, learning_rate)  # raises, naming the valid ones
     set_seed(seed)
     if model == "single_task":
         if not tasks or len(tasks) != 1:
@@ -411,7 +417,7 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         net = build_model(model, spec, **model_hp, **built_from_data)
         trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
         train_set, valid_set = ((ts if streamed else labelled(ts, trainer.tasks)) for ts in (prepared.train, prepared.valid))
-        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+        trainer.compile(optimizer=make_optimizer(optimizer, learning_rate),
                         # Extra callbacks may watch single batches, so they get one batch per call.
                         steps_per_execution=1 if callbacks else _per_call(len(train_set), batch_size, epochs,
                                                                           steps_per_epoch),
@@ -424,6 +430,8 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
     if steps_per_epoch is not None:
         config["steps_per_epoch"] = steps_per_epoch
+    if optimizer != "adam":  # Adam's runs keep the cache keys they had before the choice existed
+        config["optimizer"] = optimizer
     # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train,
     # as do distributed runs (each worker holds only its share of the work).
     key = None if callbacks or distributed or streamed else _cache_key(config, lambdas, weighting_kwargs, spec, train_set,

@@ -46,8 +46,15 @@ def test_one_training_measured_in_its_own_process(tmp_path):
     assert 0.2 < cost["peak_gb"] < 4  # a TensorFlow process, measured by itself
     from mtrec_study.streaming import load_shards
 
-    spec = load_shards(folder).spec
+    data = load_shards(folder)
+    spec, t = data.spec, data.tables
     assert cost["materialised_gb"] == pytest.approx(cost["train_rows"] * scaling.row_bytes(spec) / 1e9)
+    # held: the feature tables, plus 12 bytes (a float32 weight and Adam's two moments) per parameter,
+    # of which the id embeddings alone are (users + items) × 32
+    tables = sum(a.nbytes for a in (t.user_ids, t.item_ids, *t.user.values(), *t.item.values()))
+    params = (cost["held_gb"] * 1e9 - tables) / 12
+    assert params == pytest.approx(round(params), abs=1e-3 * params)
+    assert params > (len(t.user_ids) + len(t.item_ids)) * 32
     # ids, age and year buckets, gender and occupation; 19 genres; two log counts and the age z-score
     assert scaling.row_bytes(spec) == 4 * (6 + 19 + 3)
     with pytest.raises(RuntimeError, match=r"training single_task \(.*world-3000-seed0.*\) failed \(exit 1\)(.|\n)*single_task needs tasks"):

@@ -200,6 +200,20 @@ def test_training_on_shards_is_deterministic_and_refuses_the_two_tower_network(s
         train("shared_bottom", data, epochs=1, distribution=tf.distribute.MirroredStrategy(["/cpu:0"]))
 
 
+def test_lazy_adam_trains_on_shards_deterministically(shards):
+    from mtrec_study.training import train
+
+    data = load_shards(shards)
+    runs = [train("shared_bottom", data, epochs=2, batch_size=256, steps_per_epoch=4, seed=5, optimizer="lazy_adam",
+                  progress=False) for _ in range(2)]
+    assert runs[0].history["val_loss"][1] < runs[0].history["val_loss"][0]
+    assert runs[0].config["optimizer"] == "lazy_adam"
+    for a, b in zip(runs[0].trainer.get_weights(), runs[1].trainer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="optimizer 'sgd' is not known; use one of adam, lazy_adam"):
+        train("shared_bottom", data, epochs=1, optimizer="sgd")
+
+
 def test_a_shard_folder_that_cannot_be_read_is_named(shards, tmp_path):
     with pytest.raises(DataFormatError, match="no such folder of shards"):
         load_shards(tmp_path / "missing")
@@ -235,8 +249,9 @@ def test_the_command_line_writes_shards_and_trains_on_them(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli.main(["shards", "--out", str(out), "--users", "600", "--items", "200", "--interactions",
                      "8000", "--seed", "1"]) == 0
-    assert cli.main(["train", "--shards", str(out), "--model", "shared_bottom", "--epochs", "1",
-                     "--output-dir", str(tmp_path / "train")]) == 0
-    assert (tmp_path / "train" / "history_shared_bottom_fixed.json").exists()
+    assert cli.main(["train", "--shards", str(out), "--model", "shared_bottom", "--epochs", "2",
+                     "--optimizer", "lazy_adam", "--steps-per-epoch", "3", "--output-dir", str(tmp_path / "train")]) == 0
+    history = json.loads((tmp_path / "train" / "history_shared_bottom_fixed.json").read_text())
+    assert history["config"]["optimizer"] == "lazy_adam" and history["config"]["steps_per_epoch"] == 3
     assert cli.main(["shards", "--out", str(out), "--users", "10", "--items", "10", "--interactions", "80"]) == 2
     assert "must be at most half of n_users*n_items" in capsys.readouterr().err
