@@ -77,8 +77,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
-                   help="adam, or lazy_adam: only the embedding rows a batch looked up move, so a step costs the "
-                        "same however many users and items there are (the choice for large worlds)")
+                   help="adam, or lazy_adam: only the embedding rows a batch looked up move, so a pointwise "
+                        "network's step costs the same however many users and items there are (the choice for "
+                        "large worlds; with PCGrad or an embedding L2 penalty it takes Adam's step)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output-dir", default="reports/dev/train")
     p.add_argument("--save", default=None, help="save the trained network to this .keras file")
@@ -104,6 +105,9 @@ def _cmd_train(args) -> int:
     from mtrec_study.training import train
 
     chief = is_chief(distribution)
+    if args.steps_per_epoch is not None and not args.shards:
+        raise ValueError(f"--steps-per-epoch {args.steps_per_epoch}: only with --shards; a data set in memory "
+                         f"trains whole epochs")
     if args.shards:
         from mtrec_study.streaming import load_shards
 

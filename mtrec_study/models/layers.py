@@ -19,6 +19,8 @@ def lookup(embedding: layers.Embedding, ids) -> tf.Tensor:
     then writes a few rows in place (:class:`mtrec_study.training.optimizers.LazyAdam`) must
     first copy the table, because that read may still hold it: with a million users, most of a
     step. Gathering from the variable itself gives the same rows and the same (sparse) gradient.
+    Unlike ``Embedding``, ids must lie in ``[0, rows)`` (no wrapping of negative ids), and neither
+    ``mask_zero``, LoRA nor quantized tables are supported; the encoder uses none of them.
 
     Used by mtrec_study.models.layers.
     """

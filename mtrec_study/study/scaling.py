@@ -31,12 +31,12 @@ from mtrec_study.streaming import FORMAT_VERSION
 # with the batch (benchmarks/bench_streaming.py measures both).
 MULTI = "multi-task shared-bottom"
 OPTIMIZER = "lazy_adam"
-NETWORKS: dict[str, dict] = {
-    MULTI: {"model": "shared_bottom", "weighting": "uncertainty", "optimizer": OPTIMIZER},
-    "single-task interest": {"model": "single_task", "tasks": ["interest"], "optimizer": OPTIMIZER},
-    "single-task item": {"model": "single_task", "tasks": ["item"], "optimizer": OPTIMIZER},
-    "single-task behaviour": {"model": "single_task", "tasks": ["behaviour"], "optimizer": OPTIMIZER},
-}
+NETWORKS: dict[str, dict] = {name: {**net, "optimizer": OPTIMIZER} for name, net in {
+    MULTI: {"model": "shared_bottom", "weighting": "uncertainty"},
+    "single-task interest": {"model": "single_task", "tasks": ["interest"]},
+    "single-task item": {"model": "single_task", "tasks": ["item"]},
+    "single-task behaviour": {"model": "single_task", "tasks": ["behaviour"]},
+}.items()}
 MAX_ITEMS = 100_000
 
 
@@ -134,7 +134,8 @@ def _train_here(spec: dict) -> dict:
         else train_rows
     # What must be held whatever the rows: the weights with Adam's two moments (float32), and for
     # shards the feature tables, one row per user and per item.
-    held = 3 * 4 * result.net.count_params()
+    params = result.net.count_params()
+    held = 3 * 4 * params
     if "shards" in spec:
         t = data.tables
         held += sum(a.nbytes for a in (t.user_ids, t.item_ids, *t.user.values(), *t.item.values()))
@@ -142,7 +143,7 @@ def _train_here(spec: dict) -> dict:
     return {"train_rows": train_rows, "valid_rows": valid_rows, "rows_per_epoch": rows_per_epoch,
             "epoch_seconds": result.epoch_seconds, "seconds": time.perf_counter() - start,
             "examples_per_s": rows_per_epoch / float(np.median(later)), "peak_gb": peak_memory_gb(),
-            "materialised_gb": train_rows * row_bytes(data.spec) / 1e9, "held_gb": held / 1e9,
+            "materialised_gb": train_rows * row_bytes(data.spec) / 1e9, "held_gb": held / 1e9, "params": params,
             "val_loss": result.history["val_loss"]}
 
 
@@ -176,9 +177,9 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
     Returns:
         ``train_rows``, ``rows_per_epoch``, ``epoch_seconds`` (list), ``seconds``,
         ``examples_per_s``, ``peak_gb``, ``materialised_gb`` (what the training rows' features
-        would take in memory, :func:`row_bytes`), ``held_gb`` (the weights with Adam's two
-        moments, plus a shard folder's feature tables: what grows with users and items, not
-        rows) and ``val_loss`` (list).
+        would take in memory, :func:`row_bytes`), ``params`` (the network's), ``held_gb``
+        (those parameters with Adam's two moments at 4 bytes each, plus a shard folder's feature
+        tables: what grows with users and items, not rows) and ``val_loss`` (list).
 
     Raises:
         ValueError: Unless exactly one of ``shards`` and ``dataset`` is given.

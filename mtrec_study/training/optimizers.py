@@ -7,6 +7,12 @@ users that is most of a training step's cost, so examples/s falls as the user ta
 TensorFlow Addons, which no longer exists for Keras 3, and PyTorch's ``SparseAdam``) updates
 only the rows a batch looked up, whose gradient TensorFlow hands over as ``tf.IndexedSlices``;
 every dense variable gets exactly Keras's Adam step.
+
+A gradient is sparse only where nothing made it dense on the way: an embedding read through
+:func:`mtrec_study.models.layers.lookup` (the encoder of every pointwise network; MF, BPR and the
+two-tower network use Keras's ``Embedding``), without an L2 penalty on the table (its gradient is
+dense), and a weighting that does not project gradients (PCGrad flattens them). Elsewhere lazy
+Adam takes Keras's Adam step, correct but not lazy.
 """
 
 from __future__ import annotations
@@ -14,20 +20,32 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-OPTIMIZERS = ("adam", "lazy_adam")
+from mtrec_study.models.layers import PACKAGE
 
 
-@keras.saving.register_keras_serializable(package="mtrec_study")
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LazyAdam(keras.optimizers.Adam):
     """Adam whose embedding rows move only when a batch looks them up.
 
     For a sparse gradient (rows ``r`` with values ``g``, repeated rows summed first) the step is
     Adam's on those rows alone: ``m[r] ← β1·m[r] + (1-β1)·g``, ``v[r] ← β2·v[r] + (1-β2)·g²``,
-    ``w[r] ← w[r] - α·m[r] / (√v[r] + ε)`` with Adam's bias-corrected ``α``. Dense gradients
-    take :class:`keras.optimizers.Adam`'s step unchanged.
+    ``w[r] ← w[r] - α·m[r] / (√v[r] + ε)`` with Adam's bias-corrected ``α`` (from the global
+    step count, as Keras's Adam). Dense gradients, and every gradient with ``amsgrad=True``, take
+    :class:`keras.optimizers.Adam`'s step unchanged.
+
+    Raises:
+        ValueError: For ``weight_decay`` or ``use_ema``, which Keras applies to every row at
+            every step, so that rows a batch skipped would move after all.
 
     Used by mtrec_study.training.optimizers.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.weight_decay or self.use_ema:
+            raise ValueError(f"LazyAdam moves only the rows a batch looked up, but weight_decay={self.weight_decay!r} "
+                             f"and use_ema={self.use_ema!r} change every row at every step; leave both unset, or use "
+                             f"keras.optimizers.Adam")
 
     def update_step(self, gradient, variable, learning_rate):
         """One step for ``variable``: lazy on an ``IndexedSlices`` gradient, else Keras's Adam."""
@@ -48,6 +66,22 @@ class LazyAdam(keras.optimizers.Adam):
         self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
 
 
+OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam}
+
+
+def optimizer_class(name: str) -> type[keras.optimizers.Optimizer]:
+    """The optimizer class called ``name``, one of :data:`OPTIMIZERS`.
+
+    Raises:
+        ValueError: For an unknown name, listing the valid ones.
+
+    Used by mtrec_study.training.optimizers, mtrec_study.training.trainer.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer {name!r} is not known; use one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """The optimizer called ``name`` (one of :data:`OPTIMIZERS`) at ``learning_rate``.
 
@@ -56,8 +90,4 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
     Used by mtrec_study.training.trainer.
     """
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "lazy_adam":
-        return LazyAdam(learning_rate)
-    raise ValueError(f"optimizer {name!r} is not known; use one of {', '.join(OPTIMIZERS)}")
+    return optimizer_class(name)(learning_rate)

@@ -33,7 +33,7 @@ from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training import cache
 from mtrec_study.training.distribute import is_multi_worker
 from mtrec_study.training.losses import task_loss
-from mtrec_study.training.optimizers import OPTIMIZERS, make_optimizer
+from mtrec_study.training.optimizers import make_optimizer, optimizer_class
 from mtrec_study.training.sharing import _gradients, last_shared_layer, shared_variables
 from mtrec_study.training.weighting import (
     WEIGHTINGS,
@@ -370,8 +370,9 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         steps_per_epoch: Shards only: an epoch of this many batches (validation and early
             stopping after each), for training parts too large to pass over between checks.
         optimizer: ``"adam"`` (Keras's), or ``"lazy_adam"``, which moves only the embedding rows
-            a batch looked up (:class:`mtrec_study.training.optimizers.LazyAdam`): a step then
-            costs the same however many users and items the tables hold.
+            a batch looked up (:class:`mtrec_study.training.optimizers.LazyAdam`): a step of a
+            pointwise network without ``emb_l2`` or PCGrad then costs the same however many users
+            and items the tables hold (elsewhere it takes Adam's step; see that module).
         **model_hp: Passed to the model builder (widths, dropout, experts ...).
 
     Raises:
@@ -380,8 +381,7 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
 
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
-    if optimizer not in OPTIMIZERS:
-        make_optimizer(optimizer, learning_rate)  # raises, naming the valid ones
+    optimizer_class(optimizer)  # an unknown name stops here, before any data is touched
     set_seed(seed)
     if model == "single_task":
         if not tasks or len(tasks) != 1:

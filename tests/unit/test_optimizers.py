@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtrec_study.config import NO_CACHE_ENV
+from mtrec_study.datasets.synthetic import make_recsys_world
 from mtrec_study.models.layers import lookup
+from mtrec_study.prepare import prepare_tasks
+from mtrec_study.training import train
 from mtrec_study.training.optimizers import OPTIMIZERS, LazyAdam, make_optimizer
 
 
@@ -27,9 +31,9 @@ def _rows(ids, values) -> tf.IndexedSlices:
 
 
 def test_first_step_is_the_hand_worked_adam_step_on_the_rows_looked_up():
-    # From zero moments: m = (1-β1)g, v = (1-β2)g², α = lr·√(1-β2)/(1-β1), so the step is
-    # lr·g/(|g| + ε/√(1-β2)·...) ≈ lr·sign(g) on rows 1 and 3; rows 0 and 2 stay at 1.
-    lr, eps = 0.1, 1e-7
+    # From zero moments: m = (1-β1)g, v = (1-β2)g², α = lr·√(1-β2)/(1-β1), and ε is added to
+    # √v (not to the bias-corrected √v̂): a large ε makes that visible. Rows 0 and 2 stay at 1.
+    lr, eps = 0.1, 0.5
     after = _steps(LazyAdam(lr, epsilon=eps), [_rows([1, 3], [[2.0, -4.0], [0.5, 1.0]])])[0]
     g = np.array([[2.0, -4.0], [0.5, 1.0]])
     m, v = 0.1 * g, 0.001 * g**2
@@ -50,10 +54,10 @@ def test_rows_not_looked_up_keep_still_where_adam_moves_them_on_its_momentum():
 def test_every_row_every_step_equals_keras_adam_and_dense_gradients_take_its_step():
     rng = np.random.default_rng(0)
     values = [rng.standard_normal((4, 2)).astype("float32") for _ in range(5)]
-    sparse = _steps(LazyAdam(0.05), [_rows([3, 1, 0, 2], v[[3, 1, 0, 2]]) for v in values])
-    dense = _steps(keras.optimizers.Adam(0.05), [tf.constant(v) for v in values])
-    np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(_steps(LazyAdam(0.05), [tf.constant(v) for v in values]), dense)
+    sparse = _steps(LazyAdam(0.05, epsilon=0.5), [_rows([3, 1, 0, 2], v[[3, 1, 0, 2]]) for v in values])
+    dense = _steps(keras.optimizers.Adam(0.05, epsilon=0.5), [tf.constant(v) for v in values])
+    np.testing.assert_allclose(sparse, dense, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(_steps(LazyAdam(0.05, epsilon=0.5), [tf.constant(v) for v in values]), dense)
 
 
 def test_a_row_looked_up_twice_takes_the_summed_gradient():
@@ -68,12 +72,17 @@ def test_lazy_adam_round_trips_through_keras_serialization():
     assert (float(back.learning_rate), back.beta_1) == pytest.approx((0.02, 0.8))
 
 
-def test_make_optimizer_names_the_valid_choices():
-    assert isinstance(make_optimizer("lazy_adam", 1e-3), LazyAdam)
-    assert type(make_optimizer("adam", 1e-3)) is keras.optimizers.Adam
+def test_make_optimizer_names_the_valid_choices_and_refuses_what_would_move_every_row():
+    lazy = make_optimizer("lazy_adam", 0.03)
+    assert isinstance(lazy, LazyAdam) and float(lazy.learning_rate) == pytest.approx(0.03)
+    assert type(make_optimizer("adam", 0.02)) is keras.optimizers.Adam
     with pytest.raises(ValueError, match="'sgd'.*adam, lazy_adam"):
         make_optimizer("sgd", 1e-3)
-    assert OPTIMIZERS == ("adam", "lazy_adam")
+    assert list(OPTIMIZERS) == ["adam", "lazy_adam"]
+    with pytest.raises(ValueError, match="weight_decay=0.01 and use_ema=False change every row"):
+        LazyAdam(weight_decay=0.01)
+    with pytest.raises(ValueError, match="use_ema=True change every row"):
+        LazyAdam(use_ema=True)
 
 
 def test_lookup_gives_the_embedding_layers_rows_and_a_sparse_gradient():
@@ -87,3 +96,47 @@ def test_lookup_gives_the_embedding_layers_rows_and_a_sparse_gradient():
     grad = tape.gradient(loss, emb.embeddings.value)
     assert isinstance(grad, tf.IndexedSlices)
     assert sorted(grad.indices.numpy().tolist()) == [0, 4, 4, 9]
+
+
+def _op_types(fn, ids) -> set[str]:
+    return {op.type for op in tf.function(fn).get_concrete_function(ids).graph.get_operations()}
+
+
+def test_lookup_gathers_from_the_variable_without_reading_the_whole_table():
+    emb = keras.layers.Embedding(10, 3)
+    emb.build((None,))
+    ids = tf.TensorSpec([None], tf.int32)
+    ours, keras_call = _op_types(lambda i: lookup(emb, i), ids), _op_types(emb, ids)
+    assert "ResourceGather" in ours and "ReadVariableOp" not in ours
+    assert "ReadVariableOp" in keras_call  # what lookup avoids: Keras's Embedding reads the table first
+
+
+@pytest.fixture(scope="module")
+def small():
+    return prepare_tasks(make_recsys_world(n_users=200, n_items=120, n_interactions=3000, seed=1).data, seed=1)
+
+
+@pytest.mark.parametrize("weighting, sparse", [("uncertainty", True), ("pcgrad", False)])
+def test_train_hands_lazy_adam_embedding_rows_as_slices_unless_pcgrad_flattens_them(small, monkeypatch, weighting,
+                                                                                     sparse):
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
+    seen: dict[str, bool] = {}
+    original = LazyAdam.update_step
+
+    def spy(self, gradient, variable, learning_rate):
+        seen[getattr(variable, "path", variable.name)] = isinstance(gradient, tf.IndexedSlices)
+        return original(self, gradient, variable, learning_rate)
+
+    monkeypatch.setattr(LazyAdam, "update_step", spy)
+    train("shared_bottom", small, weighting=weighting, epochs=1, batch_size=512, optimizer="lazy_adam", progress=False)
+    tables = {k: v for k, v in seen.items() if "/emb_" in k}
+    assert len(tables) >= 2 and all(v is sparse for v in tables.values()), tables
+    assert not any(v for k, v in seen.items() if k not in tables)  # dense layers get dense gradients
+
+
+def test_lazy_adam_under_a_one_device_strategy_trains_as_without_one(small, monkeypatch):
+    monkeypatch.setenv(NO_CACHE_ENV, "1")
+    runs = [train("shared_bottom", small, epochs=2, batch_size=512, optimizer="lazy_adam", progress=False,
+                  distribution=d) for d in (None, tf.distribute.MirroredStrategy(["/cpu:0"]))]
+    np.testing.assert_allclose(runs[0].history["val_loss"], runs[1].history["val_loss"], rtol=1e-4)
+    assert runs[0].history["val_loss"][1] < runs[0].history["val_loss"][0]

@@ -49,12 +49,13 @@ def test_one_training_measured_in_its_own_process(tmp_path):
     data = load_shards(folder)
     spec, t = data.spec, data.tables
     assert cost["materialised_gb"] == pytest.approx(cost["train_rows"] * scaling.row_bytes(spec) / 1e9)
-    # held: the feature tables, plus 12 bytes (a float32 weight and Adam's two moments) per parameter,
-    # of which the id embeddings alone are (users + items) × 32
-    tables = sum(a.nbytes for a in (t.user_ids, t.item_ids, *t.user.values(), *t.item.values()))
-    params = (cost["held_gb"] * 1e9 - tables) / 12
-    assert params == pytest.approx(round(params), abs=1e-3 * params)
-    assert params > (len(t.user_ids) + len(t.item_ids)) * 32
+    # held: 12 bytes (a float32 weight and Adam's two moments) per parameter, of which the id
+    # embeddings alone are (users + items) × 32, plus the tables: 8-byte ids and one row per id
+    row_bytes = {side: sum(a.itemsize * int(np.prod(a.shape[1:])) for a in getattr(t, side).values())
+                 for side in ("user", "item")}
+    tables = len(t.user_ids) * (8 + row_bytes["user"]) + len(t.item_ids) * (8 + row_bytes["item"])
+    assert cost["params"] > (len(t.user_ids) + len(t.item_ids)) * 32
+    assert cost["held_gb"] * 1e9 == pytest.approx(12 * cost["params"] + tables, rel=1e-12)
     # ids, age and year buckets, gender and occupation; 19 genres; two log counts and the age z-score
     assert scaling.row_bytes(spec) == 4 * (6 + 19 + 3)
     with pytest.raises(RuntimeError, match=r"training single_task \(.*world-3000-seed0.*\) failed \(exit 1\)(.|\n)*single_task needs tasks"):

@@ -253,5 +253,7 @@ def test_the_command_line_writes_shards_and_trains_on_them(tmp_path, capsys):
                      "--optimizer", "lazy_adam", "--steps-per-epoch", "3", "--output-dir", str(tmp_path / "train")]) == 0
     history = json.loads((tmp_path / "train" / "history_shared_bottom_fixed.json").read_text())
     assert history["config"]["optimizer"] == "lazy_adam" and history["config"]["steps_per_epoch"] == 3
+    assert cli.main(["train", "--dataset", "synthetic", "--model", "shared_bottom", "--steps-per-epoch", "3"]) == 2
+    assert "--steps-per-epoch 3: only with --shards" in capsys.readouterr().err
     assert cli.main(["shards", "--out", str(out), "--users", "10", "--items", "10", "--interactions", "80"]) == 2
     assert "must be at most half of n_users*n_items" in capsys.readouterr().err
