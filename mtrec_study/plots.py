@@ -261,16 +261,13 @@ def scaling(points: pd.DataFrame) -> plt.Figure:
             full = points.dropna(subset=["materialised GB"]).groupby("training rows")["materialised GB"].max()
             ax.plot(full.index, full.to_numpy(), color="grey", linestyle="--", label="features materialised per row")
             ax.legend(fontsize=7)
+        # Both axes logarithmic (the materialised line spans orders of magnitude), labelled at
+        # powers of ten only, in plain numbers on y.
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # labels at powers of ten only
-        if y == "epoch s":
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(plt.NullFormatter())
-        else:  # log too: the materialised line spans orders of magnitude
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("training rows (observed + sampled negatives)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
