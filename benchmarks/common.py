@@ -28,11 +28,11 @@ def machine() -> dict:
             "tensorflow": v.get("tensorflow"), "keras": v.get("keras")}
 
 
-def write_result(name: str, rows: list[dict], checks: dict, notes: str = "") -> Path:
-    """Write ``results/<name>.json`` (rows, pass/fail checks and the machine stamp)."""
+def write_result(name: str, rows: list[dict], checks: dict, notes: str = "", extra: dict | None = None) -> Path:
+    """Write ``results/<name>.json`` (rows, pass/fail checks, the machine stamp and ``extra``'s keys)."""
     path = RESULTS / f"{name}.json"
     atomic_write_text(path, json.dumps({"benchmark": name, "machine": machine(), "rows": rows,
-                                        "checks": checks, "notes": notes}, indent=2))
+                                        "checks": checks, "notes": notes, **(extra or {})}, indent=2))
     return path
 
 

@@ -86,9 +86,13 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--shards", default=None,
                    help="train on a shard folder (python -m mtrec_study shards) instead of --dataset: the examples "
                         "stay on disk and each batch's features are looked up by id")
+    p.add_argument("--lookup", action="store_true",
+                   help="with --dataset: keep each example as two table rows and look its features up per batch "
+                        "(memory grows with users + items, not with rows × feature width); the default "
+                        "materialises them, which is faster on small data (benchmarks/bench_lookup.py)")
     p.add_argument("--steps-per-epoch", type=int, default=None,
-                   help="with --shards: validate and check early stopping after this many batches instead of a "
-                        "whole pass over the training shards")
+                   help="with --shards or --lookup: validate and check early stopping after this many batches "
+                        "instead of a whole pass over the training examples")
     p.add_argument("--strategy", default="default", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored (local devices) or multi_worker (one process per "
                         "worker, each with its TF_CONFIG; only worker 0 writes the outputs)")
@@ -105,16 +109,18 @@ def _cmd_train(args) -> int:
     from mtrec_study.training import train
 
     chief = is_chief(distribution)
-    if args.steps_per_epoch is not None and not args.shards:
-        raise ValueError(f"--steps-per-epoch {args.steps_per_epoch}: only with --shards; a data set in memory "
-                         f"trains whole epochs")
+    if args.steps_per_epoch is not None and not (args.shards or args.lookup):
+        raise ValueError(f"--steps-per-epoch {args.steps_per_epoch}: only with --shards or --lookup; a data set "
+                         f"with materialised features trains whole epochs")
+    if args.lookup and args.shards:
+        raise ValueError("--lookup is for --dataset; shards (--shards) always look their features up by id")
     if args.shards:
         from mtrec_study.streaming import load_shards
 
         prepared = load_shards(args.shards)
     else:
         prepared = prepare_tasks(load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed),
-                                 args.split, seed=args.seed)
+                                 args.split, seed=args.seed, lookup=args.lookup)
     result = train(args.model, prepared, weighting=args.weighting, lambdas=args.lambdas, epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                    tasks=[args.task] if args.task else None, output_dir=args.output_dir if chief else None,
@@ -129,8 +135,18 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_shards(args: argparse.Namespace) -> int:
-    from mtrec_study.streaming import write_synthetic_shards
+    from mtrec_study.streaming import write_shards, write_synthetic_shards
 
+    if args.dataset or args.data_dir:  # a data set of the reader's own, prepared in memory, its examples to disk
+        from mtrec_study.datasets import load_dataset
+        from mtrec_study.prepare import prepare_tasks
+
+        prepared = prepare_tasks(load_dataset(_dataset_name(args), data_dir=args.data_dir, seed=args.seed),
+                                 args.split, seed=args.seed, lookup=True)
+        folder = write_shards(prepared, args.out)
+        print(f"shards written: {folder} ({prepared.data.name}, split {args.split}; train with "
+              f"python -m mtrec_study train --shards {folder} --model mmoe)")
+        return 0
     folder = write_synthetic_shards(args.out, n_users=args.users, n_items=args.items, n_interactions=args.interactions,
                                     seed=args.seed, valid_frac=args.valid_frac)
     print(f"shards written: {folder} (train with python -m mtrec_study train --shards {folder} --model mmoe)")
@@ -169,8 +185,12 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None,
                    help="tune only these models and merge them into the existing --out file")
     p.set_defaults(func=_cmd_tune)
-    p = sub.add_parser("shards", help="write a synthetic world larger than memory as Parquet shards, block by block")
+    p = sub.add_parser("shards", help="write training and validation examples as Parquet shards: a synthetic world "
+                                      "larger than memory (block by block), or a data set with --dataset/--data-dir")
     p.add_argument("--out", required=True, help="the shard folder to write (replaced only when the run succeeds)")
+    p.add_argument("--dataset", default=None, help=f"{_DATASET_HELP} (instead of a synthetic world)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--split", default="temporal", help="with --dataset: the split whose train and valid parts to write")
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--interactions", type=int, default=50_000_000)

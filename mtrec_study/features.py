@@ -8,6 +8,7 @@ unseen in training map to index 0, so cold-start rows are scored from side featu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -126,7 +127,7 @@ class FeatureTables:
         user_ids / item_ids: The sorted ids; row ``r`` of a user table describes ``user_ids[r]``.
         user / item: Feature name -> array with one row per id (the spec's user and item side).
 
-    Used by mtrec_study.features, mtrec_study.streaming.
+    Used by mtrec_study.features, mtrec_study.prepare, mtrec_study.streaming.
     """
 
     user_ids: np.ndarray
@@ -153,6 +154,60 @@ class FeatureTables:
         """The features of (user, item) pairs by two gathers: what :meth:`FeatureBuilder.transform` gives."""
         u, i = self.rows("user", user_ids), self.rows("item", item_ids)
         return {**{n: t[u] for n, t in self.user.items()}, **{n: t[i] for n, t in self.item.items()}}
+
+
+class FeatureView(Mapping):
+    """The features of (user, item) pairs held as two columns of table rows, gathered when read.
+
+    A read-only mapping ``name -> array`` that equals :meth:`FeatureBuilder.transform` of the
+    same pairs, but holds only two int32 row numbers per pair: a column is gathered from
+    :class:`FeatureTables` when it is read, and dropped when the reader drops it. The trainer
+    never reads whole columns of a training view: it gathers batch by batch inside a ``tf.data``
+    pipeline (:class:`mtrec_study.streaming.PairSet`).
+
+    Attributes:
+        tables: The features of every user and every item.
+        user_rows / item_rows: Each pair's row in the user and in the item tables (int32).
+
+    Used by mtrec_study.prepare, mtrec_study.streaming, mtrec_study.study.scaling, mtrec_study.text, mtrec_study.training.trainer.
+    """
+
+    def __init__(self, tables: FeatureTables, user_rows: np.ndarray, item_rows: np.ndarray):
+        if len(user_rows) != len(item_rows):
+            raise ValueError(f"a FeatureView needs one user row per item row, got {len(user_rows):,} and "
+                             f"{len(item_rows):,}")
+        self.tables, self.user_rows, self.item_rows = tables, np.asarray(user_rows, "int32"), np.asarray(item_rows, "int32")
+
+    @classmethod
+    def of_pairs(cls, tables: FeatureTables, user_ids: np.ndarray, item_ids: np.ndarray) -> FeatureView:
+        """The view of pairs given by ids (:meth:`FeatureTables.rows` finds their rows)."""
+        return cls(tables, tables.rows("user", user_ids), tables.rows("item", item_ids))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.tables.user:
+            return self.tables.user[name][self.user_rows]
+        if name in self.tables.item:
+            return self.tables.item[name][self.item_rows]
+        raise KeyError(f"no feature {name!r}; the tables hold {', '.join([*self.tables.user, *self.tables.item])}")
+
+    def __iter__(self):
+        return iter([*self.tables.user, *self.tables.item])
+
+    def __len__(self) -> int:
+        return len(self.tables.user) + len(self.tables.item)
+
+    @property
+    def rows(self) -> int:
+        """Pairs in the view."""
+        return len(self.user_rows)
+
+    def subset(self, rows: np.ndarray) -> FeatureView:
+        """The view of pairs ``rows`` (no column is gathered)."""
+        return FeatureView(self.tables, self.user_rows[rows], self.item_rows[rows])
+
+    def head(self, n: int = 1) -> dict[str, np.ndarray]:
+        """The first ``n`` pairs' features, gathered (for example to check them against a spec)."""
+        return dict(self.subset(np.arange(min(n, self.rows))))
 
 
 class FeatureBuilder:

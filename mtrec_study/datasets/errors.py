@@ -13,7 +13,7 @@ class DataError(RuntimeError):
 class DataFormatError(DataError):
     """A file that exists but does not parse: the message names the file and the line.
 
-    Used by mtrec_study.datasets.generic, mtrec_study.datasets.movielens, mtrec_study.streaming.
+    Used by mtrec_study.datasets.generic, mtrec_study.datasets.movielens, mtrec_study.models.retrieval, mtrec_study.streaming.
     """
 
 

@@ -73,16 +73,45 @@ def user_history(prepared: PreparedData, part: str = "train", max_history: int =
                                   "validation and test interactions are what the model is scored on")
     if max_history < 1:
         raise RetrievalInputError(f"max_history must be >= 1, got {max_history}")
-    builder = prepared.builder
     train = time_order(prepared.interactions("train"))
-    u = builder.user_index.reindex(train["user_id"].to_numpy()).to_numpy()
-    i = builder.item_index.reindex(train["item_id"].to_numpy()).to_numpy()
-    frame = pd.DataFrame({"u": u.astype("int64"), "i": i.astype("int64")})
-    frame = frame.groupby("u", sort=True).tail(max_history)
-    pos = frame.groupby("u").cumcount().to_numpy()
-    width = int(pos.max()) + 1 if len(frame) else 1
+    return history_matrix(prepared.builder, [(train["user_id"].to_numpy(), train["item_id"].to_numpy())], max_history)
+
+
+def history_matrix(builder, chunks, max_history: int = MAX_HISTORY) -> np.ndarray:
+    """The history table of :func:`user_history` from training pairs, chunk by chunk.
+
+    Row ``user_idx`` holds that user's last ``max_history`` items as the builder's ``item_idx``
+    codes, in the order given, 0-padded; the table is as wide as the longest history (at most
+    ``max_history``, from the builder's training counts). Memory holds one chunk at a time.
+
+    Args:
+        builder: The fitted feature builder (its codes and training counts).
+        chunks: ``(user_ids, item_ids)`` pairs of arrays, each user's pairs in time order and
+            all within one chunk.
+
+    Raises:
+        ValueError: Naming up to five ids the builder does not know, or a user found in two chunks.
+
+    Used by mtrec_study.models.retrieval.
+    """
+    counts = builder.user_counts
+    width = max(1, min(max_history, int(counts.max()) if len(counts) else 1))
     out = np.zeros((len(builder.user_index) + 1, width), dtype="int32")
-    out[frame["u"].to_numpy(), pos] = frame["i"].to_numpy()
+    done = np.zeros(len(out), bool)
+    for user_ids, item_ids in chunks:
+        u = builder.user_index.reindex(np.asarray(user_ids)).to_numpy()
+        i = builder.item_index.reindex(np.asarray(item_ids)).to_numpy()
+        for codes, ids, what in ((u, user_ids, "user"), (i, item_ids, "item")):
+            if np.isnan(codes).any():
+                raise ValueError(f"{what} ids {np.unique(np.asarray(ids)[np.isnan(codes)])[:5].tolist()} have no "
+                                 f"training interaction, so they cannot be in a training history")
+        frame = pd.DataFrame({"u": u.astype("int64"), "i": i.astype("int64")}).groupby("u", sort=True).tail(max_history)
+        users = frame["u"].unique()
+        if done[users].any():
+            raise ValueError(f"user codes {users[done[users]][:5].tolist()} have training pairs in two chunks; "
+                             f"a user's history must be in one")
+        done[users] = True
+        out[frame["u"].to_numpy(), frame.groupby("u").cumcount().to_numpy()] = frame["i"].to_numpy()
     return out
 
 
@@ -91,24 +120,69 @@ def catalogue_features(prepared: PreparedData) -> dict[str, np.ndarray]:
 
     Introduced in notebooks/03_model_math.ipynb.
     """
-    builder = prepared.builder
-    items = builder.item_index.index.to_numpy("int64")  # in item_idx order 1..N
-    any_user = np.full(items.size, prepared.data.users.index[0])
-    feats = builder.transform(any_user, items)
-    return {n: np.concatenate([np.zeros((1, *feats[n].shape[1:]), feats[n].dtype), feats[n]])
+    return catalogue_from_tables(prepared.builder, prepared.builder.tables())
+
+
+def catalogue_from_tables(builder, tables) -> dict[str, np.ndarray]:
+    """:func:`catalogue_features` from the builder's feature tables (in memory or a shard folder's).
+
+    Used by mtrec_study.models.retrieval.
+    """
+    rows = tables.rows("item", builder.item_index.index.to_numpy("int64"))  # in item_idx order 1..N
+    return {n: np.concatenate([np.zeros((1, *tables.item[n].shape[1:]), tables.item[n].dtype), tables.item[n][rows]])
             for n in builder.spec.item_side}
 
 
-def tower_data(prepared: PreparedData, max_history: int = MAX_HISTORY) -> dict[str, object]:
+def tower_data(prepared, max_history: int = MAX_HISTORY) -> dict[str, object]:
     """What :func:`build_two_tower` needs from a split: history, catalogue and negative ratio.
+
+    ``prepared`` is a :class:`~mtrec_study.prepare.PreparedData`, or a shard folder read by
+    :func:`mtrec_study.streaming.load_shards`, whose history comes from its ``history`` files
+    and whose catalogue comes from its feature tables.
 
     Used by mtrec_study.models.zoo.
     """
+    from mtrec_study.streaming import StreamedData
+
+    if isinstance(prepared, StreamedData):
+        return _streamed_tower_data(prepared, max_history)
     ts = prepared.train
     observed = ts.pairs["observed"].to_numpy(bool)
     ratio = float((~observed).sum() / max(1, observed.sum()))
     return {"history": user_history(prepared, "train", max_history), "catalogue": catalogue_features(prepared),
             "neg_ratio": ratio}
+
+
+def _streamed_tower_data(data, max_history: int) -> dict[str, object]:
+    """:func:`tower_data` of a shard folder (:class:`mtrec_study.streaming.StreamedData`): the
+    history file by file, the catalogue from the folder's tables.
+
+    Raises:
+        DataFormatError: Naming the file or folder whose history or examples do not fit its
+            ``counts.parquet`` (the training interactions).
+    """
+    from mtrec_study.datasets.errors import DataFormatError
+
+    builder, seen = data.builder, []
+
+    def chunks():
+        for path, users, items in data.history_parts():
+            seen.append((path, len(users)))
+            yield users, items
+
+    try:
+        history = history_matrix(builder, chunks(), max_history)
+    except ValueError as err:
+        raise DataFormatError(f"{seen[-1][0] if seen else data.folder}: {err}") from None
+    held, expected = sum(n for _, n in seen), int(builder.user_counts.sum())
+    if held != expected:
+        raise DataFormatError(f"{data.folder / 'history'}: {held:,} training pairs, but counts.parquet counts "
+                              f"{expected:,}; write the folder again with python -m mtrec_study shards")
+    positives = data.train.count_rows(["observed"])  # of the training files in use
+    if positives == 0:
+        raise DataFormatError(f"{data.folder / 'train'}: no observed interaction among the training examples")
+    return {"history": history, "catalogue": catalogue_from_tables(builder, data.tables),
+            "neg_ratio": (len(data.train) - positives) / positives}
 
 
 # --------------------------------------------------------------------------- layers

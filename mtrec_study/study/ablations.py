@@ -21,6 +21,7 @@ from mtrec_study.datasets.synthetic import MMOE_DIM, make_mmoe_tasks
 from mtrec_study.models.layers import MixtureOfExperts, mlp
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import as_tidy, tidy_rows
+from mtrec_study.streaming import ArraySet
 
 SYNTHETIC_MODELS = ("shared_bottom", "omoe", "mmoe")
 
@@ -43,7 +44,7 @@ def build_synthetic_model(kind: str, dim: int = MMOE_DIM, n_experts: int = 8, ex
         mixed = [out[0], out[0]] if n_gates == 1 else out[:2]
     outputs = {f"task{k + 1}": keras.layers.Dense(1, name=f"task{k + 1}_head")(
         mlp([tower_units], name=f"task{k + 1}_tower")(h)) for k, h in enumerate(mixed)}
-    return keras.Model(x, outputs, name=kind)
+    return keras.Model({"x": x}, outputs, name=kind)
 
 
 def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test: int = 2_000, epochs: int = 20,
@@ -60,8 +61,10 @@ def run_synthetic(kind: str, p: float, seed: int, n_train: int = 10_000, n_test:
     net = build_synthetic_model(kind)
     net.compile(keras.optimizers.Adam(learning_rate), loss={"task1": "mse", "task2": "mse"})
     targets = {"task1": y[:n_train, 0], "task2": y[:n_train, 1]}
-    net.fit(x[:n_train], targets, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
-    pred = net.predict(x[n_train:], batch_size=4096, verbose=0)
+    # A new seeded order each epoch (Keras's own shuffle of arrays repeats one order under a fixed seed).
+    net.fit(ArraySet({"x": x[:n_train]}, targets).dataset(batch_size, seed=seed), epochs=epochs, verbose=0,
+            shuffle=False)
+    pred = net.predict({"x": x[n_train:]}, batch_size=4096, verbose=0)
     mse = {k: float(np.mean((np.asarray(pred[k]).reshape(-1) - y[n_train:, i]) ** 2))
            for i, k in enumerate(("task1", "task2"))}
     return {**mse, "total": mse["task1"] + mse["task2"], "parameters": int(net.count_params())}

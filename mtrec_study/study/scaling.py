@@ -115,9 +115,11 @@ def _train_here(spec: dict) -> dict:
         from mtrec_study.streaming import load_shards
 
         data = load_shards(spec["shards"])
-        if spec.get("valid_files"):  # validate on the first files only (huge worlds)
-            data.valid.files = data.valid.files[:spec["valid_files"]]
-            data.valid.rows = sum(pq.ParquetFile(f).metadata.num_rows for f in data.valid.files)
+        for part in ("train", "valid"):  # the first files only: fewer rows of the same world
+            if spec.get(f"{part}_files"):
+                shards = getattr(data, part)
+                shards.files = shards.files[:spec[f"{part}_files"]]
+                shards.rows = sum(pq.ParquetFile(f).metadata.num_rows for f in shards.files)
         train_rows, valid_rows = len(data.train), len(data.valid)
     else:
         from mtrec_study.datasets import load_dataset
@@ -157,8 +159,8 @@ def row_bytes(spec) -> int:
 
 def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: int = 0, shards: str | Path | None = None,
                      dataset: str | None = None, data_dir: str | None = None, weighting: str = "fixed",
-                     tasks: list[str] | None = None, steps_per_epoch: int | None = None, valid_files: int | None = None,
-                     optimizer: str = "adam", timeout: float = 3600.0) -> dict:
+                     tasks: list[str] | None = None, steps_per_epoch: int | None = None, train_files: int | None = None,
+                     valid_files: int | None = None, optimizer: str = "adam", timeout: float = 3600.0) -> dict:
     """Train one network in a fresh process and return what it cost.
 
     A fresh process per training makes each peak-memory figure that training's own (the
@@ -171,7 +173,8 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
         shards: A shard folder (:func:`world`), or else
         dataset, data_dir: A data set in memory (:func:`mtrec_study.datasets.load_dataset`),
             split per-user recent.
-        valid_files: Validate on the first this many validation shards only.
+        train_files, valid_files: Train, or validate, on the first this many shards only: fewer
+            rows of the same users and items (the rows change, the catalogue does not).
         timeout: Seconds before the child is stopped.
 
     Returns:
@@ -190,7 +193,7 @@ def measure_training(model: str, epochs: int = 2, batch_size: int = 4096, seed: 
     if (shards is None) == (dataset is None):
         raise ValueError("measure_training needs exactly one of shards= (a shard folder) and dataset= (a data set name)")
     spec = {"model": model, "weighting": weighting, "tasks": tasks, "epochs": epochs, "batch_size": batch_size,
-            "seed": seed, "steps_per_epoch": steps_per_epoch, "valid_files": valid_files, "optimizer": optimizer,
+            "seed": seed, "steps_per_epoch": steps_per_epoch, "train_files": train_files, "valid_files": valid_files, "optimizer": optimizer,
             **({"shards": str(shards)} if shards is not None else {"dataset": dataset, "data_dir": data_dir})}
     try:
         out = subprocess.run([sys.executable, "-m", "mtrec_study.study.scaling", json.dumps(spec)], cwd=PROJECT_ROOT,
@@ -246,6 +249,59 @@ def benchmark_points(path: str | Path = BENCHMARK_RESULTS) -> pd.DataFrame:
                           "examples/s": r["examples/s"], "peak GB": r["train peak GB"],
                           "materialised GB": r.get("materialised GB"), "source": source}
                          for r in result["rows"]], columns=POINT_COLUMNS)
+
+
+def feature_bytes(prepared, text_dim: int = 0) -> int:
+    """Bytes the features of a prepared split's three parts hold in memory.
+
+    Materialised features count every array; features looked up by id
+    (``prepare_tasks(..., lookup=True)``) count the two row numbers per example and, once, the
+    tables they index. ``text_dim`` adds that many float32 values on each side (a text vector per
+    user and per item), per example when materialised and per table row when looked up.
+
+    Introduced in notebooks/10_scaling.ipynb.
+    """
+    from mtrec_study.features import FeatureView
+
+    total, tables = 0, None
+    for part in (prepared.train, prepared.valid, prepared.test):
+        if isinstance(part.features, FeatureView):
+            total += part.features.user_rows.nbytes + part.features.item_rows.nbytes
+            tables = part.features.tables
+        else:
+            total += sum(v.nbytes for v in part.features.values()) + 2 * 4 * text_dim * len(part)
+    if tables is not None:
+        total += sum(a.nbytes for a in (*tables.user.values(), *tables.item.values()))
+        total += 4 * text_dim * (len(tables.user_ids) + len(tables.item_ids))
+    return total
+
+
+LOOKUP_RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "lookup.json"
+
+
+def lookup_benchmark(path: str | Path = LOOKUP_RESULTS) -> pd.DataFrame:
+    """``benchmarks/bench_lookup.py``'s means per way of holding features (materialised, lookup),
+    with its date; empty if it has not run.
+
+    Introduced in notebooks/10_scaling.ipynb.
+    """
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame()
+    result = json.loads(path.read_text())
+    return pd.DataFrame(result["means"]).assign(measured=result["machine"]["date"])
+
+
+def fixed_catalogue_points(path: str | Path = BENCHMARK_RESULTS) -> pd.DataFrame:
+    """The streaming benchmark's runs where only the rows change: one world's users and items,
+    one full epoch over more and more of its training shards (empty if it has not run).
+
+    Introduced in notebooks/10_scaling.ipynb.
+    """
+    path = Path(path)
+    rows = json.loads(path.read_text()).get("fixed_catalogue", []) if path.exists() else []
+    return pd.DataFrame(rows, columns=["training shards", "training rows", "users", "items", "epoch s", "examples/s",
+                                       "train peak GB", "materialised GB"])
 
 
 def slow_verdict(relative: pd.DataFrame, slopes: pd.DataFrame, multi: str = MULTI) -> str:

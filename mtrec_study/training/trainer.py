@@ -23,12 +23,13 @@ import tensorflow as tf
 from keras import ops
 
 from mtrec_study.config import show_progress
+from mtrec_study.features import FeatureView
 from mtrec_study.models.retrieval import MAX_HISTORY
-from mtrec_study.models.zoo import MODELS, TOWER_MODELS, build_model, loss_tasks, model_data
+from mtrec_study.models.zoo import TOWER_MODELS, build_model, loss_tasks, model_data
 from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.reproducibility import set_seed
 from mtrec_study.results import atomic_write_text
-from mtrec_study.streaming import ShardSet, StreamedData
+from mtrec_study.streaming import ArraySet, PairSet, ShardSet, StreamedData, labelled_rows
 from mtrec_study.tasks import RETRIEVAL, task_kind
 from mtrec_study.training import cache
 from mtrec_study.training.distribute import is_multi_worker
@@ -350,7 +351,8 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         model: A name from :data:`mtrec_study.models.MODELS`.
         prepared: The prepared task sets (train and valid are used), or a shard folder read by
             :func:`mtrec_study.streaming.load_shards` (data larger than memory: features are
-            gathered per batch; every model but the two-tower one; never cached).
+            gathered per batch, the two-tower network's history read from the folder; never
+            cached). Task sets from ``prepare_tasks(..., lookup=True)`` are also gathered per batch.
         weighting: A name from :data:`mtrec_study.training.weighting.WEIGHTINGS`.
         lambdas: Fixed task weights λ, one per trained task (default: all 1).
         epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
@@ -390,25 +392,24 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
     if model in TOWER_MODELS and tasks:
         model_hp["tasks"] = tuple(tasks)
     streamed = isinstance(prepared, StreamedData)
-    if steps_per_epoch is not None and (not streamed or steps_per_epoch < 1):
+    looked_up = not streamed and isinstance(prepared.train.features, FeatureView)  # prepare_tasks(lookup=True)
+    if steps_per_epoch is not None and (not (streamed or looked_up) or steps_per_epoch < 1):
         raise ValueError(f"steps_per_epoch={steps_per_epoch!r}: give a positive number of batches, and only with a "
-                         f"shard folder (mtrec_study.streaming.load_shards); in-memory task sets train whole epochs")
-    if streamed and model in TOWER_MODELS:
-        raise ValueError(f"model {model!r} is built from each user's training history, which a shard folder does "
-                         f"not hold yet; train one of the pointwise models ({', '.join(m for m in MODELS if m not in TOWER_MODELS)}) "
-                         f"on shards, or {model!r} on a data set in memory")
-    built_from_data = {} if streamed else model_data(model, prepared, model_hp.pop("max_history", MAX_HISTORY))
+                         f"shard folder (mtrec_study.streaming.load_shards) or features looked up by id "
+                         f"(prepare_tasks(..., lookup=True)); materialised task sets train whole epochs")
+    built_from_data = model_data(model, prepared, model_hp.pop("max_history", MAX_HISTORY))
     strategy = make_weighting(weighting, lambdas=lambdas, **(weighting_kwargs or {}))
     spec = prepared.spec
     if not streamed:
-        spec.validate(prepared.train.features)
+        spec.validate(prepared.train.features.head() if looked_up else prepared.train.features)
     if distribution is None and tf.distribute.has_strategy():  # called inside a strategy's scope
         distribution = tf.distribute.get_strategy()
     distributed = distribution is not None and (tf.distribute.has_strategy()
                                                 or distribution is not tf.distribute.get_strategy())
-    if distributed and streamed:
-        raise ValueError("shards are read by one Python generator per process, which tf.distribute cannot split "
-                         "between workers; train shards without --strategy, or distribute a data set in memory")
+    if distributed and (streamed or looked_up):
+        raise ValueError("features looked up by id (shards, or prepare_tasks(..., lookup=True)) are read by one "
+                         "Python generator per process, which tf.distribute cannot split between workers; train "
+                         "them without --strategy, or distribute materialised task sets")
     if distributed and distribution.num_replicas_in_sync > 1 and weighting in PER_REPLICA_WEIGHTINGS:
         raise ValueError(f"weighting {weighting!r} changes the weights from each replica's own gradients, which "
                          f"replicas do not share; under a strategy of {distribution.num_replicas_in_sync} replicas "
@@ -416,7 +417,7 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
     with distribution.scope() if distributed else contextlib.nullcontext():
         net = build_model(model, spec, **model_hp, **built_from_data)
         trainer = MultiTaskTrainer(net, strategy, tasks=tasks if model == "single_task" else None)
-        train_set, valid_set = ((ts if streamed else labelled(ts, trainer.tasks)) for ts in (prepared.train, prepared.valid))
+        train_set, valid_set = (labelled(ts, trainer.tasks) for ts in (prepared.train, prepared.valid))
         trainer.compile(optimizer=make_optimizer(optimizer, learning_rate),
                         # Extra callbacks may watch single batches, so they get one batch per call.
                         steps_per_execution=1 if callbacks else _per_call(len(train_set), batch_size, epochs,
@@ -430,6 +431,8 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
               "model_hp": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_hp.items()}}
     if steps_per_epoch is not None:
         config["steps_per_epoch"] = steps_per_epoch
+    if looked_up:  # recorded: the batches, and so the training, are those of the materialised rows
+        config["features"] = "lookup"
     if optimizer != "adam":  # Adam's runs keep the cache keys they had before the choice existed
         config["optimizer"] = optimizer
     # Extra callbacks observe the training itself (gradient conflicts ...), so those runs always train,
@@ -466,19 +469,29 @@ def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: Ta
          verbose: int, callbacks: list | None, progress: bool) -> TrainResult:
     """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged.
 
-    Task sets in memory are fitted as arrays; shards (:class:`mtrec_study.streaming.ShardSet`) as
-    ``tf.data`` pipelines that gather each batch's features from the side tables.
+    Every kind of training data is fed as a ``tf.data`` pipeline whose epochs are seeded
+    permutations, a new one each epoch, and validated in batches of the same size: materialised task sets as
+    :class:`mtrec_study.streaming.ArraySet`, task sets whose features are a
+    :class:`~mtrec_study.features.FeatureView` as :class:`mtrec_study.streaming.PairSet` (the
+    same batches), and shards as :class:`mtrec_study.streaming.ShardSet`; the last two gather
+    each batch's features from the side tables.
     """
     epochs, batch_size = config["epochs"], config["batch_size"]
     guard, timer = WeightingCallback(trainer), _EpochTimer()
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True)
-    if isinstance(train_set, ShardSet):
-        data = {"x": train_set.dataset(batch_size, seed=config["seed"]),
+    if isinstance(train_set, TaskSet) and isinstance(train_set.features, FeatureView):
+        train_set, valid_set = PairSet.of(train_set), PairSet.of(valid_set)
+    if isinstance(train_set, (ShardSet, PairSet)):
+        # An epoch of steps_per_epoch batches runs on into the next pass instead of stopping short.
+        data = {"x": train_set.dataset(batch_size, seed=config["seed"], repeat="steps_per_epoch" in config),
                 "validation_data": valid_set.dataset(batch_size, shuffle=False), "shuffle": False,  # shuffled already
                 "steps_per_epoch": config.get("steps_per_epoch")}
-    else:
-        data = {"x": train_set.features, "y": train_set.targets(), "batch_size": batch_size, "shuffle": True,
-                "validation_data": (valid_set.features, valid_set.targets())}
+    else:  # Keras's shuffle of arrays repeats one order every epoch under a fixed seed: ArraySet draws one per epoch
+        # Validation stays arrays, in batches of the training size: tf.distribute splits arrays between workers
+        # as one evaluation, where a generator's batches would be dealt out to the workers.
+        data = {"x": ArraySet(train_set.features, train_set.targets()).dataset(batch_size, seed=config["seed"]),
+                "validation_data": (valid_set.features, valid_set.targets()), "validation_batch_size": batch_size,
+                "shuffle": False}
     start = time.perf_counter()
     hist = trainer.fit(**data, epochs=epochs, verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
                                                    *([_EpochBar(epochs, config["model"])] if progress else [])])
@@ -496,29 +509,36 @@ def _cache_key(config: dict, lambdas, weighting_kwargs: dict | None, spec, train
         return None
     arguments = {**config, "lambdas": None if lambdas is None else [float(v) for v in lambdas],
                  "weighting_kwargs": weighting_kwargs or {}}
-    data = {"spec": spec.to_dict(), "built_from": built_from_data,
-            "train": [train_set.features, train_set.targets()], "valid": [valid_set.features, valid_set.targets()]}
+    def content(ts: TaskSet) -> list:
+        f = ts.features
+        return [[f.user_rows, f.item_rows, f.tables.user, f.tables.item] if isinstance(f, FeatureView) else f,
+                ts.targets()]
+
+    data = {"spec": spec.to_dict(), "built_from": built_from_data, "train": content(train_set),
+            "valid": content(valid_set)}
     try:
         return cache.training_key(arguments, data)
     except cache.Unhashable:
         return None
 
 
-def labelled(taskset: TaskSet, tasks: list[str]) -> TaskSet:
+def labelled(taskset: TaskSet | ShardSet, tasks: list[str]) -> TaskSet | ShardSet:
     """The rows of ``taskset`` that carry a label for some task in ``tasks``, when retrieval is one of them.
 
     The retrieval task learns from observed rows only, so the item task's sampled negatives
     carry no label for any task a two-tower network trains; they are left out of its batches
-    instead of costing a forward pass for nothing. Other models get ``taskset`` unchanged (their
-    item task is trained on the negatives).
+    instead of costing a forward pass for nothing (and, above the full softmax's limit, instead of
+    joining the in-batch candidates, whose log-Q correction assumes observed items). Other models
+    get ``taskset`` unchanged (their item task is trained on the negatives). Shards are filtered
+    as they are read (:meth:`mtrec_study.streaming.ShardSet.labelled`).
 
     Used by mtrec_study.training.trainer.
     """
     if RETRIEVAL not in tasks:
         return taskset
-    keep = np.zeros(len(taskset), bool)
-    for t in tasks:
-        keep |= taskset.masks[t] > 0
+    if isinstance(taskset, ShardSet):
+        return taskset.labelled(tasks)
+    keep = labelled_rows(taskset.masks, tasks)
     return taskset if keep.all() else taskset.subset(np.flatnonzero(keep))
 
 
@@ -528,7 +548,10 @@ def predict(net: keras.Model, taskset: TaskSet | dict, batch_size: int = 8192) -
     Introduced in notebooks/02_feature_extraction.ipynb.
     """
     feats = taskset.features if isinstance(taskset, TaskSet) else taskset
-    out = net.predict(feats, batch_size=batch_size, verbose=0)
+    if isinstance(feats, FeatureView):  # gathered batch by batch, never whole columns
+        feats = (PairSet(feats.user_rows, feats.item_rows, {}, feats.tables).dataset(batch_size, shuffle=False)
+                 .map(lambda x, _: x))
+    out = net.predict(feats, batch_size=None if isinstance(feats, tf.data.Dataset) else batch_size, verbose=0)
     return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
 
 

@@ -98,6 +98,12 @@ def test_benchmark_points_come_from_its_results_file(tmp_path):
     path.write_text(json.dumps({"machine": {"date": "2026-12-04"}, "rows": [
         {"interactions": 1_000_000, "training rows": 2_000_000, "examples/s": 40_000.0, "train peak GB": 1.1}]}))
     points = scaling.benchmark_points(path)
+    assert scaling.fixed_catalogue_points(path).empty and scaling.fixed_catalogue_points(tmp_path / "none.json").empty
+    fixed = {"training shards": 1, "training rows": 1_899_151, "users": 1_000_000, "items": 100_000, "epoch s": 14.0,
+             "examples/s": 135_940, "train peak GB": 2.35, "materialised GB": 0.21}
+    with_fixed = tmp_path / "fixed.json"
+    with_fixed.write_text(json.dumps({**json.loads(path.read_text()), "fixed_catalogue": [fixed]}))
+    assert scaling.fixed_catalogue_points(with_fixed).to_dict("records") == [fixed]
     assert list(points.columns) == scaling.POINT_COLUMNS
     assert points.loc[0, "epoch s"] == pytest.approx(50.0) and points.loc[0, "peak GB"] == 1.1
     assert points.loc[0, "source"] == "streaming benchmark, 2026-12-04"
