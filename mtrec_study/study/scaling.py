@@ -99,8 +99,19 @@ def world(interactions: int, root: str | Path | None = None, seed: int = 0) -> P
 def peak_memory_gb() -> float:
     """This process's peak resident memory so far, in GB (10^9 bytes).
 
+    On Linux it is ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own
+    memory since it started its program. ``getrusage``'s ``ru_maxrss`` is not: it survives
+    ``exec``, so a child started from a notebook kernel holding 1.7 GB reports at least 1.7 GB
+    whatever it used itself. Elsewhere ``ru_maxrss`` is the fallback.
+
     Used by mtrec_study.study.scaling.
     """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e9  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak * (1 if sys.platform == "darwin" else 1024) / 1e9  # macOS reports bytes, Linux KiB
 

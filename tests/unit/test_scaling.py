@@ -115,3 +115,16 @@ def test_benchmark_points_come_from_its_results_file(tmp_path):
     assert left.get_xscale() == right.get_yscale() == "log"
     assert len(left.lines) == 2  # this run's line and the benchmark's hollow points
     assert [ln.get_label() for ln in right.lines][-1] == "features materialised per row"
+
+
+def test_a_child_reports_its_own_peak_memory_not_its_parents():
+    import subprocess
+    import sys
+
+    held = np.ones(700_000_000 // 8)  # 0.7 GB in this process when the child starts
+    assert scaling.peak_memory_gb() > 0.7
+    out = subprocess.run([sys.executable, "-c", "from mtrec_study.study.scaling import peak_memory_gb; "
+                          "print(peak_memory_gb())"], capture_output=True, text=True, check=True)
+    # getrusage's ru_maxrss would carry the parent's 0.7 GB over the exec.
+    assert 0.01 < float(out.stdout.strip().splitlines()[-1]) < 0.5
+    del held
