@@ -329,6 +329,7 @@ def build_report(preset: str = "fast", only: list[str] | None = None, out_root: 
                                     other.cancel()
                     ordered = [runs[p.stem] for p in paths if p.stem in runs]
                     atomic_write_text(tmp / MANIFEST, json.dumps({"preset": name, "jobs": jobs,
+                                                                  "seconds": round(time.perf_counter() - begun, 1),
                                                                   "notebooks": [r.__dict__ for r in ordered]}, indent=2))
                     copy_solutions(paths[0].parent if paths else None, tmp)
                     copy_mathjax(tmp)

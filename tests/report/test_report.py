@@ -35,6 +35,23 @@ def test_index_links_and_images_resolve(fast_report):
     assert (fast_report / "results.csv").exists()
     manifest = json.loads((fast_report / "manifest.json").read_text())
     assert [r["name"] for r in manifest["notebooks"]] == [p.stem for p in notebooks()]
+    # The build's own wall time: at least its slowest notebook, at most all of them one after another
+    # plus the index (benchmarks/bench_report.py --record reads it).
+    slowest, total = max(r["seconds"] for r in manifest["notebooks"]), sum(r["seconds"] for r in manifest["notebooks"])
+    assert slowest <= manifest["seconds"] <= total + 120
+
+
+def test_bench_report_records_only_a_build_from_scratch(fast_report, tmp_path):
+    from benchmarks.bench_report import recorded
+
+    row = recorded(fast_report)
+    manifest = json.loads((fast_report / "manifest.json").read_text())
+    assert row["preset"] == "fast" and row["seconds"] == manifest["seconds"] and row["limit_s"] == 180
+    assert row["notebook_seconds"] == {r["name"]: round(r["seconds"], 1) for r in manifest["notebooks"]}
+    manifest["notebooks"][0]["reused"] = True
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit, match=f"reused {manifest['notebooks'][0]['name']}"):
+        recorded(tmp_path)
 
 
 def test_rebuild_is_incremental(fast_report, tmp_path):
