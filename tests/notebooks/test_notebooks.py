@@ -327,7 +327,18 @@ def test_09_headline_results(fast_report, fast_data):
             if m != "fold":
                 assert r[m] < base - RMSE_MARGIN, (r["fold"], m, r[m], base)
     assert {r["protocol"] for r in s["ranking"]} == {"loo", "random"}
-    assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "bpr", "ease", "popularity"}
+    assert {r["model"] for r in s["ranking"]} == {"mtl", "single_item", "two_tower", "two_tower_item", "bpr", "ease",
+                                                  "popularity"}
+    # The item rows read the two-tower network, with its paired differences to BPR and EASE.
+    summary = {(r["protocol"], r["model"], r["metric"]): r["estimate"] for r in s["ranking"]}
+    labels = {"LOO + 99 sampled": "loo", "random 80/10/10, full ranking": "random"}
+    for row in results:
+        if row["task"] == "item":
+            est = float(row["our best multi-task"].split(" ")[0])
+            assert est == pytest.approx(summary[(labels[row["protocol"]], "two_tower", row["metric"])], abs=5e-5)
+            assert "two_tower − bpr: " in row["peer measured here"], row
+    assert {(d["protocol"], d["baseline"]) for d in s["ranking_differences"]} == {
+        (p, b) for p in ("loo", "random") for b in ("bpr", "ease")}
     for row in results:  # the ranking rows name EASE among the baselines measured here
         if row["task"] == "item":
             assert "EASE 0." in row["peer measured here"] and "BPR 0." in row["peer measured here"], row

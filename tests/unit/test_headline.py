@@ -261,6 +261,39 @@ def test_fold_difference_ci_is_a_paired_t_interval():
     assert out["p_t"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
 
 
+def test_ranking_difference_is_paired_by_user():
+    a = pd.DataFrame({"ndcg@10": [0.5, 0.2, 0.9]}, index=pd.Index([3, 1, 2], name="user_id"))
+    b = pd.DataFrame({"ndcg@10": [0.1, 0.4, 0.3]}, index=pd.Index([1, 2, 3], name="user_id"))
+    out = H.ranking_difference_ci({"a": a, "b": b}, "a", "b", "ndcg@10", n_boot=200, seed=0)
+    # users 3, 1, 2: 0.5 - 0.3, 0.2 - 0.1, 0.9 - 0.4 (matched by user, not by position)
+    assert out["estimate"] == pytest.approx((0.2 + 0.1 + 0.5) / 3)
+    assert 0.1 - 1e-12 <= out["ci_low"] <= out["estimate"] <= out["ci_high"] <= 0.5 + 1e-12
+    other = pd.DataFrame({"ndcg@10": [0.1, 0.4]}, index=pd.Index([1, 2], name="user_id"))
+    with pytest.raises(ValueError, match="scored on different users"):
+        H.ranking_difference_ci({"a": a, "b": other}, "a", "b", "ndcg@10")
+
+
+def test_item_rows_read_the_two_tower_network_when_it_ran():
+    def summary(models):
+        return pd.DataFrame([{"protocol": "loo", "model": m, "metric": k, "estimate": v, "ci_low": v - 0.01,
+                              "ci_high": v + 0.01} for m, v in models.items() for k in ("hr@10", "ndcg@10")])
+
+    common = dict(cv_summary=pd.DataFrame(columns=["model", "task", "metric", "mean", "ci_low", "ci_high"]),
+                  rmse_by_fold=pd.DataFrame(), peer_models=[], interest_cv={},
+                  holdout_values={"logreg": {("interest", "auc"): 0.7}, "single_interest": {("interest", "auc"): 0.7},
+                                  "mtl": {("interest", "auc"): 0.7}},
+                  interest_holdout={}, delta_m={}, ranking_protocols={"loo": "LOO + 99 sampled"})
+    pointwise = {"mtl": 0.5, "single_item": 0.45, "bpr": 0.6, "popularity": 0.4}
+    cells = H.headline_cells(**common, ranking_summary=summary(pointwise))
+    assert cells[("item", "LOO + 99 sampled", "hr@10")]["best"]["estimate"] == 0.5
+    diff = {("loo", "hr@10"): {"bpr": {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03}}}
+    cells = H.headline_cells(**common, ranking_summary=summary({**pointwise, "two_tower": 0.62, "two_tower_item": 0.61}),
+                             ranking_differences=diff)
+    row = cells[("item", "LOO + 99 sampled", "hr@10")]
+    assert row["best"]["estimate"] == 0.62 and row["single"]["estimate"] == 0.61
+    assert "two_tower − bpr: 0.0200 [0.0100, 0.0300]" in row["peer"] and "BPR 0.6000" in row["peer"]
+
+
 def test_target_met_rules_on_hand_worked_cells():
     rmse, hr, delta = H.TARGETS[0], H.TARGETS[1], H.TARGETS[-1]
     assert H.target_met(rmse, {"estimate": 0.899}) == "yes"
@@ -290,6 +323,8 @@ def test_plan_and_grids():
     assert H.plan_splits("bpr", names) == ["loo", "random"]
     assert H.plan_splits("SVD", names) == ["fold-0", "fold-1"]
     assert H.plan_splits("mtl", names) == names
+    assert H.plan_splits("two_tower", names) == H.plan_splits("two_tower_item", names) == ["loo", "random"]
+    assert H.GRIDS["two_tower"] == H.GRIDS["two_tower_item"]  # the same search for the twin
     assert all(len(g) == 1 for g in H.grids(1).values())
     assert all(len(g) <= T.TUNE_BUDGET for g in H.GRIDS.values())
     with pytest.raises(ValueError, match="unknown headline model 'nope'"):
