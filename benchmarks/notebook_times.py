@@ -5,7 +5,7 @@ with its reading time and its run time on its own defaults (the fast preset's va
 full preset; its ``parameters`` cell starts with a comment saying the same and how to run the
 full study. The run times come from ``results/report.json`` (``bench_report``), never typed in.
 
-``python -m benchmarks.notebook_times`` rewrites the notes (``bench_report`` calls it after a
+``python -m benchmarks.notebook_times`` rewrites the notes (run it after each ``bench_report``
 measurement); ``--check`` exits 1 naming each notebook whose notes are stale.
 ``tests/unit/test_notebook_hygiene.py`` runs the check.
 """
