@@ -121,11 +121,7 @@ class _InMemorySet(_BatchedSet):
     def batches(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True):
         """Yield batches of row numbers and targets; with ``shuffle``, each epoch is one seeded
         permutation of every row (the same ``seed`` and ``epoch``, the same batches)."""
-        window = self.window()
-        order = np.random.default_rng([seed, epoch]).permutation(self.rows) if shuffle else None
-        for start in range(0, self.rows, batch_size):
-            rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-            yield {k: v[rows] for k, v in window.items()}
+        yield from _batched([self.window()], batch_size, np.random.default_rng([seed, epoch]) if shuffle else None)
 
 
 @dataclass
@@ -170,14 +166,7 @@ class ShardSet(_TableRows, _BatchedSet):
         Raises:
             DataFormatError: Naming a file that cannot be read or lacks a column.
         """
-        rows = 0
-        for path in self.files:
-            try:
-                table = pq.read_table(path, columns=list(columns))
-            except (pa.ArrowException, OSError, KeyError) as err:
-                raise DataFormatError(f"{path}: {err}") from None
-            rows += int(labelled_rows({c: table[c].to_numpy(zero_copy_only=False) for c in columns}, columns).sum())
-        return rows
+        return sum(int(labelled_rows(_read_columns(path, columns), columns).sum()) for path in self.files)
 
     def batches(self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True):
         """Yield batches as dicts of NumPy arrays: table rows ``user_row``/``item_row`` and the targets.
@@ -335,6 +324,19 @@ def _lookup_dataset(part: ShardSet | PairSet | ArraySet, batch_size: int, seed: 
     return ds.map(lookup).prefetch(tf.data.AUTOTUNE)
 
 
+def _read_columns(path: Path, columns) -> dict[str, np.ndarray]:
+    """The named columns of one Parquet file as NumPy arrays.
+
+    Raises:
+        DataFormatError: Naming the file, if it cannot be read or lacks a column.
+    """
+    try:
+        table = pq.read_table(path, columns=list(columns))
+    except (pa.ArrowException, OSError, KeyError) as err:
+        raise DataFormatError(f"{path}: {err}") from None
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
+
+
 def _windows(path: Path, columns: list[str]):
     """The file's rows in windows of about :data:`SHUFFLE_WINDOW`, as dicts of NumPy arrays."""
     parquet = pq.ParquetFile(path)
@@ -376,11 +378,8 @@ class StreamedData:
             raise DataFormatError(f"{self.folder}: has no history/part-*.parquet, which the two-tower network "
                                   f"is built from; write the folder again with python -m mtrec_study shards")
         for path in files:
-            try:
-                table = pq.read_table(path, columns=["user_id", "item_id"])
-            except (pa.ArrowException, OSError, KeyError) as err:
-                raise DataFormatError(f"{path}: {err}") from None
-            yield path, table["user_id"].to_numpy(), table["item_id"].to_numpy()
+            pairs = _read_columns(path, ["user_id", "item_id"])
+            yield path, pairs["user_id"], pairs["item_id"]
 
 
 def _need(folder: Path, name: str) -> Path:
