@@ -51,11 +51,15 @@ def recorded(report_dir: Path) -> dict:
         raise SystemExit(f"{report_dir}: not a build from scratch with its total time "
                          f"({'reused ' + ', '.join(reused) if reused else 'no total seconds'}); "
                          "remove the folder and build again")
-    preset = manifest["preset"]
+    return _row(manifest["preset"], manifest["seconds"], manifest)
+
+
+def _row(preset: str, seconds: float, manifest: dict) -> dict:
+    """One row of ``report.json``: a build's wall time and, from its manifest, each notebook's."""
     per_nb = {r["name"]: round(r["seconds"], 1) for r in manifest["notebooks"]}
-    return {"preset": preset, "seconds": manifest["seconds"], "limit_s": LIMITS.get(preset),
-            "jobs": manifest.get("jobs", 1), "slowest_notebook": max(per_nb, key=per_nb.get),
-            "slowest_notebook_s": max(per_nb.values()), "notebook_seconds": per_nb}
+    return {"preset": preset, "seconds": seconds, "limit_s": LIMITS.get(preset), "jobs": manifest.get("jobs", 1),
+            "slowest_notebook": max(per_nb, key=per_nb.get), "slowest_notebook_s": max(per_nb.values()),
+            "notebook_seconds": per_nb}
 
 
 def run(preset: str) -> dict:
@@ -66,10 +70,7 @@ def run(preset: str) -> dict:
         index = build_report(source, out_root=Path(tmp), force=True, progress=True, only=only, jobs=jobs)
         seconds = time.perf_counter() - t
         manifest = json.loads((index.parent / "manifest.json").read_text())
-    per_nb = {r["name"]: round(r["seconds"], 1) for r in manifest["notebooks"]}
-    return {"preset": preset, "seconds": seconds, "limit_s": LIMITS[preset], "jobs": manifest.get("jobs", 1),
-            "slowest_notebook": max(per_nb, key=per_nb.get), "slowest_notebook_s": max(per_nb.values()),
-            "notebook_seconds": per_nb}
+    return _row(preset, seconds, manifest)
 
 
 # Run inside the checkout under test (its own package first on sys.path): build, then print the timings.

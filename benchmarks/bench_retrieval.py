@@ -91,9 +91,7 @@ def run(epochs: int = 20) -> tuple[list[dict], list[dict]]:
         for ours, short in (("two_tower (multi-task)", "two_tower"), ("two_tower (multi-task, fixed λ = 1)", "two_tower, fixed λ")):
             for other in ("bpr", "ease"):
                 for metric in ("hr@10", "ndcg@10"):
-                    a, b = per_user[ours][metric], per_user[other][metric]
-                    d = (a - b.reindex(a.index)).astype("float64")
-                    ci = published.mean_ci(d, n_boot=1000, seed=SEED)
+                    ci = published.ranking_difference_ci(per_user, ours, other, metric, n_boot=1000, seed=SEED)
                     diffs.append({"protocol": label, "difference": f"{short} − {other}", "metric": metric,
                                   "estimate": round(ci["estimate"], 4), "ci_low": round(ci["ci_low"], 4),
                                   "ci_high": round(ci["ci_high"], 4)})
