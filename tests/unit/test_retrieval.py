@@ -112,6 +112,20 @@ def test_history_is_recent_training_items_and_leaves_out_the_row_item():
         layer.set_history(np.zeros((2, 3)))
 
 
+def test_history_gradient_reaches_each_kept_item_once_per_user_divided_by_its_count():
+    import tensorflow as tf
+
+    layer = R.UserHistory(n_users=3, width=3, n_items=5, dim=2)
+    layer.set_history(np.array([[0, 0, 0], [1, 2, 3], [4, 2, 0]]))
+    table = layer.embedding.embeddings
+    with tf.GradientTape() as tape:
+        out = layer(np.array([1, 2, 2, 0]), np.array([3, 0, 4, 1]))  # user 1 drops item 3, user 2 once item 4
+        total = tf.reduce_sum(out[:, 0])
+    grad = tf.convert_to_tensor(tape.gradient(total, table.value))[:, 0].numpy()
+    # user 1 keeps {1, 2}: 1/2 each; user 2 keeps {4, 2}: 1/2 each, then {2}: 1; user 0: nothing.
+    np.testing.assert_allclose(grad, [0.0, 0.5, 0.5 + 0.5 + 1.0, 0.0, 0.5])
+
+
 def test_user_history_keeps_the_most_recent_items(prepared):
     hist = R.user_history(prepared, max_history=2)
     train = prepared.interactions("train")
