@@ -197,12 +197,50 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray]
 
 
 def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single_preds: dict[str, np.ndarray],
-                      n_boot: int = 1000, seed: int = 0, keys=PRIMARY_METRICS) -> dict[str, float]:
+                      n_boot: int = 1000, seed: int = 0, keys=PRIMARY_METRICS,
+                      per_user: dict[tuple[str, str], tuple[pd.Series, pd.Series]] | None = None) -> dict[str, float]:
     """User-bootstrap CI of Δm% on one test set (``single_preds[task]`` from each task's own model).
+
+    Args:
+        taskset: The test set; its users are what the bootstrap resamples.
+        mtl_preds, single_preds: ``{task: predictions}`` aligned with ``taskset``.
+        n_boot, seed: See :func:`mtrec_study.evaluation.stats.user_bootstrap`.
+        keys: The row-level ``(task, metric)`` pairs (:data:`PRIMARY_METRICS`).
+        per_user: Further terms measured per user, such as a ranking metric: ``{(task, metric):
+            (multi-task, single-task)}``, two Series indexed by user id. Each term is the mean over
+            the users that have a value, and a user drawn twice by the bootstrap counts twice, so
+            these terms move with the same resampled users as the row-level ones.
+
+    Raises:
+        ValueError: If a per-user Series holds a user that ``taskset`` does not, or the two
+            Series of a term hold different users.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
+    users = taskset.pairs["user_id"].to_numpy()
+    uniq, codes = np.unique(users, return_inverse=True)
+    rows_per_user = np.bincount(codes, minlength=uniq.size)
+    terms = {}
+    for key, (a, b) in (per_user or {}).items():
+        if not a.index.sort_values().equals(b.index.sort_values()):
+            raise ValueError(f"per-user term {key}: the two models were scored on different users")
+        stray = np.setdiff1d(a.index.to_numpy(), uniq)
+        if stray.size:
+            raise ValueError(f"per-user term {key}: users {stray[:5].tolist()} have no row in the test set")
+        terms[key] = tuple(s.reindex(uniq).to_numpy("float64") for s in (a, b))
+
+    def per_user_means(rows: np.ndarray) -> tuple[dict, dict]:
+        times = np.bincount(codes[rows], minlength=uniq.size) / rows_per_user  # how often each user was drawn
+        out = ({}, {})
+        for key, pair in terms.items():
+            for side, values in zip(out, pair, strict=True):
+                has = ~np.isnan(values)
+                side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has]))
+        return out
+
     def stat(rows: np.ndarray) -> float:
-        return delta_m(primary_values(mtl_preds, taskset, rows, keys), primary_values(single_preds, taskset, rows, keys))
+        extra_m, extra_s = per_user_means(rows)
+        return delta_m({**primary_values(mtl_preds, taskset, rows, keys), **extra_m},
+                       {**primary_values(single_preds, taskset, rows, keys), **extra_s})
 
     return user_bootstrap(taskset.pairs["user_id"].to_numpy(), stat, n_boot, seed)

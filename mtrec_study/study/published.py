@@ -74,19 +74,23 @@ PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("f
         "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), "ease": ("loo", "random"),
         **{t: ("loo", "random") for t in TOWERS}, **{p: ("folds",) for p in P.PEERS}}
 
-# 09's targets, with the published reference each one is read against.
+# 09's targets, with the published reference each one is read against. An item row with
+# ``beats`` is met only when the number is reached *and* the paired per-user difference to that
+# model (BPR) has a CI above 0: reaching a number that BPR also reaches shows nothing about MTL.
+BASELINE_NAMES = {"bpr": "BPR", "ease": "EASE"}
 TARGETS = [
     {"task": BEHAVIOUR, "protocol": "5-fold CV", "metric": "rmse", "target": 0.900, "higher": False,
      "reference": "Surprise README (5-fold, defaults): SVD 0.934, SVD++ 0.919, k-NN Baseline 0.931, "
                   "BaselineOnly 0.944; tuned SVD/SVD++ ≈ 0.909–0.912"},
     {"task": ITEM_TASK, "protocol": "LOO + 99 sampled", "metric": "hr@10", "target": 0.70, "higher": True,
-     "reference": "NCF, NeuMF on ml-1m: HR@10 0.70–0.73", "data": "ml-1m"},
+     "beats": "bpr", "reference": "NCF, NeuMF on ml-1m: HR@10 0.70–0.73", "data": "ml-1m"},
     {"task": ITEM_TASK, "protocol": "LOO + 99 sampled", "metric": "ndcg@10", "target": 0.42, "higher": True,
-     "reference": "NCF, NeuMF on ml-1m: NDCG@10 0.42–0.45", "data": "ml-1m"},
-    {"task": ITEM_TASK, "protocol": "random 80/10/10, full ranking", "metric": "ndcg@10", "target": 0.28,
-     "higher": True, "reference": "RecBole quick-start, BPR on ml-100k: NDCG@10 0.2768 (same per-user split counts; "
-                                "RecBole stops on validation MRR@10, patience 10, up to 300 epochs; ours "
-                                "trains the epochs chosen on validation from its grid)", "data": "ml-100k"},
+     "beats": "bpr", "reference": "NCF, NeuMF on ml-1m: NDCG@10 0.42–0.45", "data": "ml-1m"},
+    {"task": ITEM_TASK, "protocol": "random 80/10/10, full ranking", "metric": "ndcg@10", "target": 0.31,
+     "higher": True, "beats": "bpr",
+     "reference": "RecBole quick-start, BPR on ml-100k: NDCG@10 0.2768 (same per-user split counts; "
+                  "RecBole stops on validation MRR@10, patience 10, up to 300 epochs; ours "
+                  "trains the epochs chosen on validation from its grid)", "data": "ml-100k"},
     {"task": INTEREST, "protocol": "per-user recent holdout", "metric": "auc", "target": None, "higher": True,
      "reference": "none published: above logistic regression and single-task, CI of the difference excludes 0"},
     {"task": INTEREST, "protocol": "5-fold CV", "metric": "auc", "target": None, "higher": True,
@@ -360,17 +364,26 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
 
 
 def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
-                        patience: int = 3, seed: int = 0) -> tuple[dict[str, dict[str, np.ndarray]], list[dict]]:
+                        patience: int = 3, seed: int = 0, rank=(),
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, pd.DataFrame], list[dict]]:
     """Test predictions of every model on one split (the per-user recent holdout), plus training times.
+
+    The models named in ``rank`` also rank the whole catalogue for each test user (their training
+    and validation items left out, as in the random split's protocol), from the same training.
+
+    Returns:
+        ``(predictions, per-user ranking metrics of the models in rank, cost rows)``.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    preds, cost = {}, []
+    preds, ranking, cost = {}, {}, []
     for name in models:
         fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
         preds[name] = fitted.predict(prepared.test)
+        if name in rank:
+            ranking[name] = ranking_metrics_on(prepared, fitted, "random")
         cost.append(_cost(name, prepared.split, fitted))
-    return preds, cost
+    return preds, ranking, cost
 
 
 def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, dict], models, epochs: int = 20,
@@ -446,12 +459,15 @@ def fmt_ci(d: dict | None, digits: int = 4) -> str:
     return f"{d['estimate']:.{digits}f} [{d['ci_low']:.{digits}f}, {d['ci_high']:.{digits}f}]"
 
 
-def target_met(target: dict, best: dict | None, differences: list[dict] | None = None) -> str:
+def target_met(target: dict, best: dict | None, differences: list[dict] | None = None,
+               against: dict | None = None) -> str:
     """The generated "met?" cell.
 
-    A numeric target is met when the best multi-task model's estimate reaches it. A target
-    without a number (interest AUC) is met when every difference's CI lies above 0. Δm% is met
-    when its estimate is above 0; the cell says whether its CI excludes 0.
+    A numeric target is met when the best multi-task model's estimate reaches it; one that also
+    names a model it ``beats`` needs ``against``, the paired difference to that model, with a CI
+    above 0 (the cell then gives every reason it is not met). A target without a number (interest
+    AUC) is met when every difference's CI lies above 0. Δm% is met when its estimate is above 0;
+    the cell says whether its CI excludes 0.
 
     Used by mtrec_study.study.published.
     """
@@ -466,7 +482,14 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
             return "no"
         return "yes (CI excludes 0)" if best["ci_low"] > 0 else "yes, but the CI includes 0"
     ok = est >= target["target"] if target["higher"] else est <= target["target"]
-    return "yes" if ok else f"no (gap {abs(est - target['target']):.3f})"
+    missed = [] if ok else [f"gap {abs(est - target['target']):.3f}"]
+    if target.get("beats"):
+        name = BASELINE_NAMES.get(target["beats"], target["beats"])
+        if against is None:
+            missed.append(f"no paired difference to {name}")
+        elif not against["ci_low"] > 0:
+            missed.append(f"not above {name}: difference {fmt_ci(against)}")
+    return "yes" if not missed else f"no ({'; '.join(missed)})"
 
 
 def _goal(target: dict) -> str:
@@ -474,7 +497,10 @@ def _goal(target: dict) -> str:
         return "> 0 (bootstrap CI)"
     if target["target"] is None:
         return "above logistic regression and single-task (CI of difference > 0)"
-    return f"{'≥' if target['higher'] else '≤'} {target['target']:.2f}"
+    goal = f"{'≥' if target['higher'] else '≤'} {target['target']:.2f}"
+    if target.get("beats"):
+        goal += f" and above {BASELINE_NAMES.get(target['beats'], target['beats'])} (paired CI > 0)"
+    return goal
 
 
 def _summary_ci(summary: pd.DataFrame, **match) -> dict | None:
@@ -550,7 +576,8 @@ def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer
                                    for m, name in (("bpr", "BPR"), ("ease", "EASE"), ("popularity", "popularity"))
                                    if m != "ease" or rank_ci(protocol, m, metric) is not None]
                                   + [f"{mtl} − {b}: {fmt_ci(d)}" for b, d in diffs.items()]),
-                "single": rank_ci(protocol, single, metric), "best": rank_ci(protocol, mtl, metric)}
+                "single": rank_ci(protocol, single, metric), "best": rank_ci(protocol, mtl, metric),
+                "paired": diffs}
     return cells
 
 
@@ -559,7 +586,8 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
 
     Args:
         cells: ``{(task, protocol, metric): {"peer": str, "single": dict, "best": dict,
-            "differences": [dict] (interest rows)}}``; dicts as from :func:`mean_ci`
+            "differences": [dict] (interest rows), "paired": {baseline: dict} (item rows)}}``;
+            dicts as from :func:`mean_ci`
             (:func:`headline_cells` builds them).
         cv_folds: The folds this run used; the published protocol is 5-fold, and the table
             names the one that ran.
@@ -577,7 +605,8 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
         rows.append({"task": t["task"], "protocol": protocol, "metric": t["metric"],
                      "published reference": reference, "peer measured here": c.get("peer", "—"),
                      "our single-task": fmt_ci(c.get("single")), "our best multi-task": fmt_ci(c.get("best")),
-                     "target": _goal(t), "met?": target_met(t, c.get("best"), c.get("differences"))})
+                     "target": _goal(t), "met?": target_met(t, c.get("best"), c.get("differences"),
+                                                            c.get("paired", {}).get(t.get("beats")))})
     return pd.DataFrame(rows)
 
 

@@ -188,6 +188,40 @@ def test_delta_m_by_fold_and_headline_values(prepared, trained):
     assert boot["estimate"] == 0 and boot["ci_low"] == 0 and boot["ci_high"] == 0
 
 
+def test_delta_m_bootstrap_with_a_per_user_term_draws_the_same_users(prepared, trained):
+    ts = prepared.test
+    preds = predict(trained.net, ts)
+    worse = {t: (p * 0.5 if t != "behaviour" else p + 0.3) for t, p in preds.items()}
+    users = np.unique(ts.pairs["user_id"].to_numpy())
+    ranked = users[::2]  # only some users have a ranking value, as when some have no test item
+    rng = np.random.default_rng(3)
+    a = pd.Series(rng.random(ranked.size), index=ranked)
+    b = pd.Series(rng.random(ranked.size), index=ranked[::-1])  # another order: pairing is by user id
+    key = ("item", "ndcg@10")
+    got = E.delta_m_bootstrap(ts, preds, worse, n_boot=30, seed=5, per_user={key: (a, b)})
+    # An independent form of the same resampling: the users drawn, each one's rows, and the
+    # per-user term as a mean over the drawn users that have a value, repeats counted.
+    codes = {u: np.flatnonzero(ts.pairs["user_id"].to_numpy() == u) for u in users}
+
+    def stat(drawn):
+        rows = np.concatenate([codes[u] for u in drawn])
+        ranked_drawn = [u for u in drawn if u in a.index]
+        m = {**E.primary_values(preds, ts, rows), key: float(np.mean([a[u] for u in ranked_drawn]))}
+        s = {**E.primary_values(worse, ts, rows), key: float(np.mean([b[u] for u in ranked_drawn]))}
+        return E.delta_m(m, s)
+
+    draws = np.random.default_rng(5)
+    vals = [stat(users[draws.integers(0, users.size, users.size)]) for _ in range(30)]
+    assert got["estimate"] == pytest.approx(stat(users))
+    assert got["ci_low"] == pytest.approx(np.quantile(vals, 0.025)) and got["ci_high"] == pytest.approx(
+        np.quantile(vals, 0.975))
+    with pytest.raises(ValueError, match="different users"):
+        E.delta_m_bootstrap(ts, preds, worse, n_boot=2, per_user={key: (a, b.iloc[1:])})
+    with pytest.raises(ValueError, match=r"users \[-7\] have no row"):
+        E.delta_m_bootstrap(ts, preds, worse, n_boot=2, per_user={key: (a.rename({ranked[0]: -7}),
+                                                                         b.rename({ranked[0]: -7}))})
+
+
 def test_metric_difference_bootstrap_is_paired_and_segmented(prepared, trained):
     preds = predict(trained.net, prepared.test)
     same = E.metric_difference_bootstrap(prepared.test, preds, preds, "interest", "auc", n_boot=50, seed=0)

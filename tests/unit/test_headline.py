@@ -292,14 +292,30 @@ def test_item_rows_read_the_two_tower_network_when_it_ran():
     row = cells[("item", "LOO + 99 sampled", "hr@10")]
     assert row["best"]["estimate"] == 0.62 and row["single"]["estimate"] == 0.61
     assert "two_tower − bpr: 0.0200 [0.0100, 0.0300]" in row["peer"] and "BPR 0.6000" in row["peer"]
+    assert row["paired"] == diff[("loo", "hr@10")]  # what the "met?" cell reads
+    table = H.headline_table(cells)
+    hr_row = table[(table["task"] == "item") & (table["metric"] == "hr@10")].iloc[0]
+    assert hr_row["target"] == "≥ 0.70 and above BPR (paired CI > 0)" and hr_row["met?"] == "no (gap 0.080)"
 
 
 def test_target_met_rules_on_hand_worked_cells():
     rmse, hr, delta = H.TARGETS[0], H.TARGETS[1], H.TARGETS[-1]
     assert H.target_met(rmse, {"estimate": 0.899}) == "yes"
     assert H.target_met(rmse, {"estimate": 0.912}) == "no (gap 0.012)"
-    assert H.target_met(hr, {"estimate": 0.70}) == "yes"
+    above = {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03}
+    tied = {"estimate": 0.001, "ci_low": -0.026, "ci_high": 0.029}
+    assert H.target_met(hr, {"estimate": 0.70}, against=above) == "yes"
+    # Reaching the number is not enough: the paired difference to BPR must lie above 0.
+    assert H.target_met(hr, {"estimate": 0.71}, against=tied) == \
+        "no (not above BPR: difference 0.0010 [-0.0260, 0.0290])"
+    assert H.target_met(hr, {"estimate": 0.64}, against=tied) == \
+        "no (gap 0.060; not above BPR: difference 0.0010 [-0.0260, 0.0290])"
+    assert H.target_met(hr, {"estimate": 0.64}, against=above) == "no (gap 0.060)"
+    assert H.target_met(hr, {"estimate": 0.75}) == "no (no paired difference to BPR)"
     assert H.target_met(hr, None) == "not run"
+    random_ndcg = next(t for t in H.TARGETS if t["protocol"].startswith("random"))
+    assert random_ndcg["target"] == 0.31 and random_ndcg["beats"] == "bpr"
+    assert H.target_met(random_ndcg, {"estimate": 0.2951}, against=above) == "no (gap 0.015)"
     assert H.target_met(delta, {"estimate": 0.4, "ci_low": 0.1}) == "yes (CI excludes 0)"
     assert H.target_met(delta, {"estimate": 0.4, "ci_low": -0.1}) == "yes, but the CI includes 0"
     assert H.target_met(delta, {"estimate": -0.2, "ci_low": -0.5}) == "no"
