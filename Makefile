@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv lab data report report-fast ablations-full tune test test-fast lint clean benchmark mutation assignments grade
+.PHONY: help venv lab data report report-fast ablations-full tune test test-fast lint clean benchmark bench-recbole mutation assignments grade
 
 ## Show this list of targets.
 help:
@@ -77,6 +77,10 @@ benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run_all $(BENCH_ARGS)
 
+## RecBole 1.2.1 beside our popularity and BPR on the same ml-100k split (makes .venv-recbole; see benchmarks/README.md).
+bench-recbole: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_recbole
+
 ## Mutation testing of the core modules with mutmut, unit tests only (not part of make test; see benchmarks/README.md for its time).
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
@@ -93,5 +97,5 @@ grade: $(STAMP)
 
 ## Remove generated reports, caches of Python and the virtual environment (keeps the data cache).
 clean:
-	rm -rf reports/fast reports/full reports/ablations-full reports/_cache reports/.tmp-* assignments/dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf reports/fast reports/full reports/ablations-full reports/_cache reports/.tmp-* assignments/dist $(VENV) .venv-recbole .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
