@@ -234,12 +234,14 @@ def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single
         out = ({}, {})
         for key, pair in terms.items():
             for side, values in zip(out, pair, strict=True):
-                has = ~np.isnan(values)
-                side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has]))
+                has = ~np.isnan(values) & (times > 0)
+                side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has])) if has.any() else np.nan
         return out
 
     def stat(rows: np.ndarray) -> float:
         extra_m, extra_s = per_user_means(rows)
+        if any(np.isnan(v) for v in (*extra_m.values(), *extra_s.values())):
+            return np.nan  # no drawn user has this term: the resample is undefined, as user_bootstrap counts it
         return delta_m({**primary_values(mtl_preds, taskset, rows, keys), **extra_m},
                        {**primary_values(single_preds, taskset, rows, keys), **extra_s})
 

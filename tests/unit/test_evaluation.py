@@ -215,6 +215,9 @@ def test_delta_m_bootstrap_with_a_per_user_term_draws_the_same_users(prepared, t
     assert got["estimate"] == pytest.approx(stat(users))
     assert got["ci_low"] == pytest.approx(np.quantile(vals, 0.025)) and got["ci_high"] == pytest.approx(
         np.quantile(vals, 0.975))
+    # A term that only one user has: resamples without that user are undefined, not an error.
+    lone = E.delta_m_bootstrap(ts, preds, worse, n_boot=40, seed=5, per_user={key: (a.iloc[:1], b.loc[a.index[:1]])})
+    assert 0 < lone["n_undefined"] < 40 and np.isfinite(lone["estimate"])
     with pytest.raises(ValueError, match="different users"):
         E.delta_m_bootstrap(ts, preds, worse, n_boot=2, per_user={key: (a, b.iloc[1:])})
     with pytest.raises(ValueError, match=r"users \[-7\] have no row"):
