@@ -222,6 +222,8 @@ def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single
     rows_per_user = np.bincount(codes, minlength=uniq.size)
     terms = {}
     for key, (a, b) in (per_user or {}).items():
+        if key in keys:
+            raise ValueError(f"per-user term {key} is also a row-level key; name each (task, metric) once")
         if not a.index.sort_values().equals(b.index.sort_values()):
             raise ValueError(f"per-user term {key}: the two models were scored on different users")
         stray = np.setdiff1d(a.index.to_numpy(), uniq)
@@ -232,16 +234,18 @@ def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single
     def per_user_means(rows: np.ndarray) -> tuple[dict, dict]:
         times = np.bincount(codes[rows], minlength=uniq.size) / rows_per_user  # how often each user was drawn
         out = ({}, {})
-        for key, pair in terms.items():
-            for side, values in zip(out, pair, strict=True):
-                has = ~np.isnan(values) & (times > 0)
+        for key, (a, b) in terms.items():
+            has = ~np.isnan(a) & ~np.isnan(b) & (times > 0)  # the same users on both sides: paired
+            for side, values in zip(out, (a, b), strict=True):
                 side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has])) if has.any() else np.nan
         return out
 
     def stat(rows: np.ndarray) -> float:
         extra_m, extra_s = per_user_means(rows)
-        if any(np.isnan(v) for v in (*extra_m.values(), *extra_s.values())):
-            return np.nan  # no drawn user has this term: the resample is undefined, as user_bootstrap counts it
+        if any(np.isnan(v) for v in (*extra_m.values(), *extra_s.values())) or 0.0 in extra_s.values():
+            # No drawn user has the term, or the single-task mean is 0 (Δm% divides by it): the
+            # resample is undefined, and user_bootstrap counts it as such.
+            return np.nan
         return delta_m({**primary_values(mtl_preds, taskset, rows, keys), **extra_m},
                        {**primary_values(single_preds, taskset, rows, keys), **extra_s})
 

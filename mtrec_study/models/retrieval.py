@@ -230,9 +230,9 @@ class UserHistory(_Table):
         keep = hist > 0
         if item_idx is not None:
             keep = ops.logical_and(keep, hist != ops.expand_dims(ops.cast(item_idx, "int32"), -1))
-        # The mean over the kept entries only, as one sparse segment mean: its gradient reaches just
-        # the rows it read, where a gather of the padded (batch, width) block and a masked sum cost
-        # about three times as much per training step. A user with nothing kept gets zeros.
+        # The mean over the kept entries only, as one sparse segment mean, whose backward pass is one
+        # segment sum into the table; a gather of the padded (batch, width) block and a masked sum
+        # cost about three times as much per training step. A user with nothing kept gets zeros.
         at = tf.where(keep)
         return tf.sparse.segment_mean(self.embedding.embeddings.value, tf.gather_nd(hist, at),
                                       tf.cast(at[:, 0], "int32"), num_segments=ops.shape(hist)[0])

@@ -218,6 +218,12 @@ def test_delta_m_bootstrap_with_a_per_user_term_draws_the_same_users(prepared, t
     # A term that only one user has: resamples without that user are undefined, not an error.
     lone = E.delta_m_bootstrap(ts, preds, worse, n_boot=40, seed=5, per_user={key: (a.iloc[:1], b.loc[a.index[:1]])})
     assert 0 < lone["n_undefined"] < 40 and np.isfinite(lone["estimate"])
+    # ... and so are resamples whose single-task mean is 0 (Δm% is relative to it).
+    zero = E.delta_m_bootstrap(ts, preds, worse, n_boot=40, seed=5,
+                               per_user={key: (a.iloc[:2], pd.Series([0.0, 0.5], index=a.index[:2]))})
+    assert 0 < zero["n_undefined"] < 40
+    with pytest.raises(ValueError, match="also a row-level key"):
+        E.delta_m_bootstrap(ts, preds, worse, n_boot=2, per_user={("item", "auc"): (a, b)})
     with pytest.raises(ValueError, match="different users"):
         E.delta_m_bootstrap(ts, preds, worse, n_boot=2, per_user={key: (a, b.iloc[1:])})
     with pytest.raises(ValueError, match=r"users \[-7\] have no row"):
