@@ -9,7 +9,8 @@ difference, with a user-bootstrap 95% CI. That interval is over users for the se
 it narrows the seed noise by averaging, but does not add it. Results go to
 ``benchmarks/results/seeds.json`` and the ``seeds`` block of ``benchmarks/README.md``.
 
-Issue 23.5 asks for five seeds in the intervals of 09's primary rows; this measures why.
+Five training seeds in the intervals of 09's primary rows are the methodology's next step; this
+measures how much they matter.
 """
 
 from __future__ import annotations
