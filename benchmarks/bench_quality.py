@@ -16,19 +16,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pandas as pd  # noqa: E402
 
-from benchmarks.common import check, update_readme, write_result  # noqa: E402
-from mtrec_study.config import PARAMS_DIR  # noqa: E402
+from benchmarks.common import check, tuned_choices, update_readme, write_result  # noqa: E402
 from mtrec_study.datasets import load_dataset  # noqa: E402
 from mtrec_study.study import peers as P  # noqa: E402
 from mtrec_study.study import published as H  # noqa: E402
-from mtrec_study.study.tuning import load_tuned  # noqa: E402
 
 
 def main() -> dict:
     p = H.preset_parameters("full")
     data = load_dataset(p["DATASET"], seed=p["SEED"], log=None)
     models = [m for m in H.GRIDS if m not in P.PEERS or m in p["PEERS_TO_RUN"]]
-    chosen = load_tuned(PARAMS_DIR / "tuned.yaml", H.tuning_key(data, p), H.grids(p["TUNE_SETTINGS"], models))
+    chosen = tuned_choices(data, p, models)
     splits = H.headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     common = dict(epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"])
     fold_models = [m for m in models if "fold-0" in H.plan_splits(m, splits)]

@@ -35,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from benchmarks.common import check, update_readme, write_result
+from benchmarks.common import check, tuned_choices, update_readme, write_result
 from mtrec_study import evaluation as E
 from mtrec_study import prepare
 from mtrec_study.config import PROJECT_ROOT as ROOT
@@ -146,8 +145,7 @@ def run(seed: int = 42, n_boot: int = 1000, models=("Pop", "BPR")) -> tuple[list
     if len(inter) != len(data.interactions):  # RecBole gets the raw rows in file order; we score the cleaned ones
         raise ValueError(f"cleaning dropped {len(data.interactions) - len(inter):,} of {len(data.interactions):,} "
                          f"ml-100k rows; RecBole's split could not be matched back row for row")
-    tuned = yaml.safe_load((ROOT / "params" / "tuned.yaml").read_text())
-    bpr_setting = tuned["chosen"]["bpr"]["random"]
+    bpr_setting = tuned_choices(data, published.preset_parameters("full"), ["bpr"])["bpr"]["random"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

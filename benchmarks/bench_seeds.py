@@ -19,10 +19,8 @@ import argparse
 import time
 
 import pandas as pd
-import yaml
 
-from benchmarks.common import check, update_readme, write_result
-from mtrec_study.config import PROJECT_ROOT
+from benchmarks.common import check, tuned_choices, update_readme, write_result
 from mtrec_study.datasets import load_dataset
 from mtrec_study.study import published
 
@@ -31,16 +29,19 @@ PAIRS = (("two_tower", "bpr"), ("two_tower", "two_tower_item"))
 METRICS = ("hr@10", "ndcg@10")
 
 
-def run(protocol: str = "loo", seeds=range(42, 47), split_seed: int = 42, n_boot: int = 1000):
-    data = load_dataset("ml-100k", seed=split_seed, log=None)
-    prepared = published.headline_splits(data, k=5, seed=split_seed, neg_ratio=1.0)[protocol]()
-    chosen = yaml.safe_load((PROJECT_ROOT / "params" / "tuned.yaml").read_text())["chosen"]
+def run(protocol: str = "loo", seeds=range(42, 47), n_boot: int = 1000):
+    p = published.preset_parameters("full")
+    split_seed = p["SEED"]
+    data = load_dataset(p["DATASET"], seed=split_seed, log=None)
+    prepared = published.headline_splits(data, k=p["CV_FOLDS"], seed=split_seed, neg_ratio=p["NEG_RATIO"])[protocol]()
+    chosen = tuned_choices(data, p, MODELS)
     per_user, rows = {}, []
     for model in MODELS:
         for seed in seeds:
             t0 = time.perf_counter()
-            fitted = published.fit_model(model, prepared, chosen[model][protocol], 20, 3, seed)
-            per_user[(model, seed)] = published.ranking_metrics_on(prepared, fitted, protocol, 99, split_seed)
+            fitted = published.fit_model(model, prepared, chosen[model][protocol], p["EPOCHS"], p["PATIENCE"], seed)
+            per_user[(model, seed)] = published.ranking_metrics_on(prepared, fitted, protocol, p["SAMPLED_NEGATIVES"],
+                                                                   split_seed)
             rows.append({"model": model, "seed": seed, **{m: float(per_user[(model, seed)][m].mean()) for m in METRICS},
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(rows[-1], flush=True)

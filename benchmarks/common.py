@@ -68,3 +68,14 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def check(value: float, ok: bool, fmt: str = "{:.3g}") -> dict:
     return {"value": fmt.format(value), "pass": bool(ok)}
+
+
+def tuned_choices(data, params: dict, models) -> dict[str, dict[str, dict]]:
+    """09's stored ``{model: {split: setting}}`` from ``params/tuned.yaml``, checked against this data,
+    the preset's parameters (``params``) and the models' grids, as the notebook checks them."""
+    from mtrec_study.config import PARAMS_DIR
+    from mtrec_study.study import published
+    from mtrec_study.study.tuning import load_tuned
+
+    return load_tuned(PARAMS_DIR / "tuned.yaml", published.tuning_key(data, params),
+                      published.grids(params["TUNE_SETTINGS"], list(models)))
