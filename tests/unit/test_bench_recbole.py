@@ -52,3 +52,18 @@ def test_our_metrics_on_given_counts_bound_the_tie_rules_and_match_our_popularit
     pd.DataFrame({"item_id": true.index, "count": np.ones(len(true), int)}).to_csv(counts, index=False)
     flat = {r["model"].rsplit(" ", 1)[-1]: r for r in B.with_recbole_counts(prepared, counts)}
     assert flat["pessimistic"]["hr@10"] < flat["optimistic"]["hr@10"]
+
+
+def test_09s_reference_quotes_the_recorded_recbole_run():
+    """09's random-split reference names RecBole's BPR and ours on its split as benchmarks/results/recbole.json has them."""
+    import json
+
+    from mtrec_study.config import PROJECT_ROOT
+
+    rows = json.loads((PROJECT_ROOT / "benchmarks" / "results" / "recbole.json").read_text())["rows"]
+    theirs = next(r for r in rows if r["code"].startswith("RecBole") and r["model"] == "BPR")
+    ours = next(r for r in rows if r["code"] == "mtrec_study" and r["model"] == "bpr" and r["split"].startswith("RecBole"))
+    target = next(t for t in published.TARGETS if t["protocol"].startswith("random"))
+    lo, hi = ours["ndcg@10 ci"]
+    assert f"NDCG@10 {theirs['ndcg@10']:.4f}" in target["reference"]
+    assert f"{ours['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in target["reference"]
