@@ -45,9 +45,14 @@ def _head(task: str, h, tower: list[int], dropout: float, l2: float):
     return layers.Dense(1, activation="sigmoid", name=f"{task}_head")(h)
 
 
+# The feature encoder's widths and embedding L2 when a model's settings leave them out.
+ENCODER_DEFAULTS = {"id_dim": 32, "side_dim": 8, "vector_dim": 32, "emb_l2": 0.0}
+
+
 def _encoder(spec: FeatureSpec, hp: dict) -> FeatureEncoder:
-    return FeatureEncoder(spec.to_dict(), id_dim=hp.get("id_dim", 32), side_dim=hp.get("side_dim", 8),
-                          vector_dim=hp.get("vector_dim", 32), l2=hp.get("emb_l2", 0.0), name="encoder")
+    d = {**ENCODER_DEFAULTS, **{k: v for k, v in hp.items() if k in ENCODER_DEFAULTS}}
+    return FeatureEncoder(spec.to_dict(), id_dim=d["id_dim"], side_dim=d["side_dim"], vector_dim=d["vector_dim"],
+                          l2=d["emb_l2"], name="encoder")
 
 
 def build_article(spec: FeatureSpec, tasks=TASKS, hidden: int = 128, **hp) -> keras.Model:

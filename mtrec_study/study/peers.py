@@ -26,10 +26,17 @@ PUBLISHED_RMSE = {"BaselineOnly": 0.944, "SVD": 0.934, "SVDpp": 0.919, "KNNBasel
 # The validation-only search per peer: four settings each, the same budget as our networks get
 # (mtrec_study.study.tuning.TUNE_BUDGET). Ranges follow Surprise's documentation and common tuned values.
 PEER_GRIDS: dict[str, list[dict[str, Any]]] = {
-    "BaselineOnly": [{"reg_i": ri, "reg_u": ru, "n_epochs": 20} for ri in (5, 15) for ru in (10, 25)],
-    "SVD": [{"n_factors": f, "n_epochs": 40, "lr_all": 0.007, "reg_all": r} for f in (50, 150) for r in (0.05, 0.1)],
-    "SVDpp": [{"n_factors": 20, "n_epochs": e, "lr_all": 0.007, "reg_all": r} for e in (20, 40) for r in (0.02, 0.06)],
-    "KNNBaseline": [{"k": k, "sim": "pearson_baseline", "user_based": ub} for k in (40, 80) for ub in (True, False)],
+    # Each grid was widened around the previous searches' choices until every choice lay inside it
+    # along each numeric setting (mtrec_study.study.tuning.grid_edges): they had chosen the smallest
+    # reg_i and reg_u, the largest SVD factors and reg_all, the most SVD++ epochs and the largest
+    # reg_all, and the smallest, then the largest, k. The user-based k-NN lost on every fold, so the
+    # item-based one keeps all four settings.
+    "BaselineOnly": [{"reg_i": ri, "reg_u": ru, "n_epochs": 20} for ri, ru in ((0.5, 2), (1, 3), (2, 5), (5, 10))],
+    "SVD": [{"n_factors": f, "n_epochs": 40, "lr_all": 0.007, "reg_all": r}
+            for f, r in ((50, 0.06), (100, 0.08), (150, 0.1), (200, 0.12))],
+    "SVDpp": [{"n_factors": 20, "n_epochs": e, "lr_all": 0.007, "reg_all": r}
+              for e, r in ((20, 0.06), (40, 0.1), (60, 0.1), (80, 0.15))],
+    "KNNBaseline": [{"k": k, "sim": "pearson_baseline", "user_based": False} for k in (30, 40, 60, 80)],
 }
 _BSL_KEYS = ("reg_i", "reg_u", "n_epochs", "method")
 

@@ -168,6 +168,67 @@ def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
     return out
 
 
+# A setting at its lower limit cannot be searched lower (a weight of 0 is no regularisation at all),
+# so a choice there is not an open edge of the search.
+LOWER_LIMITS: dict[str, float] = {"l2": 0.0, "emb_l2": 0.0, "dropout": 0.0, "reg_all": 0.0, "reg_i": 0.0,
+                                  "reg_u": 0.0}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dict]],
+               defaults: dict[str, Any] | None = None,
+               lower_limits: dict[str, float] | None = None) -> pd.DataFrame:
+    """Every chosen numeric setting that sits at the smallest or largest value its grid tries.
+
+    A choice at the edge of its grid says the search stopped where the validation score was
+    still improving, or may have been: the best setting may lie outside the grid. Per model,
+    split and numeric setting (booleans and names are not ordered, so they have no edge), the
+    grid's values are compared with the chosen one. A setting tried at one value only is fixed,
+    not searched, and a value at its lower limit (:data:`LOWER_LIMITS`) cannot go lower: neither
+    is an edge.
+
+    Args:
+        grids: ``{model: settings}``, as searched.
+        chosen: ``{model: {split: setting}}`` (:func:`load_tuned`).
+        defaults: Values a setting takes when a grid entry leaves it out (``{"id_dim": 32}``).
+        lower_limits: Overrides :data:`LOWER_LIMITS`.
+
+    Returns:
+        ``model, split, setting, value, edge ("lowest" or "highest"), tried`` rows (``tried``:
+        the grid's values, ascending), ordered as ``grids`` and ``chosen``.
+
+    Raises:
+        ValueError: If a chosen setting is not one of its model's grid entries.
+
+    Used by mtrec_study.study.published.
+    """
+    defaults = defaults or {}
+    limits = LOWER_LIMITS if lower_limits is None else lower_limits
+    rows = []
+    for model, grid in grids.items():
+        full = [{**defaults, **g} for g in grid]
+        for split, setting in chosen.get(model, {}).items():
+            pick = {**defaults, **setting}
+            if not any(json.dumps(pick, sort_keys=True) == json.dumps(g, sort_keys=True) for g in full):
+                raise ValueError(f"the choice of {model!r} on {split!r}, {setting}, is not in its grid")
+            for key, value in pick.items():
+                if not _numeric(value):
+                    continue
+                tried = sorted({g[key] for g in full if key in g and _numeric(g[key])})
+                if len(tried) < 2:
+                    continue
+                edge = "lowest" if value == tried[0] else "highest" if value == tried[-1] else None
+                if edge == "lowest" and key in limits and value <= limits[key]:
+                    edge = None
+                if edge:
+                    rows.append({"model": model, "split": split, "setting": key, "value": value, "edge": edge,
+                                 "tried": tried})
+    return pd.DataFrame(rows, columns=["model", "split", "setting", "value", "edge", "tried"], dtype=object)
+
+
 def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
     """Write the choices, the validation scores and what they belong to (atomically).
 

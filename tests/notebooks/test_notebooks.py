@@ -326,6 +326,8 @@ def test_09_headline_results(fast_report, fast_data):
     keys = [("interest", "auc"), ("item", "auc"), ("item", "ndcg@10"), ("behaviour", "rmse")]
     assert s["delta_m"]["estimate"] == pytest.approx(E.delta_m(
         {k: held[("mtl", *k)] for k in keys}, {k: held[(f"single_{k[0]}", *k)] for k in keys}), abs=1e-9)
+    # One setting per model in the fast preset: nothing is searched, so no choice sits at an edge.
+    assert s["grid_edges"] == []
     models = {r["model"] for r in s["rmse_tests"]}
     assert {"BaselineOnly (default)", "BaselineOnly (tuned)", "SVD (default)", "SVD (tuned)",
             "single_behaviour"} <= models

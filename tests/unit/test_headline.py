@@ -162,6 +162,50 @@ def test_committed_tuning_matches_the_full_preset():
         assert doc["chosen"][model][split] == best
 
 
+# --------------------------------------------------------------------------- grid edges
+def test_grid_edges_by_hand():
+    grids = {"a": [{"lr": 0.1, "bs": 64, "l2": 0.0, "kind": "x", "flag": True},
+                   {"lr": 0.01, "bs": 64, "l2": 1e-4, "kind": "y", "flag": False},
+                   {"lr": 0.001, "bs": 64, "l2": 1e-3, "kind": "y", "flag": True, "dim": 64}],
+             "b": [{"k": 5}, {"k": 10}, {"k": 20}]}
+    chosen = {"a": {"s1": grids["a"][1], "s2": grids["a"][0], "s3": grids["a"][2]},
+              "b": {"s1": {"k": 10}, "s2": {"k": 20}}}
+    edges = T.grid_edges(grids, chosen, defaults={"dim": 32})
+    got = {(r.model, r.split, r.setting, r.edge) for r in edges.itertuples()}
+    # s1 of "a" is inside on lr and l2, and bs is tried at one value only; names and flags have no order.
+    # Its dim (left out, so the default 32) is the lowest tried, as is s2's.
+    # s2 sits at the highest lr; its l2 = 0 is the lower limit of a weight, not an open edge.
+    # s3 sits at the lowest lr, the highest l2 and the highest dim.
+    assert got == {("a", "s1", "dim", "lowest"), ("a", "s2", "lr", "highest"), ("a", "s2", "dim", "lowest"),
+                   ("a", "s3", "lr", "lowest"),
+                   ("a", "s3", "l2", "highest"), ("a", "s3", "dim", "highest"), ("b", "s2", "k", "highest")}
+    row = edges[(edges["model"] == "b")].iloc[0]
+    assert row["value"] == 20 and row["tried"] == [5, 10, 20]
+    # Without the limit, l2 = 0 is an edge too.
+    assert ("a", "s2", "l2", "lowest") in {(r.model, r.split, r.setting, r.edge)
+                                           for r in T.grid_edges(grids, chosen, {"dim": 32}, {}).itertuples()}
+    with pytest.raises(ValueError, match="the choice of 'b' on 's1'.*not in its grid"):
+        T.grid_edges(grids, {"b": {"s1": {"k": 7}}})
+
+
+def test_every_edge_of_the_committed_tuning_says_why_it_stays():
+    """A choice at the edge of its grid must be widened away, or 09 must say why it stays."""
+    import yaml
+
+    from mtrec_study.config import PROJECT_ROOT
+
+    doc = yaml.safe_load((PROJECT_ROOT / "params" / "tuned.yaml").read_text())
+    edges = H.search_edges(doc["grids"], doc["chosen"])
+    unexplained = edges[edges["why it stays"] == ""]
+    assert unexplained.empty, "choices at the edge of their grid with no reason in published.EDGE_REASONS:\n" + \
+        unexplained[["model", "setting", "value", "edge", "splits"]].to_string()
+    # The reasons name only edges that exist: a widened grid takes its reason away.
+    named = set(zip(edges["model"], edges["setting"], strict=True))
+    assert set(H.EDGE_REASONS) >= named
+    stale = {m for m, _ in H.EDGE_REASONS} - {m for m, _ in named}
+    assert not stale, f"EDGE_REASONS explains models that have no edge any more: {sorted(stale)}"
+
+
 # --------------------------------------------------------------------------- peers
 def test_peer_settings_are_checked_and_translated():
     with pytest.raises(ValueError, match="unknown peer 'NMF'"):
