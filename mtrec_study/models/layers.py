@@ -29,6 +29,10 @@ def lookup(embedding: layers.Embedding, ids) -> tf.Tensor:
     return ops.cast(tf.gather(embedding.embeddings.value, ids), embedding.compute_dtype)
 
 
+# The feature encoder's widths and embedding L2 when a model's settings leave them out.
+ENCODER_DEFAULTS = {"id_dim": 32, "side_dim": 8, "vector_dim": 32, "emb_l2": 0.0}
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class FeatureEncoder(layers.Layer):
     """The one place where inputs become vectors.

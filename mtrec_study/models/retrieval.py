@@ -35,6 +35,7 @@ from keras import layers, ops
 from mtrec_study.features import FeatureSpec
 from mtrec_study.models.layers import (
     CGC,
+    ENCODER_DEFAULTS,
     PACKAGE,
     MixtureOfExperts,
     mlp,
@@ -445,8 +446,9 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
     width = history.shape[1] if history is not None else history_width
     if width is None:
         raise ValueError("build_two_tower needs history (from user_history) or history_width")
-    hist_layer = UserHistory(spec.categorical["user_idx"], int(width), n_items, hp.get("id_dim", 32),
-                             hp.get("emb_l2", 0.0), name="shared_user_history")
+    hist_layer = UserHistory(spec.categorical["user_idx"], int(width), n_items,
+                             hp.get("id_dim", ENCODER_DEFAULTS["id_dim"]), hp.get("emb_l2", ENCODER_DEFAULTS["emb_l2"]),
+                             name="shared_user_history")
     if history is not None:
         hist_layer.set_history(history)
     user_tower = mlp([*tower_units, dim], dropout, l2, name="shared_user_tower")

@@ -14,7 +14,14 @@ import keras
 from keras import layers
 
 from mtrec_study.features import FeatureSpec
-from mtrec_study.models.layers import CGC, FeatureEncoder, MixtureOfExperts, RatingHead, mlp
+from mtrec_study.models.layers import (
+    CGC,
+    ENCODER_DEFAULTS,
+    FeatureEncoder,
+    MixtureOfExperts,
+    RatingHead,
+    mlp,
+)
 from mtrec_study.models.retrieval import MAX_HISTORY, build_two_tower, tower_data
 from mtrec_study.tasks import BEHAVIOUR, CTCVR, INTEREST, ITEM_TASK, TASKS, get_task, trained_tasks
 
@@ -43,10 +50,6 @@ def _head(task: str, h, tower: list[int], dropout: float, l2: float):
     if get_task(task).regression:
         return RatingHead(name=f"{task}_head")(h)
     return layers.Dense(1, activation="sigmoid", name=f"{task}_head")(h)
-
-
-# The feature encoder's widths and embedding L2 when a model's settings leave them out.
-ENCODER_DEFAULTS = {"id_dim": 32, "side_dim": 8, "vector_dim": 32, "emb_l2": 0.0}
 
 
 def _encoder(spec: FeatureSpec, hp: dict) -> FeatureEncoder:

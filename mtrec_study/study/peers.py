@@ -24,12 +24,14 @@ PEERS = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")
 # Published 5-fold ml-100k RMSE with default parameters (Surprise README, v1.1).
 PUBLISHED_RMSE = {"BaselineOnly": 0.944, "SVD": 0.934, "SVDpp": 0.919, "KNNBaseline": 0.931}
 # The validation-only search per peer: four settings each, the same budget as our networks get
-# (mtrec_study.study.tuning.TUNE_BUDGET). Ranges follow Surprise's documentation and common tuned values.
+# (mtrec_study.study.tuning.TUNE_BUDGET). The first ranges followed Surprise's documentation and common
+# tuned values; each was then moved to where validation led (BaselineOnly now lies below Surprise's
+# defaults, reg_i 10 and reg_u 15).
 PEER_GRIDS: dict[str, list[dict[str, Any]]] = {
-    # Each grid was widened around the previous searches' choices until every choice lay inside it
-    # along each numeric setting (mtrec_study.study.tuning.grid_edges): they had chosen the smallest
-    # reg_i and reg_u, the largest SVD factors and reg_all, the most SVD++ epochs and the largest
-    # reg_all, and the smallest, then the largest, k. The user-based k-NN lost on every fold, so the
+    # Each grid was moved until every choice lay inside it along each numeric setting
+    # (mtrec_study.study.tuning.grid_edges): the searches had chosen the smallest reg_i and reg_u, the
+    # largest SVD factors and reg_all, the most SVD++ epochs and the largest reg_all, and the smallest,
+    # then the largest, k. The user-based k-NN lost on every fold of the first re-search, so the
     # item-based one keeps all four settings.
     "BaselineOnly": [{"reg_i": ri, "reg_u": ru, "n_epochs": 20} for ri, ru in ((0.5, 2), (1, 3), (2, 5), (5, 10))],
     "SVD": [{"n_factors": f, "n_epochs": 40, "lr_all": 0.007, "reg_all": r}

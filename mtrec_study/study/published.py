@@ -31,7 +31,7 @@ from sklearn.preprocessing import OneHotEncoder
 from mtrec_study import evaluation as E
 from mtrec_study.datasets import RatingsData
 from mtrec_study.models.classic import BPR, EASE
-from mtrec_study.models.zoo import ENCODER_DEFAULTS
+from mtrec_study.models.layers import ENCODER_DEFAULTS
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
 from mtrec_study.study import peers as P
 from mtrec_study.study.tuning import grid_edges
@@ -54,8 +54,8 @@ GRIDS: dict[str, list[dict]] = {
     "mtl": [{"model": "shared_bottom", **_NET[0]}, {"model": "mmoe", **_NET[0]},
             {"model": "shared_bottom", **_NET[3]}, {"model": "mmoe", **_NET[3]}],
     **{f"single_{t}": [dict(s) for s in _NET] for t in TASKS},
-    # Widened around the previous searches' choices until none sat on an edge (tuning.grid_edges):
-    # C = 1 was the largest C tried; BPR's largest setting won on leave-one-out, then on the random split.
+    # Widened until no choice sat on an edge of its grid (tuning.grid_edges): C = 1 was the largest C
+    # tried, and BPR's largest setting won on leave-one-out, then (on the re-drawn grid) on the random split.
     "logreg": [{"C": c} for c in (0.3, 1.0, 3.0, 10.0)],
     "bpr": [{"factors": f, "l2": l2, "epochs": e} for f, l2, e in ((32, 0.0, 20), (64, 1e-6, 40), (256, 1e-5, 100),
                                                                     (512, 1e-4, 150))],
@@ -92,8 +92,8 @@ TARGETS = [
      "beats": "bpr", "reference": "NCF, NeuMF on ml-1m: NDCG@10 0.42–0.45", "data": "ml-1m"},
     {"task": ITEM_TASK, "protocol": "random 80/10/10, full ranking", "metric": "ndcg@10", "target": 0.31,
      "higher": True, "beats": "bpr",
-     "reference": "RecBole 1.2.1 with its defaults, BPR on ml-100k: NDCG@10 0.2928, and our BPR on RecBole's "
-                  "own split 0.2923 [0.2766, 0.3068] (benchmarks/README.md, bench_recbole; same per-user split "
+     "reference": "RecBole 1.2.1 with its defaults, BPR on ml-100k: NDCG@10 0.2928, and our BPR (64 factors, l2 1e-06, 40 "
+                  "epochs) on RecBole's own split 0.2923 [0.2766, 0.3068] (benchmarks/README.md, bench_recbole; same per-user split "
                   "counts; RecBole stops on validation MRR@10, patience 10, up to 300 epochs; ours trains the "
                   "epochs chosen on validation from its grid)", "data": "ml-100k"},
     {"task": INTEREST, "protocol": "per-user recent holdout", "metric": "auc", "target": None, "higher": True,
@@ -106,12 +106,13 @@ TARGETS = [
 
 # Why a choice may stay at the edge of its grid, per (model, setting); 09 prints the reason next to
 # each edge that tuning.grid_edges finds, and a unit test fails for an edge in params/tuned.yaml that
-# has none. Every other grid is centred on the previous search's choice, so its edges were widened.
-_NETWORK_EDGE = ("the four settings move learning rate, batch size, embedding L2 and id width together, and "
-                 "the last (slowest learning, smallest batches, most L2, widest ids) won; each further setting "
-                 "costs about 10 minutes of `make tune` per network (a training of about 80 s on each split), "
-                 "and the search has not been widened: the row is what this search found, not the best this "
-                 "network can reach")
+# has no reason, or a reason that has no edge. The baselines' grids were widened until their
+# choices lay inside; the networks' grids were not.
+_NETWORK_EDGE = ("the four settings move learning rate, batch size, embedding L2 and id width together, so every "
+                 "choice sits at one end of each; re-centring the grid means a new search of about 45 minutes of "
+                 "`make tune` per network (four trainings of about 80 s on each of eight splits), not yet run. "
+                 "This search also predates the seeded time ties and the training negatives drawn from the "
+                 "training part (2026-11-28): the row is what that search found, not the best this network can reach")
 EDGE_REASONS: dict[tuple[str, str], str] = {
     **{(model, key): _NETWORK_EDGE for model in ("mtl", *(f"single_{t}" for t in TASKS))
        for key in ("learning_rate", "batch_size", "emb_l2", "id_dim")},
@@ -121,13 +122,20 @@ EDGE_REASONS: dict[tuple[str, str], str] = {
 
 
 def search_edges(grids: dict[str, list[dict]], chosen: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """The chosen settings at the edge of their grid (:func:`mtrec_study.study.tuning.grid_edges`),
-    one row per model, setting and chosen value with the splits that chose it, and the reason it
-    stays there (:data:`EDGE_REASONS`; empty where there is none).
+    """The chosen settings at the edge of their grid, with the reason each one stays there.
+
+    Args:
+        grids: ``{model: settings}``, as searched.
+        chosen: ``{model: {split: setting}}``.
+
+    Returns:
+        One row per model, setting and chosen value (:func:`mtrec_study.study.tuning.grid_edges`,
+        with the encoder's defaults for settings a grid entry leaves out): ``model, setting, value,
+        edge, splits, tried, why it stays`` (:data:`EDGE_REASONS`; empty where there is none).
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    edges = grid_edges(grids, chosen, defaults={"id_dim": ENCODER_DEFAULTS["id_dim"]})
+    edges = grid_edges(grids, chosen, defaults=ENCODER_DEFAULTS)
     rows = []
     for (model, key, edge, value), g in edges.groupby(["model", "setting", "edge", "value"], sort=False):
         rows.append({"model": model, "setting": key, "value": f"{value:g}", "edge": edge, "splits": ", ".join(g["split"]),
@@ -137,7 +145,7 @@ def search_edges(grids: dict[str, list[dict]], chosen: dict[str, dict[str, dict]
 
 
 def grids(n_settings: int, models=None) -> dict[str, list[dict]]:
-    """The first ``n_settings`` of each model's grid (the fast preset tries one: the default).
+    """The first ``n_settings`` of each model's grid (the fast preset tries one: the first, the cheapest).
 
     Raises:
         ValueError: If ``n_settings`` is below 1 or a model is unknown.

@@ -201,7 +201,8 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
         the grid's values, ascending), ordered as ``grids`` and ``chosen``.
 
     Raises:
-        ValueError: If a chosen setting is not one of its model's grid entries.
+        ValueError: If a chosen setting is not one of its model's grid entries, or a setting that
+            some of a grid's entries leave out has no default (its value there is unknown).
 
     Used by mtrec_study.study.published.
     """
@@ -210,6 +211,10 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
     rows = []
     for model, grid in grids.items():
         full = [{**defaults, **g} for g in grid]
+        partial = sorted({k for g in full for k in g} - {k for k in full[0] if all(k in g for g in full)})
+        if partial:
+            raise ValueError(f"grid of {model!r}: {partial[0]!r} is left out of some settings and has no default; "
+                             f"pass it in defaults")
         for split, setting in chosen.get(model, {}).items():
             pick = {**defaults, **setting}
             if not any(json.dumps(pick, sort_keys=True) == json.dumps(g, sort_keys=True) for g in full):

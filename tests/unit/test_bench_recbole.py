@@ -67,3 +67,5 @@ def test_09s_reference_quotes_the_recorded_recbole_run():
     lo, hi = ours["ndcg@10 ci"]
     assert f"NDCG@10 {theirs['ndcg@10']:.4f}" in target["reference"]
     assert f"{ours['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]" in target["reference"]
+    s = json.loads((PROJECT_ROOT / "benchmarks" / "results" / "recbole.json").read_text())["bpr_setting"]
+    assert f"our BPR ({s['factors']} factors, l2 {s['l2']:.0e}, {s['epochs']} epochs)" in target["reference"]
