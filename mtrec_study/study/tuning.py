@@ -211,26 +211,27 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
     rows = []
     for model, grid in grids.items():
         full = [{**defaults, **g} for g in grid]
-        partial = sorted({k for g in full for k in g} - {k for k in full[0] if all(k in g for g in full)})
+        partial = sorted(k for k in set().union(*full) if any(k not in g for g in full))
         if partial:
             raise ValueError(f"grid of {model!r}: {partial[0]!r} is left out of some settings and has no default; "
                              f"pass it in defaults")
+        entries = {json.dumps(g, sort_keys=True) for g in full}
+        # Every entry has every key now: the numeric values each setting was tried at, ascending.
+        tried = {k: sorted({g[k] for g in full if _numeric(g[k])}) for k in full[0]}
         for split, setting in chosen.get(model, {}).items():
             pick = {**defaults, **setting}
-            if not any(json.dumps(pick, sort_keys=True) == json.dumps(g, sort_keys=True) for g in full):
+            if json.dumps(pick, sort_keys=True) not in entries:
                 raise ValueError(f"the choice of {model!r} on {split!r}, {setting}, is not in its grid")
             for key, value in pick.items():
-                if not _numeric(value):
+                values = tried[key]
+                if not _numeric(value) or len(values) < 2:
                     continue
-                tried = sorted({g[key] for g in full if key in g and _numeric(g[key])})
-                if len(tried) < 2:
-                    continue
-                edge = "lowest" if value == tried[0] else "highest" if value == tried[-1] else None
+                edge = "lowest" if value == values[0] else "highest" if value == values[-1] else None
                 if edge == "lowest" and key in limits and value <= limits[key]:
                     edge = None
                 if edge:
                     rows.append({"model": model, "split": split, "setting": key, "value": value, "edge": edge,
-                                 "tried": tried})
+                                 "tried": values})
     return pd.DataFrame(rows, columns=["model", "split", "setting", "value", "edge", "tried"], dtype=object)
 
 
