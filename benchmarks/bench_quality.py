@@ -38,7 +38,7 @@ def main() -> dict:
     per_user, rank_cost = H.ranking_per_user(splits["loo"](), "loo", {m: chosen[m]["loo"] for m in rank_models},
                                              rank_models, **common, n_negatives=p["SAMPLED_NEGATIVES"])
     ranking = pd.DataFrame([{"model": m, "loo HR@10": df["hr@10"].mean(), "loo NDCG@10": df["ndcg@10"].mean()}
-                            for m, df in per_user.items()])
+                            for m, (df,) in per_user.items()])  # one training seed
     cost_df = pd.DataFrame(cost + rank_cost)
     cost_df["model"] = cost_df["model"] + " (" + cost_df["split"] + ")"
     quality["model"] = quality["model"] + " (fold-0)"

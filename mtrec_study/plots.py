@@ -276,3 +276,40 @@ def scaling(points: pd.DataFrame) -> plt.Figure:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def seed_intervals(comparisons: dict[str, dict], title: str, xlabel: str = "difference (higher is better for the first model)"
+                   ) -> plt.Figure:
+    """Each comparison's pooled interval (bar), its estimate (tick) and every training seed's estimate (dots).
+
+    Args:
+        comparisons: ``{label: result}`` with ``estimate``, ``ci_low``, ``ci_high`` and
+            ``seed_estimates`` (from :func:`mtrec_study.evaluation.user_bootstrap`).
+        title, xlabel: Labels of the figure.
+
+    Raises:
+        ValueError: If there is nothing to draw.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    if not comparisons:
+        raise ValueError("seed_intervals: no comparisons to draw")
+    labels = list(comparisons)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.4))
+    for y, label in enumerate(labels):
+        r = comparisons[label]
+        ax.plot([r["ci_low"], r["ci_high"]], [y, y], color="tab:blue", lw=3, alpha=0.45, solid_capstyle="butt")
+        seeds = r.get("seed_estimates") or [r["estimate"]]
+        ax.plot(seeds, [y] * len(seeds), "o", color="tab:orange", ms=4, alpha=0.8)
+        ax.plot(r["estimate"], y, "|", color="black", ms=14, mew=2)
+    ax.axvline(0.0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.plot([], [], color="tab:blue", lw=3, alpha=0.45, label="95% interval, seeds pooled")
+    ax.plot([], [], "o", color="tab:orange", ms=4, label="one training seed")
+    ax.plot([], [], "|", color="black", ms=10, mew=2, label="mean over seeds")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,26 @@ def set_seed(seed: int, deterministic_ops: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def training_seeds(seed: int, n: int) -> list[int]:
+    """The training seeds of a result reported over seeds: ``seed, seed + 1, …`` (``n`` of them).
+
+    The first is the study's ``SEED``, so the first seed's models are the ones a one-seed run
+    trains (and the training cache already holds).
+
+    Args:
+        seed: The study's seed.
+        n: How many training seeds (the ``SEEDS`` parameter of 07 and 09).
+
+    Raises:
+        ValueError: If ``n`` is not a positive integer.
+
+    Introduced in notebooks/07_article_claims.ipynb.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"SEEDS must be a positive integer (training seeds per configuration), got {n!r}")
+    return [int(seed) + s for s in range(int(n))]
+
+
 def package_hash(root: Path | None = None) -> str:
     """Hash of the package's source files (path and bytes of every ``.py`` under ``mtrec_study/``).
 

@@ -51,6 +51,7 @@ from mtrec_study.evaluation.stats import (
     merge_single_task,
     paired_test,
     paired_tests,
+    per_seed,
     summarise,
     user_bootstrap,
     wilcoxon_floor,
@@ -62,7 +63,7 @@ __all__ = [
     "PRIMARY_METRICS", "as_tidy", "cached_scorers", "catalogue_scorer", "corrected_ttest", "delta_m", "delta_m_bootstrap",
     "delta_m_by_fold", "evaluate_predictions", "holm", "full_catalogue_ranking", "genre_vectors", "item_positions",
     "list_diversity", "merge_single_task", "metric_difference_bootstrap", "metrics", "paired_test", "paired_tests",
-    "pair_features", "pair_scorer", "popularity_rows", "popularity_scorers", "primary_rows", "primary_values", "ranking_rows",
+    "pair_features", "per_seed", "pair_scorer", "popularity_rows", "popularity_scorers", "primary_rows", "primary_values", "ranking_rows",
     "sample_test_users", "sampled_candidates", "sampled_ranking", "segment_masks", "segment_metric", "summarise",
     "task_metrics", "tidy_rows", "tuned_thresholds", "user_bootstrap", "wilcoxon_floor",
 ]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec_study.evaluation import metrics as M
-from mtrec_study.evaluation.stats import delta_m, user_bootstrap
+from mtrec_study.evaluation.stats import delta_m, per_seed, user_bootstrap
 from mtrec_study.prepare import PreparedData, TaskSet
 from mtrec_study.results import as_tidy, tidy_rows
 from mtrec_study.tasks import INTEREST, ITEM_TASK, PRIMARY_METRICS, TASK_TYPES, TASKS
@@ -20,6 +20,7 @@ _FAST_METRICS = {"auc": M.rank_auc, "rmse": lambda y, p, task: M.regression_metr
                  "mae": lambda y, p, task: M.regression_metrics(y, p, task)["mae"]}
 # The same metrics with scikit-learn's AUC, for tables (the rank form above is for bootstraps).
 _EXACT_METRICS = {**_FAST_METRICS, "auc": M.roc_auc}
+Preds = dict[str, np.ndarray]  # {task: predictions aligned with a TaskSet}
 
 
 def task_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, users: np.ndarray | None = None,
@@ -161,7 +162,7 @@ def primary_rows(preds: dict[str, np.ndarray], taskset: TaskSet, model: str, pro
                     for row in tidy_rows({metric: value}, model, task, protocol, fold)])
 
 
-def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray], preds_b: dict[str, np.ndarray],
+def metric_difference_bootstrap(taskset: TaskSet, preds_a: Preds | list[Preds], preds_b: Preds | list[Preds],
                                 task: str, metric: str, rows: np.ndarray | None = None, n_boot: int = 1000,
                                 seed: int = 0) -> dict[str, float]:
     """User-bootstrap CI of ``metric(a) - metric(b)`` for one task on ``rows`` (a boolean mask or positions).
@@ -171,10 +172,12 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray]
 
     Args:
         taskset: The scored set.
-        preds_a, preds_b: ``{task: predictions}`` of the two models (aligned with ``taskset``).
+        preds_a, preds_b: ``{task: predictions}`` of the two models (aligned with ``taskset``), or
+            a list of them, one per training seed (:func:`~mtrec_study.evaluation.stats.per_seed`
+            pairs seed s of ``a`` with seed s of ``b``; a single dict is shared by every seed).
         task, metric: One of the fast metrics (``auc``, ``rmse``, ``mae``).
         rows: Restrict to a segment (default: every row).
-        n_boot, seed: See :func:`user_bootstrap`.
+        n_boot, seed: See :func:`user_bootstrap`, which also pools the seeds.
 
     Returns:
         :func:`user_bootstrap`'s dictionary plus ``rows`` (labelled rows used).
@@ -187,66 +190,87 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: dict[str, np.ndarray]
     if sel.dtype == bool:
         sel = np.flatnonzero(sel)
     sel = sel[taskset.masks[task][sel] > 0]
-    y, a, b = taskset.labels[task][sel], preds_a[task][sel], preds_b[task][sel]
+    y = taskset.labels[task][sel]
     fn = _FAST_METRICS[metric]
 
-    def stat(r: np.ndarray) -> float:
-        return float(fn(y[r], a[r], task) - fn(y[r], b[r], task))
+    def difference(pa: Preds, pb: Preds):
+        a, b = pa[task][sel], pb[task][sel]
 
-    return {**user_bootstrap(taskset.pairs["user_id"].to_numpy()[sel], stat, n_boot, seed), "rows": int(sel.size)}
+        def stat(r: np.ndarray) -> float:
+            return float(fn(y[r], a[r], task) - fn(y[r], b[r], task))
+
+        return stat
+
+    stats = [difference(pa, pb) for pa, pb in per_seed(preds_a, preds_b)]
+    users = taskset.pairs["user_id"].to_numpy()[sel]
+    return {**user_bootstrap(users, stats if len(stats) > 1 else stats[0], n_boot, seed), "rows": int(sel.size)}
 
 
-def delta_m_bootstrap(taskset: TaskSet, mtl_preds: dict[str, np.ndarray], single_preds: dict[str, np.ndarray],
+def delta_m_bootstrap(taskset: TaskSet, mtl_preds: Preds | list[Preds], single_preds: Preds | list[Preds],
                       n_boot: int = 1000, seed: int = 0, keys=PRIMARY_METRICS,
-                      per_user: dict[tuple[str, str], tuple[pd.Series, pd.Series]] | None = None) -> dict[str, float]:
+                      per_user: dict[tuple[str, str], tuple] | None = None) -> dict[str, float]:
     """User-bootstrap CI of Δm% on one test set (``single_preds[task]`` from each task's own model).
 
     Args:
         taskset: The test set; its users are what the bootstrap resamples.
-        mtl_preds, single_preds: ``{task: predictions}`` aligned with ``taskset``.
+        mtl_preds, single_preds: ``{task: predictions}`` aligned with ``taskset``, or a list of
+            them, one per training seed (seed s of the multi-task model is paired with seed s of
+            the single-task models, and the seeds are pooled by :func:`user_bootstrap`).
         n_boot, seed: See :func:`mtrec_study.evaluation.stats.user_bootstrap`.
         keys: The row-level ``(task, metric)`` pairs (:data:`PRIMARY_METRICS`).
         per_user: Further terms measured per user, such as a ranking metric: ``{(task, metric):
-            (multi-task, single-task)}``, two Series indexed by user id. Each term is the mean over
-            the users that have a value, and a user drawn twice by the bootstrap counts twice, so
-            these terms move with the same resampled users as the row-level ones.
+            (multi-task, single-task)}``, two Series indexed by user id (or two lists of them,
+            one per seed). Each term is the mean over the users that have a value, and a user
+            drawn twice by the bootstrap counts twice, so these terms move with the same
+            resampled users as the row-level ones.
 
     Raises:
-        ValueError: If a per-user Series holds a user that ``taskset`` does not, or the two
-            Series of a term hold different users.
+        ValueError: If a per-user Series holds a user that ``taskset`` does not, the two
+            Series of a term hold different users, or the sides have different seed counts.
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
     users = taskset.pairs["user_id"].to_numpy()
     uniq, codes = np.unique(users, return_inverse=True)
     rows_per_user = np.bincount(codes, minlength=uniq.size)
-    terms = {}
-    for key, (a, b) in (per_user or {}).items():
+    per_user = per_user or {}
+    for key in per_user:
         if key in keys:
             raise ValueError(f"per-user term {key} is also a row-level key; name each (task, metric) once")
-        if not a.index.sort_values().equals(b.index.sort_values()):
-            raise ValueError(f"per-user term {key}: the two models were scored on different users")
-        stray = np.setdiff1d(a.index.to_numpy(), uniq)
-        if stray.size:
-            raise ValueError(f"per-user term {key}: users {stray[:5].tolist()} have no row in the test set")
-        terms[key] = tuple(s.reindex(uniq).to_numpy("float64") for s in (a, b))
+    term_keys = list(per_user)
+    # One tuple per seed: (mtl predictions, single-task predictions, then each term's two sides).
+    seeds = per_seed(mtl_preds, single_preds, *[side for key in term_keys for side in per_user[key]])
 
-    def per_user_means(rows: np.ndarray) -> tuple[dict, dict]:
-        times = np.bincount(codes[rows], minlength=uniq.size) / rows_per_user  # how often each user was drawn
-        out = ({}, {})
-        for key, (a, b) in terms.items():
-            has = ~np.isnan(a) & ~np.isnan(b) & (times > 0)  # the same users on both sides: paired
-            for side, values in zip(out, (a, b), strict=True):
-                side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has])) if has.any() else np.nan
-        return out
+    def seed_statistic(mtl: Preds, single: Preds, *sides: pd.Series):
+        terms = {}
+        for j, key in enumerate(term_keys):
+            a, b = sides[2 * j], sides[2 * j + 1]
+            if not a.index.sort_values().equals(b.index.sort_values()):
+                raise ValueError(f"per-user term {key}: the two models were scored on different users")
+            stray = np.setdiff1d(a.index.to_numpy(), uniq)
+            if stray.size:
+                raise ValueError(f"per-user term {key}: users {stray[:5].tolist()} have no row in the test set")
+            terms[key] = tuple(s.reindex(uniq).to_numpy("float64") for s in (a, b))
 
-    def stat(rows: np.ndarray) -> float:
-        extra_m, extra_s = per_user_means(rows)
-        if any(np.isnan(v) for v in (*extra_m.values(), *extra_s.values())) or 0.0 in extra_s.values():
-            # No drawn user has the term, or the single-task mean is 0 (Δm% divides by it): the
-            # resample is undefined, and user_bootstrap counts it as such.
-            return np.nan
-        return delta_m({**primary_values(mtl_preds, taskset, rows, keys), **extra_m},
-                       {**primary_values(single_preds, taskset, rows, keys), **extra_s})
+        def per_user_means(rows: np.ndarray) -> tuple[dict, dict]:
+            times = np.bincount(codes[rows], minlength=uniq.size) / rows_per_user  # how often each user was drawn
+            out = ({}, {})
+            for key, (a, b) in terms.items():
+                has = ~np.isnan(a) & ~np.isnan(b) & (times > 0)  # the same users on both sides: paired
+                for side, values in zip(out, (a, b), strict=True):
+                    side[key] = float(np.sum(times[has] * values[has]) / np.sum(times[has])) if has.any() else np.nan
+            return out
 
-    return user_bootstrap(taskset.pairs["user_id"].to_numpy(), stat, n_boot, seed)
+        def stat(rows: np.ndarray) -> float:
+            extra_m, extra_s = per_user_means(rows)
+            if any(np.isnan(v) for v in (*extra_m.values(), *extra_s.values())) or 0.0 in extra_s.values():
+                # No drawn user has the term, or the single-task mean is 0 (Δm% divides by it): the
+                # resample is undefined, and user_bootstrap counts it as such.
+                return np.nan
+            return delta_m({**primary_values(mtl, taskset, rows, keys), **extra_m},
+                           {**primary_values(single, taskset, rows, keys), **extra_s})
+
+        return stat
+
+    stats = [seed_statistic(*parts) for parts in seeds]
+    return user_bootstrap(users, stats if len(stats) > 1 else stats[0], n_boot, seed)

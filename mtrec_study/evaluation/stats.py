@@ -6,7 +6,7 @@ Nothing here trains or imports Keras.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,7 @@ def corrected_ttest(differences: np.ndarray, test_train_ratio: float) -> tuple[f
     Raises:
         ValueError: If ``test_train_ratio`` is negative.
 
-    Used by mtrec_study.evaluation.stats.
+    Used by mtrec_study.evaluation.stats, mtrec_study.study.published.
     """
     if test_train_ratio < 0:
         raise ValueError(f"test_train_ratio must be >= 0, got {test_train_ratio}")
@@ -201,39 +201,82 @@ def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys
     return out[cols]
 
 
-def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 1000,
-                   seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float] | Sequence[Callable[[np.ndarray], float]],
+                   n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
     """Percentile CI of ``statistic`` when *users* (not rows) are resampled with replacement.
 
     Rows of one user are correlated, so resampling rows would understate the uncertainty.
 
+    With several training seeds, ``statistic`` is one function per seed (each scoring the models
+    trained with that seed). Every resample of users is scored by each of them, and the CI is
+    taken from all ``n_seeds × n_boot`` values pooled, so it spans both the users' noise and the
+    spread between seeds; the estimate is the mean of the seeds' estimates. The pooled interval
+    is that of one training run drawn at random, so it is wider than needed for the mean of the
+    seeds: a conservative choice.
+
     Args:
         users: The user of each row.
         statistic: ``rows -> value`` (rows may repeat); for example a difference of two models'
-            RMSE on those rows.
+            RMSE on those rows. Or a sequence of them, one per training seed.
         n_boot: Resamples.
-        seed: Seeds the resampling.
+        seed: Seeds the resampling (the same users are drawn for every training seed).
 
     Returns:
-        ``estimate`` (on all rows), ``ci_low``, ``ci_high``, ``n_boot``, ``n_users``, and
-        ``n_undefined`` resamples where the statistic was NaN (left out of the CI).
+        ``estimate`` (on all rows, averaged over seeds), ``ci_low``, ``ci_high``, ``n_boot``,
+        ``n_users``, ``n_undefined`` values where the statistic was NaN (left out of the CI),
+        ``n_seeds``, ``seed_sd`` (the standard deviation of the seeds' estimates; None for one)
+        and ``seed_estimates`` (each seed's estimate on all rows).
+
+    Raises:
+        ValueError: If ``statistic`` is an empty sequence.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
+    fns = list(statistic) if isinstance(statistic, Sequence) else [statistic]
+    if not fns:
+        raise ValueError("statistic: need one function, or one per training seed; got an empty sequence")
     users = np.asarray(users)
     order = np.argsort(users, kind="stable")
     uniq, starts = np.unique(users[order], return_index=True)
     groups = np.split(order, starts[1:])
     rng = np.random.default_rng(seed)
-    vals = np.empty(n_boot)
+    vals = np.empty((len(fns), n_boot))
     for b in range(n_boot):
         pick = rng.integers(0, uniq.size, uniq.size)
-        vals[b] = statistic(np.concatenate([groups[i] for i in pick]))
+        rows = np.concatenate([groups[i] for i in pick])
+        for s, fn in enumerate(fns):
+            vals[s, b] = fn(rows)
     ok = vals[~np.isnan(vals)]
     alpha = (1 - confidence) / 2
     low, high = (np.quantile(ok, [alpha, 1 - alpha]) if ok.size else (np.nan, np.nan))
-    return {"estimate": float(statistic(np.arange(users.size))), "ci_low": float(low), "ci_high": float(high),
-            "n_boot": n_boot, "n_users": int(uniq.size), "n_undefined": int(n_boot - ok.size)}
+    estimates = np.array([fn(np.arange(users.size)) for fn in fns], dtype="float64")
+    return {"estimate": float(estimates.mean()), "ci_low": float(low), "ci_high": float(high),
+            "n_boot": n_boot, "n_users": int(uniq.size), "n_undefined": int(vals.size - ok.size),
+            "n_seeds": len(fns), "seed_sd": float(estimates.std(ddof=1)) if len(fns) > 1 else None,
+            "seed_estimates": [float(e) for e in estimates]}
+
+
+def per_seed(*sides) -> list[tuple]:
+    """Pair the per-seed results of several models: ``[(a_0, b_0, ...), (a_1, b_1, ...), ...]``.
+
+    Each side is one model's results, one per training seed (a list), or one result shared by all
+    seeds: a list of one, or a bare result. A model whose fit reads no seed (logistic regression,
+    EASE) is fitted once, and so is a model that a study trains with its first seed only.
+
+    Raises:
+        ValueError: If two lists of more than one result differ in length (different seed
+            counts), or a list is empty.
+
+    Used by mtrec_study.evaluation.predictions, mtrec_study.study.published.
+    """
+    lists = [x for x in sides if isinstance(x, list)]
+    if any(len(x) == 0 for x in lists):
+        raise ValueError("a model has an empty list of per-seed results")
+    n = {len(x) for x in lists} - {1}
+    if len(n) > 1:
+        raise ValueError(f"the models were trained with different numbers of seeds: {sorted(n)}; pair equal seeds")
+    k = n.pop() if n else 1
+    return [tuple((x[s] if len(x) > 1 else x[0]) if isinstance(x, list) else x for x in sides) for s in range(k)]
 
 
 def delta_m(mtl: dict[tuple[str, str], float], single: dict[tuple[str, str], float]) -> float:

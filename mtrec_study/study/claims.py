@@ -108,18 +108,22 @@ def comparison(label: str, metric: str, result: dict, higher_is_better: bool | N
         label: What was compared (``"MTL - single, cold users, interest"``).
         metric: The metric of the difference.
         result: A dict with ``estimate``, ``ci_low`` and ``ci_high`` (for example from
-            :func:`mtrec_study.evaluation.metric_difference_bootstrap`).
+            :func:`mtrec_study.evaluation.metric_difference_bootstrap`), and ``n_seeds`` and
+            ``seed_estimates``, the training seeds its interval pools and each one's estimate
+            (one seed, the estimate, when absent).
         higher_is_better: Override the metric's direction.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
     return {"comparison": label, "metric": metric, "estimate": float(result["estimate"]),
             "ci_low": float(result["ci_low"]), "ci_high": float(result["ci_high"]),
-            "outcome": outcome(result["ci_low"], result["ci_high"], metric, higher_is_better)}
+            "outcome": outcome(result["ci_low"], result["ci_high"], metric, higher_is_better),
+            "seeds": int(result.get("n_seeds", 1)),
+            "seed_estimates": [float(x) for x in result.get("seed_estimates", [result["estimate"]])]}
 
 
 def verdict_table(claims: list[dict]) -> pd.DataFrame:
-    """One row per claim: wording, section, experiment, the primary comparison, verdict, the others, caveats.
+    """One row per claim: wording, section, experiment, the primary comparison and its training seeds, verdict, the others, caveats.
 
     Args:
         claims: Dicts with ``claim``, ``section``, ``experiment``, ``evidence`` (rows from
@@ -158,9 +162,10 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
                     f"({e['outcome']})")
 
         others = "; ".join(fmt(e) for e in c["evidence"] if e["comparison"] != primary)
+        seeds = c["evidence"][labels.index(primary)].get("seeds", 1) if primary else None
         rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
                      "primary comparison (95% CI)": fmt(c["evidence"][labels.index(primary)]) if primary else "—",
-                     "verdict": v, "other comparisons (95% CI)": others or "—", "caveats": caveats})
+                     "training seeds": seeds if seeds is not None else "—", "verdict": v, "other comparisons (95% CI)": others or "—", "caveats": caveats})
     return pd.DataFrame(rows)
 
 

@@ -70,6 +70,10 @@ GRIDS: dict[str, list[dict]] = {
     **P.PEER_GRIDS,
 }
 TOWERS = ("two_tower", "two_tower_item")  # the retrieval networks: multi-task, and item-only
+# Models whose fit reads no training seed (a convex problem solved exactly, or a closed form): with
+# several training seeds they are trained once and shared (a unit test checks that the seed changes
+# nothing). The popularity reference is seedless too.
+SEEDLESS = ("logreg", "ease")
 # Tuned on validation NDCG@10 of their split's protocol (the item-ranking models, networks included).
 RANKERS = ("bpr", "ease", *TOWERS)
 # Which splits each model is tuned and tested on ("folds" = every fold-f).
@@ -407,74 +411,157 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
     return E.as_tidy(rows), cost
 
 
+def _fit_per_seed(name: str, prepared: PreparedData, setting: dict, seeds: list[int], epochs: int, patience: int,
+                  every_seed: bool = True) -> list[Fitted]:
+    """One fitted model per training seed; a :data:`SEEDLESS` model, or one not trained with
+    ``every_seed``, is fitted once (with the first seed): a list of one."""
+    if name in SEEDLESS or not every_seed:
+        seeds = seeds[:1]
+    return [fit_model(name, prepared, setting, epochs, patience, s) for s in seeds]
+
+
 def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
-                        patience: int = 3, seed: int = 0, rank=(),
-                        ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, pd.DataFrame], list[dict]]:
+                        patience: int = 3, seed: int = 0, rank=(), seeds=None,
+                        ) -> tuple[dict[str, list[dict[str, np.ndarray]]], dict[str, list[pd.DataFrame]], list[dict]]:
     """Test predictions of every model on one split (the per-user recent holdout), plus training times.
 
     The models named in ``rank`` also rank the whole catalogue for each test user (their training
     and validation items left out, as in the random split's protocol), from the same training.
 
+    Args:
+        prepared, chosen, models: The split, each model's chosen setting, the models to train.
+        epochs, patience: Early stopping of the networks.
+        seed: The training seed when ``seeds`` is not given.
+        rank: Models that also rank the catalogue.
+        seeds: Training seeds (:func:`mtrec_study.reproducibility.training_seeds`); every model
+            is trained once per seed, a :data:`SEEDLESS` one once in all.
+
     Returns:
-        ``(predictions, per-user ranking metrics of the models in rank, cost rows)``.
+        ``(predictions, per-user ranking metrics of the models in rank, cost rows)``; the first
+        two hold a list per model, one entry per training (per seed, or one for a seedless model).
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
+    seeds = list(seeds) if seeds is not None else [seed]
     preds, ranking, cost = {}, {}, []
     for name in models:
-        fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
-        preds[name] = fitted.predict(prepared.test)
+        fitted = _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience)
+        preds[name] = [f.predict(prepared.test) for f in fitted]
         if name in rank:
-            ranking[name] = ranking_metrics_on(prepared, fitted, "random")
-        cost.append(_cost(name, prepared.split, fitted))
+            ranking[name] = [ranking_metrics_on(prepared, f, "random") for f in fitted]
+        cost += [_cost(name, prepared.split, f) for f in fitted]
     return preds, ranking, cost
 
 
 def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, dict], models, epochs: int = 20,
-                     patience: int = 3, seed: int = 0, n_negatives: int = 99,
-                     ) -> tuple[dict[str, pd.DataFrame], list[dict]]:
-    """Per-user HR/NDCG@10 of each model (and popularity) under ``loo`` or ``random``.
+                     patience: int = 3, seed: int = 0, n_negatives: int = 99, seeds=None, seeded=None,
+                     ) -> tuple[dict[str, list[pd.DataFrame]], list[dict]]:
+    """Per-user HR/NDCG@10 of each model (and popularity) under ``loo`` or ``random``, per training.
 
-    Every model is scored on the same candidates (sampled with ``seed``) or the same catalogue.
+    Every model is scored on the same candidates (sampled with ``seed``, whatever the training
+    seed) or the same catalogue, so each training seed's scores stay paired by user.
+
+    Args:
+        seeds: Training seeds (default ``[seed]``).
+        seeded: The models trained with every seed (default: all); the others are trained with
+            the first seed only. A :data:`SEEDLESS` model and popularity are fitted once.
+
+    Returns:
+        ``({model: [per-user frame of each training]}, cost rows)``.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
+    seeds = list(seeds) if seeds is not None else [seed]
     out, cost = {}, []
     for name in [*models, "popularity"]:
-        fitted = fit_popularity(prepared) if name == "popularity" else \
-            fit_model(name, prepared, chosen[name], epochs, patience, seed)
-        out[name] = ranking_metrics_on(prepared, fitted, protocol, n_negatives, seed)
-        cost.append(_cost(name, protocol, fitted))
+        every = seeded is None or name in seeded
+        fitted = [fit_popularity(prepared)] if name == "popularity" else \
+            _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, every)
+        out[name] = [ranking_metrics_on(prepared, f, protocol, n_negatives, seed) for f in fitted]
+        cost += [_cost(name, protocol, f) for f in fitted]
     return out, cost
 
 
-def ranking_difference_ci(per_user: dict[str, pd.DataFrame], a: str, b: str, metric: str, n_boot: int = 1000,
-                          seed: int = 0) -> dict[str, float]:
-    """Mean per-user difference ``a - b`` of a ranking metric, with a user-bootstrap CI (paired by user).
+def seed_mean(per_seed_frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The per-user metrics averaged over training seeds (for tidy rows and tables).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    frames = list(per_seed_frames)
+    return frames[0] if len(frames) == 1 else pd.concat(frames).groupby(level=0).mean().loc[frames[0].index]
+
+
+def mean_over_seeds(values: list[dict]) -> dict:
+    """``{key: mean over seeds}`` of per-seed ``{key: value}`` dicts (all with the same keys).
 
     Raises:
-        ValueError: If the two models were not scored on the same users.
+        ValueError: If the seeds' dicts have different keys.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    x, y = per_user[a][metric], per_user[b][metric]
-    if not x.index.sort_values().equals(y.index.sort_values()):
-        raise ValueError(f"{a!r} and {b!r} were scored on different users; pair them on one split and protocol")
-    return mean_ci((x - y.reindex(x.index)).astype("float64"), n_boot, seed)
+    keys = list(values[0])
+    if any(list(v) != keys for v in values):
+        raise ValueError(f"per-seed values have different keys: {[list(v) for v in values]}")
+    return {k: float(np.mean([v[k] for v in values])) for k in keys}
 
 
-def mean_ci(per_user: pd.Series, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+def ranking_difference_ci(per_user: dict[str, pd.DataFrame | list[pd.DataFrame]], a: str, b: str, metric: str,
+                          n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean per-user difference ``a - b`` of a ranking metric, with a user-bootstrap CI (paired by user).
+
+    With one frame per training seed, seed s of ``a`` is paired with seed s of ``b`` and the
+    seeds are pooled (:func:`mtrec_study.evaluation.user_bootstrap`); a single frame (a seedless
+    model) is shared by every seed.
+
+    Raises:
+        ValueError: If the two models were not scored on the same users, or with different
+            numbers of seeds.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    differences = []
+    for x, y in E.per_seed(per_user[a], per_user[b]):
+        x, y = x[metric], y[metric]
+        if not x.index.sort_values().equals(y.index.sort_values()):
+            raise ValueError(f"{a!r} and {b!r} were scored on different users; pair them on one split and protocol")
+        differences.append((x - y.reindex(x.index)).astype("float64"))
+    return mean_ci(differences, n_boot, seed)
+
+
+def mean_ci(per_user: pd.Series | list[pd.Series], n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Mean of a per-user (or per-case) metric with a user-bootstrap CI.
 
+    Given one Series per training seed (the same users in each), the seeds are pooled: see
+    :func:`mtrec_study.evaluation.user_bootstrap`.
+
+    Raises:
+        ValueError: If the seeds' Series hold different users.
+
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    x = per_user.to_numpy("float64")
-    return E.user_bootstrap(per_user.index.to_numpy(), lambda r: float(x[r].mean()), n_boot, seed)
+    series = list(per_user) if isinstance(per_user, list) else [per_user]
+    index = series[0].index
+    for other in series[1:]:
+        if not other.index.sort_values().equals(index.sort_values()):
+            raise ValueError("the training seeds' per-user values hold different users; score every seed on one split")
+    xs = [other.reindex(index).to_numpy("float64") for other in series]
+    fns = [partial(_mean_of, x) for x in xs]
+    return E.user_bootstrap(index.to_numpy(), fns if len(fns) > 1 else fns[0], n_boot, seed)
+
+
+def _mean_of(x: np.ndarray, rows: np.ndarray) -> float:
+    return float(x[rows].mean())
 
 
 def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: str,
                        confidence: float = 0.95) -> dict[str, float]:
-    """Mean fold-wise difference ``a - b`` with a t-interval over folds and the paired t-test p.
+    """Mean fold-wise difference ``a - b`` with Nadeau and Bengio's corrected t-interval over folds.
+
+    The k folds' training parts overlap, so their differences are correlated and the plain
+    t-interval is too narrow. The corrected one widens the variance of the mean from
+    ``s² / k`` to ``(1/k + 1/(k-1)) s²`` (:func:`mtrec_study.evaluation.corrected_ttest`, with
+    the k-fold ratio of test to training rows), and ``p_corrected`` is its test; ``p_t`` is the
+    plain paired t-test, kept to show what the correction changes.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
@@ -482,17 +569,18 @@ def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: st
         index="fold", columns="model", values="value")
     d = (wide[a] - wide[b]).dropna().to_numpy()
     n = d.size
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    ratio = 1.0 / (n - 1) if n > 1 else 0.0
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * np.sqrt((1.0 / n + ratio) * d.var(ddof=1)) if n > 1 else np.nan
     p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else np.nan
     return {"estimate": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
-            "n": int(n), "p_t": p}
+            "n": int(n), "p_t": p, "p_corrected": E.corrected_ttest(d, ratio)[1]}
 
 
 # --------------------------------------------------------------------------- the results table
 def fmt_ci(d: dict | None, digits: int = 4) -> str:
     """``0.9123 [0.9050, 0.9196]`` (``—`` when missing; a string is passed through).
 
-    Used by mtrec_study.study.published.
+    Introduced in notebooks/09_headline_results.ipynb.
     """
     if isinstance(d, str):
         return d
@@ -591,6 +679,13 @@ def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer
     def diff_text(d):
         return "; ".join(f"MTL − {b}: {fmt_ci(v)}" for b, v in d.items())
 
+    def seeds_text(best: int, single: int | None = None) -> str:
+        """The trainings a row rests on: one number, or the multi-task and single-task ones."""
+        single = best if single is None else single
+        if best == single:
+            return f"{best}, pooled" if best > 1 else "1"
+        return f"multi-task {best}{', pooled' if best > 1 else ''}; single-task {single}"
+
     peer_means = rmse_by_fold.mean()
     best_peer = min((m for m in peer_means.index if m in peer_models), key=lambda m: peer_means[m], default=None)
     cells = {
@@ -605,8 +700,10 @@ def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer
             "peer": f"logreg {holdout_values['logreg'][(INTEREST, 'auc')]:.4f}; {diff_text(interest_holdout)}",
             "single": {"estimate": holdout_values[f"single_{INTEREST}"][(INTEREST, "auc")]},
             "best": {"estimate": holdout_values["mtl"][(INTEREST, "auc")]},
-            "differences": list(interest_holdout.values())},
-        ("all three", "per-user recent holdout", "Δm%"): {"peer": "—", "single": "the reference (Δm% = 0)", "best": delta_m},
+            "differences": list(interest_holdout.values()),
+            "seeds": seeds_text(*[d.get("n_seeds", 1) for d in interest_holdout.values()][:1] or [1])},
+        ("all three", "per-user recent holdout", "Δm%"): {"peer": "—", "single": "the reference (Δm% = 0)", "best": delta_m,
+                                                         "seeds": seeds_text(delta_m.get("n_seeds", 1))},
     }
     for protocol, label in ranking_protocols.items():
         # The item rows read the network built for retrieval when it ran (two-tower, and its
@@ -621,7 +718,8 @@ def headline_cells(*, cv_summary: pd.DataFrame, rmse_by_fold: pd.DataFrame, peer
                                    if m != "ease" or rank_ci(protocol, m, metric) is not None]
                                   + [f"{mtl} − {b}: {fmt_ci(d)}" for b, d in diffs.items()]),
                 "single": rank_ci(protocol, single, metric), "best": rank_ci(protocol, mtl, metric),
-                "paired": diffs}
+                "paired": diffs, "seeds": seeds_text(*[int((rank_ci(protocol, m, metric) or {}).get("n_seeds", 1))
+                                                       for m in (mtl, single)])}
     return cells
 
 
@@ -630,7 +728,8 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
 
     Args:
         cells: ``{(task, protocol, metric): {"peer": str, "single": dict, "best": dict,
-            "differences": [dict] (interest rows), "paired": {baseline: dict} (item rows)}}``;
+            "differences": [dict] (interest rows), "paired": {baseline: dict} (item rows),
+            "seeds": the training seeds behind the row}}``;
             dicts as from :func:`mean_ci`
             (:func:`headline_cells` builds them).
         cv_folds: The folds this run used; the published protocol is 5-fold, and the table
@@ -646,7 +745,9 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
         reference = t["reference"]
         if t.get("data", dataset) != dataset:
             reference += f" (measured on {t['data']}, not on {dataset}: a guide, not a like-for-like target)"
-        rows.append({"task": t["task"], "protocol": protocol, "metric": t["metric"],
+        # A k-fold row trains once per fold, and its interval is over the folds.
+        trainings = f"1 per fold ({cv_folds} folds)" if t["protocol"] == "5-fold CV" else c.get("seeds", "—")
+        rows.append({"task": t["task"], "protocol": protocol, "metric": t["metric"], "training seeds": trainings,
                      "published reference": reference, "peer measured here": c.get("peer", "—"),
                      "our single-task": fmt_ci(c.get("single")), "our best multi-task": fmt_ci(c.get("best")),
                      "target": _goal(t), "met?": target_met(t, c.get("best"), c.get("differences"),

@@ -222,8 +222,9 @@ def test_06_ablations(fast_report):
         assert (fast_report / "06_ablations" / "figures" / fig).stat().st_size > 5_000
 
 
-def test_07_article_claims(fast_report):
+def test_07_article_claims(fast_report, fast_data):
     s = _summary(fast_report, "07_article_claims")
+    preset, _ = fast_data
     verdicts = {r["claim"].split(" (")[0]: r for r in s["verdicts"]}
     assert len(verdicts) == 6
     assert all(r["verdict"] in ("supported", "refuted", "inconclusive") for r in verdicts.values())
@@ -253,6 +254,14 @@ def test_07_article_claims(fast_report):
     expected = overfitting_verdict([r["rise above best valid"] for r in plain], [r["valid loss"] for r in plain])[0]
     assert verdicts[claim_text("overfitting").split(" (")[0]]["verdict"] == expected
     assert (fast_report / "07_article_claims" / "figures" / "overfitting_curves.png").stat().st_size > 5_000
+    # Every comparison behind an interval pools the preset's training seeds, and so does each verdict.
+    n = preset["SEEDS"]
+    assert n >= 2 and s["seeds"] == list(range(preset["SEED"], preset["SEED"] + n))
+    for key in ("accuracy_evidence", "cold_evidence", "text_evidence", "diversity_evidence"):
+        assert all(r["seeds"] == n and len(r["seed_estimates"]) == n for r in s[key]), key
+        assert all(r["estimate"] == pytest.approx(np.mean(r["seed_estimates"])) for r in s[key]), key
+    assert {r["training seeds"] for r in s["verdicts"]} == {n, "—"}
+    assert (fast_report / "07_article_claims" / "figures" / "seed_intervals.png").stat().st_size > 5_000
 
 
 def test_08_sharing_mechanisms(fast_report):
@@ -360,6 +369,24 @@ def test_09_headline_results(fast_report, fast_data):
     assert {r["model"] for r in s["costs"]} >= {"mtl", "bpr", "logreg", "SVD (tuned)"}
     assert all(r["train_seconds"] >= 0 for r in s["costs"])
     assert (fast_report / "09_headline_results" / "figures" / "rmse_folds.png").stat().st_size > 5_000
+    # Sections 4 and 5 train every model once per training seed, and their intervals pool the seeds.
+    n = preset["SEEDS"]
+    assert n >= 2 and s["seeds"] == list(range(preset["SEED"], preset["SEED"] + n))
+    pooled = [s["delta_m"], *s["interest_holdout"].values(), *s["ranking_differences"],
+              *[r for r in s["ranking"] if r["model"] in ("two_tower", "bpr")]]
+    assert all(d["n_seeds"] == n and len(d["seed_estimates"]) == n for d in pooled)
+    assert all(r["n_seeds"] == 1 for r in s["ranking"] if r["model"] not in ("two_tower", "bpr"))
+    assert s["delta_m"]["estimate"] == pytest.approx(np.mean(s["delta_m"]["seed_estimates"]))
+    # A second seed trains another network (its estimate differs); a seedless model is fitted once.
+    assert all(len(set(d["seed_estimates"])) == n for d in s["ranking_differences"] if d["baseline"] == "ease")
+    runs = {r["model"]: r["runs"] for r in s["costs"]}
+    assert runs["two_tower"] == runs["bpr"] == 2 * n and runs["ease"] == runs["popularity"] == runs["two_tower_item"] == 2
+    assert runs["mtl"] == s["cv_folds"] + n + 2 and runs["logreg"] == s["cv_folds"] + 1
+    assert {r["training seeds"] for r in results} == {f"1 per fold ({s['cv_folds']} folds)", f"{n}, pooled",
+                                                      f"multi-task {n}, pooled; single-task 1"}
+    # The k-fold interest differences carry Nadeau and Bengio's correction.
+    assert all(d["p_corrected"] is None or 0 <= d["p_corrected"] <= 1 for d in s["interest_cv"].values())
+    assert (fast_report / "09_headline_results" / "figures" / "seed_intervals.png").stat().st_size > 5_000
 
 
 def test_09_is_deterministic(fast_report, tmp_path, monkeypatch):

@@ -38,11 +38,15 @@ def test_verdict_table_reads_the_primary_comparison_only():
     row = C.verdict_table([{**base, "primary": "a - b, auc"}]).iloc[0]
     assert row["verdict"] == "supported"
     assert row["primary comparison (95% CI)"] == "a - b, auc: +0.0200 [+0.0100, +0.0300] (better)"
+    assert row["training seeds"] == 1  # a result without n_seeds rests on one training
+    pooled = C.comparison("a - b, auc", "auc", {"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03, "n_seeds": 5})
+    assert C.verdict_table([{**base, "evidence": [pooled], "primary": "a - b, auc"}]).iloc[0]["training seeds"] == 5
     assert row["other comparisons (95% CI)"] == "a - b, rmse: +0.0200 [+0.0100, +0.0300] (worse)"  # shown, not voted
     assert C.verdict_table([{**base, "primary": "a - b, rmse"}]).iloc[0]["verdict"] == "refuted"
     own = C.verdict_table([{**base, "verdict": "inconclusive", "rule": "a stated threshold"}]).iloc[0]
     assert own["verdict"] == "inconclusive" and own["caveats"].endswith("verdict by its own rule: a stated threshold")
     assert own["primary comparison (95% CI)"] == "—" and own["other comparisons (95% CI)"].count("[") == 2
+    assert own["training seeds"] == "—"
     with pytest.raises(ValueError, match="no evidence"):
         C.verdict_table([{**base, "evidence": [], "primary": "a - b, auc"}])
     with pytest.raises(ValueError, match="primary comparison 'c' is not among its evidence rows"):

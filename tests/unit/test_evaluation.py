@@ -69,6 +69,45 @@ def test_user_bootstrap_resamples_users_not_rows():
     assert again == out
 
 
+def test_user_bootstrap_pools_training_seeds():
+    # Seed statistics that are constants (0.1 and 0.3) have no user noise: half the pooled values
+    # are 0.1 and half 0.3, so the 95% interval spans both seeds and the estimate is their mean.
+    users = np.arange(10)
+    out = E.user_bootstrap(users, [lambda r: 0.1, lambda r: 0.3], n_boot=100, seed=0)
+    assert out["estimate"] == pytest.approx(0.2) and (out["ci_low"], out["ci_high"]) == pytest.approx((0.1, 0.3))
+    assert out["n_seeds"] == 2 and out["seed_sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    # An independent form with user noise: every seed scores the same drawn users, and the
+    # percentiles are taken over all seeds' values together.
+    rng = np.random.default_rng(1)
+    users = np.repeat(np.arange(20), 3)
+    x = [rng.random(users.size), rng.random(users.size) + 0.2, rng.random(users.size) - 0.1]
+    got = E.user_bootstrap(users, [lambda r, v=v: float(v[r].mean()) for v in x], n_boot=50, seed=7)
+    draws = np.random.default_rng(7)
+    pooled = []
+    for _ in range(50):
+        rows = np.concatenate([np.flatnonzero(users == u) for u in draws.integers(0, 20, 20)])
+        pooled += [v[rows].mean() for v in x]
+    assert got["estimate"] == pytest.approx(np.mean([v.mean() for v in x]))
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(np.quantile(pooled, [0.025, 0.975])))
+    assert got["seed_sd"] == pytest.approx(np.std([v.mean() for v in x], ddof=1))
+    # One seed in a list is that seed alone; an empty list is refused.
+    alone = E.user_bootstrap(users, lambda r: float(x[0][r].mean()), n_boot=50, seed=7)
+    assert E.user_bootstrap(users, [lambda r: float(x[0][r].mean())], n_boot=50, seed=7) == alone
+    assert alone["n_seeds"] == 1 and alone["seed_sd"] is None
+    with pytest.raises(ValueError, match="empty sequence"):
+        E.user_bootstrap(users, [], n_boot=5)
+
+
+def test_per_seed_pairs_equal_seeds_and_shares_a_seedless_model():
+    assert E.per_seed([1, 2], ["a", "b"], "shared") == [(1, "a", "shared"), (2, "b", "shared")]
+    assert E.per_seed("x", "y") == [("x", "y")]
+    assert E.per_seed([1, 2], ["one"]) == [(1, "one"), (2, "one")]  # a list of one is shared too
+    with pytest.raises(ValueError, match=r"different numbers of seeds: \[2, 3\]"):
+        E.per_seed([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="empty list"):
+        E.per_seed([], "y")
+
+
 def test_delta_m_worked_example():
     single = {("interest", "auc"): 0.75, ("behaviour", "rmse"): 1.0}
     mtl = {("interest", "auc"): 0.80, ("behaviour", "rmse"): 0.9}
@@ -215,6 +254,13 @@ def test_delta_m_bootstrap_with_a_per_user_term_draws_the_same_users(prepared, t
     assert got["estimate"] == pytest.approx(stat(users))
     assert got["ci_low"] == pytest.approx(np.quantile(vals, 0.025)) and got["ci_high"] == pytest.approx(
         np.quantile(vals, 0.975))
+    # Two training seeds, the second the same models: each resample's value counts twice in the pool.
+    two = E.delta_m_bootstrap(ts, [preds, preds], [worse, worse], n_boot=30, seed=5, per_user={key: ([a, a], [b, b])})
+    assert two["estimate"] == pytest.approx(got["estimate"])
+    assert (two["ci_low"], two["ci_high"]) == pytest.approx(tuple(np.quantile(vals * 2, [0.025, 0.975])))
+    assert two["n_seeds"] == 2
+    with pytest.raises(ValueError, match="different numbers of seeds"):
+        E.delta_m_bootstrap(ts, [preds, preds], worse, n_boot=2, per_user={key: ([a, a, a], b)})
     # A term that only one user has: resamples without that user are undefined, not an error.
     lone = E.delta_m_bootstrap(ts, preds, worse, n_boot=40, seed=5, per_user={key: (a.iloc[:1], b.loc[a.index[:1]])})
     assert 0 < lone["n_undefined"] < 40 and np.isfinite(lone["estimate"])
@@ -247,6 +293,16 @@ def test_metric_difference_bootstrap_is_paired_and_segmented(prepared, trained):
     assert part["n_users"] == 1 and part["rows"] == int((rows & (prepared.test.masks["interest"] > 0)).sum())
     with pytest.raises(ValueError, match="valid: .*'auc'"):
         E.metric_difference_bootstrap(prepared.test, preds, preds, "interest", "ndcg@10")
+    # Per training seed: seed s of one side is paired with seed s of the other, and the seeds are
+    # pooled. Two identical seeds give the one-seed interval; a dict is shared by every seed.
+    twice = E.metric_difference_bootstrap(prepared.test, [noisy, noisy], perfect, "interest", "auc", n_boot=50, seed=0)
+    assert {k: twice[k] for k in ("estimate", "ci_low", "ci_high")} == {k: d[k] for k in ("estimate", "ci_low", "ci_high")}
+    assert twice["n_seeds"] == 2 and twice["seed_sd"] == 0
+    mixed = E.metric_difference_bootstrap(prepared.test, [noisy, perfect], [perfect, perfect], "interest", "auc",
+                                          n_boot=50, seed=0)
+    assert mixed["estimate"] == pytest.approx(-0.5) and mixed["ci_low"] == pytest.approx(-1.0) and mixed["ci_high"] == 0
+    with pytest.raises(ValueError, match="different numbers of seeds"):
+        E.metric_difference_bootstrap(prepared.test, [noisy, noisy], [perfect] * 3, "interest", "auc", n_boot=2)
 
 
 def test_list_diversity_of_top_lists(prepared, trained):

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from sklearn.metrics import log_loss
 
 from mtrec_study.models.classic import BPR
@@ -295,16 +294,19 @@ def test_logreg_uses_one_hot_features_and_beats_chance(fold):
     assert p.shape == (len(fold.test),)
 
 
-def test_fold_difference_ci_is_a_paired_t_interval():
+def test_fold_difference_ci_is_the_corrected_t_interval():
     tidy = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "task": "interest", "metric": "auc",
                          "protocol": "3-fold CV", "fold": [0, 1, 2] * 2, "segment": "all",
                          "value": [0.80, 0.82, 0.81, 0.78, 0.79, 0.80]})
-    d = np.array([0.02, 0.03, 0.01])
     out = H.fold_difference_ci(tidy, "a", "b", "interest", "auc")
-    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    # By hand: differences 0.02, 0.03, 0.01; s² = 1e-4; 3 folds train on 2/3 and test on 1/3
+    # (ratio 1/2), so the corrected variance of the mean is (1/3 + 1/2) · 1e-4 = 8.333e-5 (the plain
+    # one 3.333e-5); t(0.975, 2) = 4.3027; half-width 4.3027 · 0.0091287 = 0.039278.
     assert out["estimate"] == pytest.approx(0.02)
-    assert (out["ci_low"], out["ci_high"]) == pytest.approx((0.02 - half, 0.02 + half))
-    assert out["p_t"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((0.02 - 0.039278, 0.02 + 0.039278), abs=1e-6)
+    # corrected t = 0.02 / 0.0091287 = 2.1909, two-sided p with 2 df = 0.1599; plain t = 3.4641, p = 0.0742
+    assert out["p_corrected"] == pytest.approx(0.1599, abs=1e-4)
+    assert out["p_t"] == pytest.approx(0.0742, abs=1e-4)
 
 
 def test_ranking_difference_is_paired_by_user():
@@ -317,6 +319,62 @@ def test_ranking_difference_is_paired_by_user():
     other = pd.DataFrame({"ndcg@10": [0.1, 0.4]}, index=pd.Index([1, 2], name="user_id"))
     with pytest.raises(ValueError, match="scored on different users"):
         H.ranking_difference_ci({"a": a, "b": other}, "a", "b", "ndcg@10")
+
+
+def test_ranking_difference_pools_training_seeds():
+    users = pd.Index([1, 2, 3], name="user_id")
+    a0 = pd.DataFrame({"ndcg@10": [0.5, 0.2, 0.9]}, index=users)
+    a1 = pd.DataFrame({"ndcg@10": [0.3, 0.4, 0.5]}, index=users[::-1])  # another order: paired by user
+    b = pd.DataFrame({"ndcg@10": [0.1, 0.4, 0.3]}, index=users)  # a seedless model, shared by both seeds
+    out = H.ranking_difference_ci({"a": [a0, a1], "b": b}, "a", "b", "ndcg@10", n_boot=200, seed=0)
+    # seed 0: 0.4, -0.2, 0.6 (mean 0.2667); seed 1 (users 1, 2, 3 → 0.5, 0.4, 0.3): 0.4, 0.0, 0.0 (mean 0.1333)
+    assert out["estimate"] == pytest.approx(0.2) and out["n_seeds"] == 2
+    assert out["seed_sd"] == pytest.approx(np.std([0.8 / 3, 0.4 / 3], ddof=1))
+    assert -0.2 - 1e-12 <= out["ci_low"] <= out["ci_high"] <= 0.6 + 1e-12
+    with pytest.raises(ValueError, match="different numbers of seeds"):
+        H.ranking_difference_ci({"a": [a0, a1], "b": [b, b, b]}, "a", "b", "ndcg@10")
+    with pytest.raises(ValueError, match="hold different users"):
+        H.mean_ci([a0["ndcg@10"], a1["ndcg@10"].iloc[:2]])
+    # The per-user mean over seeds, in the first seed's user order.
+    mean = H.seed_mean([a0, a1])
+    assert list(mean.index) == [1, 2, 3] and mean["ndcg@10"].tolist() == pytest.approx([0.5, 0.3, 0.6])
+    assert H.mean_over_seeds([{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 2.0}]) == {"x": 2.0, "y": 2.0}
+    with pytest.raises(ValueError, match="different keys"):
+        H.mean_over_seeds([{"x": 1.0}, {"y": 1.0}])
+
+
+def test_training_seeds():
+    from mtrec_study.reproducibility import training_seeds
+
+    assert training_seeds(42, 3) == [42, 43, 44] and training_seeds(0, 1) == [0]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="SEEDS must be a positive integer"):
+            training_seeds(42, bad)
+
+
+def test_seedless_models_are_fitted_once_and_seeded_ones_per_seed(fold):
+    # The models called seedless really ignore the seed...
+    for name, setting in (("logreg", {"C": 1.0}), ("ease", {"l2": 250.0})):
+        a, b = (H.fit_model(name, fold, setting, seed=s) for s in (0, 7))
+        if name == "logreg":
+            np.testing.assert_array_equal(a.predict(fold.test)["interest"], b.predict(fold.test)["interest"])
+        else:
+            pd.testing.assert_frame_equal(H.ranking_metrics_on(fold, a, "random"), H.ranking_metrics_on(fold, b, "random"))
+    assert set(H.SEEDLESS) == {"logreg", "ease"}
+    # ... so with two training seeds they are fitted once (a list of one, shared by both seeds when
+    # paired), while BPR trains twice.
+    chosen = {"bpr": {"factors": 8, "l2": 0.0, "epochs": 2}, "ease": {"l2": 250.0}}
+    per_user, cost = H.ranking_per_user(fold, "random", chosen, ["bpr", "ease"], seeds=[0, 1])
+    assert [len(per_user[m]) for m in ("bpr", "ease", "popularity")] == [2, 1, 1]
+    assert not per_user["bpr"][0].equals(per_user["bpr"][1])  # another seed, another BPR
+    assert pd.Series([c["model"] for c in cost]).value_counts().to_dict() == {"bpr": 2, "ease": 1, "popularity": 1}
+    one, _ = H.ranking_per_user(fold, "random", chosen, ["bpr"], seed=0)
+    pd.testing.assert_frame_equal(one["bpr"][0], per_user["bpr"][0])  # seed 0 alone is the first seed
+    assert H.ranking_difference_ci(per_user, "bpr", "ease", "ndcg@10", n_boot=20)["n_seeds"] == 2
+    # A model outside `seeded` is trained with the first seed only.
+    some, cost = H.ranking_per_user(fold, "random", chosen, ["bpr"], seeds=[0, 1], seeded=())
+    assert len(some["bpr"]) == 1 and [c["model"] for c in cost] == ["bpr", "popularity"]
+    pd.testing.assert_frame_equal(some["bpr"][0], per_user["bpr"][0])
 
 
 def test_item_rows_read_the_two_tower_network_when_it_ran():
@@ -337,6 +395,11 @@ def test_item_rows_read_the_two_tower_network_when_it_ran():
                              ranking_differences=diff)
     row = cells[("item", "LOO + 99 sampled", "hr@10")]
     assert row["best"]["estimate"] == 0.62 and row["single"]["estimate"] == 0.61
+    assert row["seeds"] == "1"  # summary rows without n_seeds rest on one training
+    seeded = summary({**pointwise, "two_tower": 0.62, "two_tower_item": 0.61}).assign(
+        n_seeds=lambda d: np.where(d["model"] == "two_tower", 5, 1))
+    assert H.headline_cells(**common, ranking_summary=seeded)[("item", "LOO + 99 sampled", "hr@10")]["seeds"] == \
+        "multi-task 5, pooled; single-task 1"
     assert "two_tower − bpr: 0.0200 [0.0100, 0.0300]" in row["peer"] and "BPR 0.6000" in row["peer"]
     assert row["paired"] == diff[("loo", "hr@10")]  # what the "met?" cell reads
     table = H.headline_table(cells)
@@ -375,6 +438,7 @@ def test_headline_table_has_every_target_and_a_generated_met_column():
     table = H.headline_table(cells)
     assert len(table) == len(H.TARGETS)
     assert list(table.columns[-3:]) == ["our best multi-task", "target", "met?"]
+    assert table["training seeds"].tolist() == ["1 per fold (5 folds)", "—", "—", "—", "—", "1 per fold (5 folds)", "—"]
     first = table.iloc[0]
     assert first["our best multi-task"] == "0.9200 [0.9100, 0.9300]" and first["met?"] == "no (gap 0.020)"
     assert (table["met?"].iloc[1:] == "not run").sum() >= 3  # missing cells say so, never "yes"
