@@ -259,24 +259,24 @@ def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float] |
 def per_seed(*sides) -> list[tuple]:
     """Pair the per-seed results of several models: ``[(a_0, b_0, ...), (a_1, b_1, ...), ...]``.
 
-    Each side is one model's results, one per training seed (a list), or one result shared by all
-    seeds: a list of one, or a bare result. A model whose fit reads no seed (logistic regression,
-    EASE) is fitted once, and so is a model that a study trains with its first seed only.
+    Each side is one model's results, one per training seed (a list), or one bare result shared
+    by every seed. A model whose fit reads no seed (logistic regression, EASE) comes as a list
+    holding the same fitted result once per seed, so it pairs with any seed count.
 
     Raises:
-        ValueError: If two lists of more than one result differ in length (different seed
-            counts), or a list is empty.
+        ValueError: If two lists differ in length (different seed counts: a model trained with
+            one seed cannot stand in for five), or a list is empty.
 
     Used by mtrec_study.evaluation.predictions, mtrec_study.study.published.
     """
     lists = [x for x in sides if isinstance(x, list)]
     if any(len(x) == 0 for x in lists):
         raise ValueError("a model has an empty list of per-seed results")
-    n = {len(x) for x in lists} - {1}
+    n = {len(x) for x in lists}
     if len(n) > 1:
         raise ValueError(f"the models were trained with different numbers of seeds: {sorted(n)}; pair equal seeds")
     k = n.pop() if n else 1
-    return [tuple((x[s] if len(x) > 1 else x[0]) if isinstance(x, list) else x for x in sides) for s in range(k)]
+    return [tuple(x[s] if isinstance(x, list) else x for x in sides) for s in range(k)]
 
 
 def delta_m(mtl: dict[tuple[str, str], float], single: dict[tuple[str, str], float]) -> float:

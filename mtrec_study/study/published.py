@@ -413,11 +413,24 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
 
 def _fit_per_seed(name: str, prepared: PreparedData, setting: dict, seeds: list[int], epochs: int, patience: int,
                   every_seed: bool = True) -> list[Fitted]:
-    """One fitted model per training seed; a :data:`SEEDLESS` model, or one not trained with
-    ``every_seed``, is fitted once (with the first seed): a list of one."""
-    if name in SEEDLESS or not every_seed:
-        seeds = seeds[:1]
-    return [fit_model(name, prepared, setting, epochs, patience, s) for s in seeds]
+    """One fitted model per training seed. A :data:`SEEDLESS` model is fitted once and that one fit
+    stands for every seed (the same object, so it pairs with any seed); a model not trained with
+    ``every_seed`` is fitted with the first seed only (a list of one, which pairs with nothing else)."""
+    if name in SEEDLESS:
+        return [fit_model(name, prepared, setting, epochs, patience, seeds[0])] * len(seeds)
+    return [fit_model(name, prepared, setting, epochs, patience, s) for s in (seeds if every_seed else seeds[:1])]
+
+
+def distinct(per_seed_results: list) -> list:
+    """The distinct trainings of a per-seed list: a seedless model's one fit, repeated, counts once.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    out = []
+    for r in per_seed_results:
+        if all(r is not o for o in out):
+            out.append(r)
+    return out
 
 
 def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
@@ -438,7 +451,8 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
 
     Returns:
         ``(predictions, per-user ranking metrics of the models in rank, cost rows)``; the first
-        two hold a list per model, one entry per training (per seed, or one for a seedless model).
+        two hold a list per model, one entry per training seed (a seedless model's one result
+        repeated: :func:`distinct` counts it once).
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
@@ -446,10 +460,12 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
     preds, ranking, cost = {}, {}, []
     for name in models:
         fitted = _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience)
-        preds[name] = [f.predict(prepared.test) for f in fitted]
+        scored = {id(f): f.predict(prepared.test) for f in distinct(fitted)}
+        preds[name] = [scored[id(f)] for f in fitted]
         if name in rank:
-            ranking[name] = [ranking_metrics_on(prepared, f, "random") for f in fitted]
-        cost += [_cost(name, prepared.split, f) for f in fitted]
+            ranked = {id(f): ranking_metrics_on(prepared, f, "random") for f in distinct(fitted)}
+            ranking[name] = [ranked[id(f)] for f in fitted]
+        cost += [_cost(name, prepared.split, f) for f in distinct(fitted)]
     return preds, ranking, cost
 
 
@@ -464,31 +480,52 @@ def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, di
     Args:
         seeds: Training seeds (default ``[seed]``).
         seeded: The models trained with every seed (default: all); the others are trained with
-            the first seed only. A :data:`SEEDLESS` model and popularity are fitted once.
+            the first seed only (a list of one). A :data:`SEEDLESS` model and popularity are
+            fitted once, their one result repeated for every seed.
 
     Returns:
-        ``({model: [per-user frame of each training]}, cost rows)``.
+        ``({model: [per-user frame per training seed]}, cost rows)``.
+
+    Raises:
+        ValueError: If ``seeded`` names a model that is not in ``models``.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
     seeds = list(seeds) if seeds is not None else [seed]
+    stray = sorted(set(seeded or ()) - set(models))
+    if stray:
+        raise ValueError(f"seeded names {stray}, which are not among the models {list(models)}")
     out, cost = {}, []
     for name in [*models, "popularity"]:
         every = seeded is None or name in seeded
-        fitted = [fit_popularity(prepared)] if name == "popularity" else \
+        fitted = [fit_popularity(prepared)] * len(seeds) if name == "popularity" else \
             _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, every)
-        out[name] = [ranking_metrics_on(prepared, f, protocol, n_negatives, seed) for f in fitted]
-        cost += [_cost(name, protocol, f) for f in fitted]
+        scored = {id(f): ranking_metrics_on(prepared, f, protocol, n_negatives, seed) for f in distinct(fitted)}
+        out[name] = [scored[id(f)] for f in fitted]
+        cost += [_cost(name, protocol, f) for f in distinct(fitted)]
     return out, cost
 
 
 def seed_mean(per_seed_frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The per-user metrics averaged over training seeds (for tidy rows and tables).
+    """The per-user metrics averaged over training seeds (for tidy rows and tables), in the first
+    seed's user order; a seedless model's repeated frame counts once.
+
+    Raises:
+        ValueError: If a frame's index repeats a user, or the seeds' frames hold different users.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    frames = list(per_seed_frames)
-    return frames[0] if len(frames) == 1 else pd.concat(frames).groupby(level=0).mean().loc[frames[0].index]
+    frames = distinct(list(per_seed_frames))
+    first = frames[0]
+    if not first.index.is_unique:
+        raise ValueError("seed_mean needs one row per user; the per-user frame repeats a user")
+    for other in frames[1:]:
+        if not other.index.sort_values().equals(first.index.sort_values()):
+            raise ValueError("the training seeds' per-user frames hold different users; score every seed on one split")
+    if len(frames) == 1:
+        return first
+    values = np.mean([other.loc[first.index, first.columns].to_numpy("float64") for other in frames], axis=0)
+    return pd.DataFrame(values, index=first.index, columns=first.columns)
 
 
 def mean_over_seeds(values: list[dict]) -> dict:
@@ -532,14 +569,14 @@ def mean_ci(per_user: pd.Series | list[pd.Series], n_boot: int = 1000, seed: int
     """Mean of a per-user (or per-case) metric with a user-bootstrap CI.
 
     Given one Series per training seed (the same users in each), the seeds are pooled: see
-    :func:`mtrec_study.evaluation.user_bootstrap`.
+    :func:`mtrec_study.evaluation.user_bootstrap`. A seedless model's repeated Series counts once.
 
     Raises:
         ValueError: If the seeds' Series hold different users.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    series = list(per_user) if isinstance(per_user, list) else [per_user]
+    series = distinct(list(per_user)) if isinstance(per_user, list) else [per_user]
     index = series[0].index
     for other in series[1:]:
         if not other.index.sort_values().equals(index.sort_values()):
@@ -560,7 +597,7 @@ def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: st
     The k folds' training parts overlap, so their differences are correlated and the plain
     t-interval is too narrow. The corrected one widens the variance of the mean from
     ``s² / k`` to ``(1/k + 1/(k-1)) s²`` (:func:`mtrec_study.evaluation.corrected_ttest`, with
-    the k-fold ratio of test to training rows), and ``p_corrected`` is its test; ``p_t`` is the
+    the k-fold ratio of test to training rows, k the folds in ``tidy``), and ``p_corrected`` is its test; ``p_t`` is the
     plain paired t-test, kept to show what the correction changes.
 
     Introduced in notebooks/09_headline_results.ipynb.
@@ -568,8 +605,8 @@ def fold_difference_ci(tidy: pd.DataFrame, a: str, b: str, task: str, metric: st
     wide = tidy[(tidy["task"] == task) & (tidy["metric"] == metric)].pivot_table(
         index="fold", columns="model", values="value")
     d = (wide[a] - wide[b]).dropna().to_numpy()
-    n = d.size
-    ratio = 1.0 / (n - 1) if n > 1 else 0.0
+    n, k = d.size, len(wide)  # k: the folds of the split, whether or not every one has both models
+    ratio = 1.0 / (k - 1) if k > 1 else 0.0
     half = stats.t.ppf((1 + confidence) / 2, n - 1) * np.sqrt((1.0 / n + ratio) * d.var(ddof=1)) if n > 1 else np.nan
     p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else np.nan
     return {"estimate": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),

@@ -101,7 +101,8 @@ def test_user_bootstrap_pools_training_seeds():
 def test_per_seed_pairs_equal_seeds_and_shares_a_seedless_model():
     assert E.per_seed([1, 2], ["a", "b"], "shared") == [(1, "a", "shared"), (2, "b", "shared")]
     assert E.per_seed("x", "y") == [("x", "y")]
-    assert E.per_seed([1, 2], ["one"]) == [(1, "one"), (2, "one")]  # a list of one is shared too
+    with pytest.raises(ValueError, match=r"different numbers of seeds: \[1, 2\]"):
+        E.per_seed([1, 2], ["one seed only"])  # one training cannot stand in for two
     with pytest.raises(ValueError, match=r"different numbers of seeds: \[2, 3\]"):
         E.per_seed([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="empty list"):
@@ -302,7 +303,16 @@ def test_metric_difference_bootstrap_is_paired_and_segmented(prepared, trained):
                                           n_boot=50, seed=0)
     assert mixed["estimate"] == pytest.approx(-0.5) and mixed["ci_low"] == pytest.approx(-1.0) and mixed["ci_high"] == 0
     with pytest.raises(ValueError, match="different numbers of seeds"):
-        E.metric_difference_bootstrap(prepared.test, [noisy, noisy], [perfect] * 3, "interest", "auc", n_boot=2)
+        E.metric_difference_bootstrap(prepared.test, [noisy, noisy], [perfect], "interest", "auc", n_boot=2)
+    # Seed s of a is scored against seed s of b: swapping b's seeds changes each seed's estimate.
+    half = {"interest": np.where(np.arange(y.size) % 2 == 0, y.astype(float), 0.5)}
+    paired = E.metric_difference_bootstrap(prepared.test, [perfect, noisy], [half, perfect], "interest", "auc",
+                                           n_boot=20, seed=0)
+    swapped = E.metric_difference_bootstrap(prepared.test, [perfect, noisy], [perfect, half], "interest", "auc",
+                                            n_boot=20, seed=0)
+    auc_half = E.metric_difference_bootstrap(prepared.test, perfect, half, "interest", "auc", n_boot=2)["estimate"]
+    assert paired["seed_estimates"] == pytest.approx([auc_half, -1.0])
+    assert swapped["seed_estimates"] == pytest.approx([0.0, -1.0 + auc_half])
 
 
 def test_list_diversity_of_top_lists(prepared, trained):

@@ -304,8 +304,8 @@ def test_fold_difference_ci_is_the_corrected_t_interval():
     # one 3.333e-5); t(0.975, 2) = 4.3027; half-width 4.3027 · 0.0091287 = 0.039278.
     assert out["estimate"] == pytest.approx(0.02)
     assert (out["ci_low"], out["ci_high"]) == pytest.approx((0.02 - 0.039278, 0.02 + 0.039278), abs=1e-6)
-    # corrected t = 0.02 / 0.0091287 = 2.1909, two-sided p with 2 df = 0.1599; plain t = 3.4641, p = 0.0742
-    assert out["p_corrected"] == pytest.approx(0.1599, abs=1e-4)
+    # corrected t = 0.02 / 0.0091287 = 2.1909, two-sided p with 2 df = 0.1598; plain t = 3.4641, p = 0.0742
+    assert out["p_corrected"] == pytest.approx(0.1598, abs=1e-4)
     assert out["p_t"] == pytest.approx(0.0742, abs=1e-4)
 
 
@@ -330,7 +330,13 @@ def test_ranking_difference_pools_training_seeds():
     # seed 0: 0.4, -0.2, 0.6 (mean 0.2667); seed 1 (users 1, 2, 3 → 0.5, 0.4, 0.3): 0.4, 0.0, 0.0 (mean 0.1333)
     assert out["estimate"] == pytest.approx(0.2) and out["n_seeds"] == 2
     assert out["seed_sd"] == pytest.approx(np.std([0.8 / 3, 0.4 / 3], ddof=1))
-    assert -0.2 - 1e-12 <= out["ci_low"] <= out["ci_high"] <= 0.6 + 1e-12
+    # An independent form: each draw of users scores both seeds, and the percentiles pool them.
+    d = {0: {1: 0.4, 2: -0.2, 3: 0.6}, 1: {1: 0.4, 2: 0.0, 3: 0.0}}
+    draws, pooled = np.random.default_rng(0), []
+    for _ in range(200):
+        drawn = np.array([1, 2, 3])[draws.integers(0, 3, 3)]
+        pooled += [np.mean([d[s][u] for u in drawn]) for s in (0, 1)]
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx(tuple(np.quantile(pooled, [0.025, 0.975])))
     with pytest.raises(ValueError, match="different numbers of seeds"):
         H.ranking_difference_ci({"a": [a0, a1], "b": [b, b, b]}, "a", "b", "ndcg@10")
     with pytest.raises(ValueError, match="hold different users"):
@@ -341,6 +347,11 @@ def test_ranking_difference_pools_training_seeds():
     assert H.mean_over_seeds([{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 2.0}]) == {"x": 2.0, "y": 2.0}
     with pytest.raises(ValueError, match="different keys"):
         H.mean_over_seeds([{"x": 1.0}, {"y": 1.0}])
+    with pytest.raises(ValueError, match="hold different users"):
+        H.seed_mean([a0, a1.iloc[:2]])
+    with pytest.raises(ValueError, match="repeats a user"):
+        H.seed_mean([pd.concat([a0, a0]), a1])
+    assert H.seed_mean([a0, a0]) is a0  # a seedless model's repeated frame counts once
 
 
 def test_training_seeds():
@@ -361,11 +372,13 @@ def test_seedless_models_are_fitted_once_and_seeded_ones_per_seed(fold):
         else:
             pd.testing.assert_frame_equal(H.ranking_metrics_on(fold, a, "random"), H.ranking_metrics_on(fold, b, "random"))
     assert set(H.SEEDLESS) == {"logreg", "ease"}
-    # ... so with two training seeds they are fitted once (a list of one, shared by both seeds when
-    # paired), while BPR trains twice.
+    # ... so with two training seeds they are fitted once (the one fit repeated for both seeds, so it
+    # pairs with either), while BPR trains twice.
     chosen = {"bpr": {"factors": 8, "l2": 0.0, "epochs": 2}, "ease": {"l2": 250.0}}
     per_user, cost = H.ranking_per_user(fold, "random", chosen, ["bpr", "ease"], seeds=[0, 1])
-    assert [len(per_user[m]) for m in ("bpr", "ease", "popularity")] == [2, 1, 1]
+    assert [len(per_user[m]) for m in ("bpr", "ease", "popularity")] == [2, 2, 2]
+    assert per_user["ease"][0] is per_user["ease"][1] and len(H.distinct(per_user["ease"])) == 1
+    assert H.mean_ci([f["ndcg@10"] for f in H.distinct(per_user["ease"])], n_boot=5)["n_seeds"] == 1
     assert not per_user["bpr"][0].equals(per_user["bpr"][1])  # another seed, another BPR
     assert pd.Series([c["model"] for c in cost]).value_counts().to_dict() == {"bpr": 2, "ease": 1, "popularity": 1}
     one, _ = H.ranking_per_user(fold, "random", chosen, ["bpr"], seed=0)
@@ -375,6 +388,10 @@ def test_seedless_models_are_fitted_once_and_seeded_ones_per_seed(fold):
     some, cost = H.ranking_per_user(fold, "random", chosen, ["bpr"], seeds=[0, 1], seeded=())
     assert len(some["bpr"]) == 1 and [c["model"] for c in cost] == ["bpr", "popularity"]
     pd.testing.assert_frame_equal(some["bpr"][0], per_user["bpr"][0])
+    with pytest.raises(ValueError, match="different numbers of seeds"):  # one seed cannot stand in for two
+        H.ranking_difference_ci({**per_user, "bpr": some["bpr"]}, "bpr", "ease", "ndcg@10")
+    with pytest.raises(ValueError, match=r"seeded names \['two-tower'\]"):
+        H.ranking_per_user(fold, "random", chosen, ["bpr"], seeds=[0, 1], seeded=("two-tower",))
 
 
 def test_item_rows_read_the_two_tower_network_when_it_ran():
