@@ -203,7 +203,7 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: Preds | list[Preds], 
 
     stats = [difference(pa, pb) for pa, pb in per_seed(preds_a, preds_b)]
     users = taskset.pairs["user_id"].to_numpy()[sel]
-    return {**user_bootstrap(users, stats if len(stats) > 1 else stats[0], n_boot, seed), "rows": int(sel.size)}
+    return {**user_bootstrap(users, stats, n_boot, seed), "rows": int(sel.size)}
 
 
 def delta_m_bootstrap(taskset: TaskSet, mtl_preds: Preds | list[Preds], single_preds: Preds | list[Preds],
@@ -273,4 +273,4 @@ def delta_m_bootstrap(taskset: TaskSet, mtl_preds: Preds | list[Preds], single_p
         return stat
 
     stats = [seed_statistic(*parts) for parts in seeds]
-    return user_bootstrap(users, stats if len(stats) > 1 else stats[0], n_boot, seed)
+    return user_bootstrap(users, stats, n_boot, seed)

@@ -433,6 +433,19 @@ def distinct(per_seed_results: list) -> list:
     return out
 
 
+def _once_per_fit(fitted: list[Fitted], score: Callable[[Fitted], object]) -> list:
+    """``score`` of each training seed's fit, computed once per distinct fit (a seedless one is shared)."""
+    done = {id(f): score(f) for f in distinct(fitted)}
+    return [done[id(f)] for f in fitted]
+
+
+def _require_same_users(indexes: list[pd.Index]) -> None:
+    """Refuse per-seed results that hold different users (every seed is scored on one split)."""
+    first = indexes[0].sort_values()
+    if any(not other.sort_values().equals(first) for other in indexes[1:]):
+        raise ValueError("the training seeds' per-user values hold different users; score every seed on one split")
+
+
 def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
                         patience: int = 3, seed: int = 0, rank=(), seeds=None,
                         ) -> tuple[dict[str, list[dict[str, np.ndarray]]], dict[str, list[pd.DataFrame]], list[dict]]:
@@ -460,11 +473,9 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
     preds, ranking, cost = {}, {}, []
     for name in models:
         fitted = _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience)
-        scored = {id(f): f.predict(prepared.test) for f in distinct(fitted)}
-        preds[name] = [scored[id(f)] for f in fitted]
+        preds[name] = _once_per_fit(fitted, lambda f: f.predict(prepared.test))
         if name in rank:
-            ranked = {id(f): ranking_metrics_on(prepared, f, "random") for f in distinct(fitted)}
-            ranking[name] = [ranked[id(f)] for f in fitted]
+            ranking[name] = _once_per_fit(fitted, lambda f: ranking_metrics_on(prepared, f, "random"))
         cost += [_cost(name, prepared.split, f) for f in distinct(fitted)]
     return preds, ranking, cost
 
@@ -500,8 +511,7 @@ def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, di
         every = seeded is None or name in seeded
         fitted = [fit_popularity(prepared)] * len(seeds) if name == "popularity" else \
             _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, every)
-        scored = {id(f): ranking_metrics_on(prepared, f, protocol, n_negatives, seed) for f in distinct(fitted)}
-        out[name] = [scored[id(f)] for f in fitted]
+        out[name] = _once_per_fit(fitted, lambda f: ranking_metrics_on(prepared, f, protocol, n_negatives, seed))
         cost += [_cost(name, protocol, f) for f in distinct(fitted)]
     return out, cost
 
@@ -519,9 +529,7 @@ def seed_mean(per_seed_frames: list[pd.DataFrame]) -> pd.DataFrame:
     first = frames[0]
     if not first.index.is_unique:
         raise ValueError("seed_mean needs one row per user; the per-user frame repeats a user")
-    for other in frames[1:]:
-        if not other.index.sort_values().equals(first.index.sort_values()):
-            raise ValueError("the training seeds' per-user frames hold different users; score every seed on one split")
+    _require_same_users([f.index for f in frames])
     if len(frames) == 1:
         return first
     values = np.mean([other.loc[first.index, first.columns].to_numpy("float64") for other in frames], axis=0)
@@ -578,12 +586,9 @@ def mean_ci(per_user: pd.Series | list[pd.Series], n_boot: int = 1000, seed: int
     """
     series = distinct(list(per_user)) if isinstance(per_user, list) else [per_user]
     index = series[0].index
-    for other in series[1:]:
-        if not other.index.sort_values().equals(index.sort_values()):
-            raise ValueError("the training seeds' per-user values hold different users; score every seed on one split")
-    xs = [other.reindex(index).to_numpy("float64") for other in series]
-    fns = [partial(_mean_of, x) for x in xs]
-    return E.user_bootstrap(index.to_numpy(), fns if len(fns) > 1 else fns[0], n_boot, seed)
+    _require_same_users([other.index for other in series])
+    fns = [partial(_mean_of, other.reindex(index).to_numpy("float64")) for other in series]
+    return E.user_bootstrap(index.to_numpy(), fns, n_boot, seed)  # a list of one is that one statistic
 
 
 def _mean_of(x: np.ndarray, rows: np.ndarray) -> float:
