@@ -290,12 +290,12 @@ def seed_intervals(comparisons: dict[str, dict], title: str, xlabel: str = "diff
     Raises:
         ValueError: If there is nothing to draw.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Introduced in notebooks/05_evaluation.ipynb.
     """
     if not comparisons:
         raise ValueError("seed_intervals: no comparisons to draw")
     labels = list(comparisons)
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.4))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.9), layout="constrained")
     for y, label in enumerate(labels):
         r = comparisons[label]
         ax.plot([r["ci_low"], r["ci_high"]], [y, y], color="tab:blue", lw=3, alpha=0.45, solid_capstyle="butt")
@@ -310,6 +310,6 @@ def seed_intervals(comparisons: dict[str, dict], title: str, xlabel: str = "diff
     ax.plot([], [], color="tab:blue", lw=3, alpha=0.45, label="95% interval, seeds pooled")
     ax.plot([], [], "o", color="tab:orange", ms=4, label="one training seed")
     ax.plot([], [], "|", color="black", ms=10, mew=2, label="mean over seeds")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    # Below the axes, so that it never hides a bar (one comparison leaves no free corner).
+    fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return fig

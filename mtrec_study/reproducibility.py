@@ -50,7 +50,7 @@ def training_seeds(seed: int, n: int) -> list[int]:
     Raises:
         ValueError: If ``n`` is not a positive integer.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Introduced in notebooks/05_evaluation.ipynb.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"SEEDS must be a positive integer (training seeds per configuration), got {n!r}")

@@ -136,7 +136,7 @@ def primary_values(preds: dict[str, np.ndarray], taskset: TaskSet, rows: np.ndar
 
     ``metrics`` maps metric names to functions; the default is the fast, rank-based AUC.
 
-    Introduced in notebooks/07_article_claims.ipynb.
+    Introduced in notebooks/05_evaluation.ipynb.
     """
     rows = np.arange(len(taskset)) if rows is None else np.asarray(rows)
     out = {}

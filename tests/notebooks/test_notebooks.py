@@ -144,7 +144,7 @@ def test_04_training(fast_report, temporal_baseline):
     assert {r["metric"] for r in tidy} == {"auc", "rmse"}
 
 
-def test_05_evaluation(fast_report, temporal_baseline):
+def test_05_evaluation(fast_report, temporal_baseline, fast_data):
     s = _summary(fast_report, "05_evaluation")
     tvt = {(r["model"], r["part"]): r for r in s["train_vs_test"]}
     # Training rows flatter the article's model: the lesson of section 2.
@@ -188,6 +188,26 @@ def test_05_evaluation(fast_report, temporal_baseline):
     assert {r["task"] for r in s["paired_tests"]} == {"interest", "item", "behaviour"}
     boot = s["delta_m_bootstrap"]
     assert boot["ci_low"] <= boot["estimate"] <= boot["ci_high"] and boot["n_users"] == 943
+    # Section 6 trains every model with the preset's seeds and pools them; each seed's Δm% and RMSE
+    # difference are what that seed's recorded values give, and the estimates are their means.
+    preset, _ = fast_data
+    assert s["seeds"] == list(range(preset["SEED"], preset["SEED"] + preset["SEEDS"])) and len(s["seeds"]) >= 2
+    rmse_boot = s["rmse_difference_bootstrap"]
+    assert boot["n_seeds"] == rmse_boot["n_seeds"] == len(s["seeds"])
+    by_seed = {(r["model"], r["seed"], r["task"], r["metric"]): r["value"] for r in s["holdout_values_by_seed"]}
+    keys = [tuple(k) for k in E.PRIMARY_METRICS]
+    dm = [E.delta_m({k: by_seed[("shared_bottom", seed, *k)] for k in keys},
+                    {k: by_seed[("single_task", seed, *k)] for k in keys}) for seed in s["seeds"]]
+    assert boot["seed_estimates"] == pytest.approx(dm, abs=1e-9)
+    assert boot["estimate"] == pytest.approx(np.mean(dm), abs=1e-9)
+    rd = [by_seed[("shared_bottom", seed, "behaviour", "rmse")] - by_seed[("single_task", seed, "behaviour", "rmse")]
+          for seed in s["seeds"]]
+    assert rmse_boot["seed_estimates"] == pytest.approx(rd, abs=1e-9)
+    # Different seeds train different networks: the seeds' estimates are not copies of one run.
+    assert len(set(boot["seed_estimates"])) == len(s["seeds"]), boot["seed_estimates"]
+    # The first seed is section 2's run: its interest AUC is the holdout table's (scikit-learn's AUC there).
+    assert by_seed[("shared_bottom", s["seeds"][0], "interest", "auc")] == pytest.approx(
+        holdout[("interest", "auc")]["shared_bottom"], abs=1e-9)
     assert len(s["delta_m_folds"]) == s["cv_folds"]
     tidy = json.loads((fast_report / "05_evaluation" / "results.json").read_text())["tidy"]
     assert {r["protocol"] for r in tidy} >= {"per-user recent holdout", "full catalogue", "sampled 99", f"{s['cv_folds']}-fold CV"}
