@@ -45,7 +45,7 @@ def training_seeds(seed: int, n: int) -> list[int]:
 
     Args:
         seed: The study's seed.
-        n: How many training seeds (the ``SEEDS`` parameter of 07 and 09).
+        n: How many training seeds (the ``SEEDS`` parameter of 05, 07 and 09).
 
     Raises:
         ValueError: If ``n`` is not a positive integer.

@@ -137,7 +137,7 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
         ValueError: If the two models share no fold for that task and metric, or the ratio is
             neither ``"kfold"`` nor a number >= 0.
 
-    Introduced in notebooks/05_evaluation.ipynb.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     sel = tidy[(tidy["task"] == task) & (tidy["metric"] == metric) & (tidy["segment"] == segment)]
     if protocol is not None:
@@ -183,7 +183,7 @@ def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys
         ``better``, whether the mean difference favours the model (for lower-is-better metrics
         a negative difference).
 
-    Introduced in notebooks/06_ablations.ipynb.
+    Introduced in notebooks/05_evaluation.ipynb.
     """
     rows = []
     have = tidy[tidy["segment"] == segment].groupby(["model", "task", "metric"]).size()

@@ -186,10 +186,17 @@ def test_05_evaluation(fast_report, temporal_baseline, fast_data):
     for r in defined:
         assert r["p_t"] == pytest.approx(2 * stats.t.sf(abs(r["t"]), r["n"] - 1), rel=1e-6, abs=1e-12)
     assert {r["task"] for r in s["paired_tests"]} == {"interest", "item", "behaviour"}
+    # The three tasks' tests are one family: p_holm is Holm's step-down adjustment of p_corrected, by hand.
+    rows = sorted((r for r in s["paired_tests"] if r["p_corrected"] is not None), key=lambda r: r["p_corrected"])
+    running = 0.0
+    for i, r in enumerate(rows):
+        running = max(running, min(1.0, (len(rows) - i) * r["p_corrected"]))
+        assert r["p_holm"] == pytest.approx(running, abs=1e-12), r
     boot = s["delta_m_bootstrap"]
     assert boot["ci_low"] <= boot["estimate"] <= boot["ci_high"] and boot["n_users"] == 943
-    # Section 6 trains every model with the preset's seeds and pools them; each seed's Δm% and RMSE
-    # difference are what that seed's recorded values give, and the estimates are their means.
+    # Section 6 trains every model with the preset's seeds and pools them. Each seed's Δm% and RMSE
+    # difference are what that seed's recorded values give (a check of consistency: both come from the
+    # same predictions), and the estimates are their means.
     preset, _ = fast_data
     assert s["seeds"] == list(range(preset["SEED"], preset["SEED"] + preset["SEEDS"])) and len(s["seeds"]) >= 2
     rmse_boot = s["rmse_difference_bootstrap"]
@@ -205,13 +212,17 @@ def test_05_evaluation(fast_report, temporal_baseline, fast_data):
     assert rmse_boot["seed_estimates"] == pytest.approx(rd, abs=1e-9)
     # Different seeds train different networks: the seeds' estimates are not copies of one run.
     assert len(set(boot["seed_estimates"])) == len(s["seeds"]), boot["seed_estimates"]
+    # The interval pools the seeds: every seed's own estimate lies inside it (each sits in the middle of
+    # its own resamples, which make up 1/SEEDS of the pool), as one seed's interval need not.
+    for b in (boot, rmse_boot):
+        assert b["ci_low"] <= min(b["seed_estimates"]) and max(b["seed_estimates"]) <= b["ci_high"], b
     # The first seed is section 2's run: its interest AUC is the holdout table's (scikit-learn's AUC there).
     assert by_seed[("shared_bottom", s["seeds"][0], "interest", "auc")] == pytest.approx(
         holdout[("interest", "auc")]["shared_bottom"], abs=1e-9)
     assert len(s["delta_m_folds"]) == s["cv_folds"]
     tidy = json.loads((fast_report / "05_evaluation" / "results.json").read_text())["tidy"]
     assert {r["protocol"] for r in tidy} >= {"per-user recent holdout", "full catalogue", "sampled 99", f"{s['cv_folds']}-fold CV"}
-    for fig in ("cv_ci.png", "calibration.png"):
+    for fig in ("cv_ci.png", "seed_intervals.png", "calibration.png"):
         assert (fast_report / "05_evaluation" / "figures" / fig).stat().st_size > 5_000
     if full_short:
         # A known gap, not a pass: with the fast preset's 2 epochs the personalised models may not

@@ -28,6 +28,8 @@ def test_seed_intervals_draws_every_seed_and_keeps_the_legend_off_the_bars(n_row
     dots = [line for line in drawn if line.get_marker() == "o"]
     assert [tuple(b.get_xdata()) for b in bars] == [(r["ci_low"], r["ci_high"]) for r in comparisons.values()]
     assert [list(d.get_xdata()) for d in dots] == [r["seed_estimates"] for r in comparisons.values()]
+    ticks = [line for line in drawn if line.get_marker() == "|"]
+    assert [list(t.get_xdata()) for t in ticks] == [[r["estimate"]] for r in comparisons.values()]
     assert [label.get_text() for label in ax.get_yticklabels()] == list(comparisons)
     # The legend sits below the axes, so it never covers an interval (with one row there is no free corner).
     fig.canvas.draw()
@@ -35,6 +37,7 @@ def test_seed_intervals_draws_every_seed_and_keeps_the_legend_off_the_bars(n_row
     legend = fig.legends[0].get_window_extent(renderer)
     axes = ax.get_tightbbox(renderer)  # the axes with its tick labels and x label
     assert legend.y1 <= axes.y0 + 1e-6, (legend, axes)
+    assert legend.y0 >= fig.bbox.y0 - 1e-6, (legend, fig.bbox)  # and inside the figure, not cut off
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {"95% interval, seeds pooled", "one training seed",
                                                                    "mean over seeds"}
     matplotlib.pyplot.close(fig)
