@@ -206,6 +206,20 @@ def test_a_reader_sees_findings_and_figures_in_chromium(fast_report, tmp_path):
         assert first_screen["verdictTop"] is not None and first_screen["verdictTop"] < 1000, first_screen
         assert first_screen["verdictRows"] >= 6
         assert any(w > 0 for w in first_screen["figures"]), first_screen
+        # The figure beside the verdicts never covers them: at a laptop's width it goes under the table
+        # (it once ran over the caveats column at 1000-1300 px), and the table never leaves its column.
+        for width in (1000, 1200, 1400):
+            page.set_viewport_size({"width": width, "height": 1000})
+            box = page.evaluate("""() => {
+                const t = document.querySelector('#verdicts ~ table').getBoundingClientRect();
+                const a = document.querySelector('.findings aside').getBoundingClientRect();
+                const col = document.querySelector('#verdicts').parentElement;
+                return {tRight: t.right, tBottom: t.bottom, aLeft: a.left, aTop: a.top,
+                        scroll: col.scrollWidth, client: col.clientWidth};
+            }""")
+            assert box["tRight"] <= box["aLeft"] or box["tBottom"] <= box["aTop"], (width, box)
+            assert box["scroll"] <= box["client"], (width, box)
+        page.set_viewport_size({"width": 1400, "height": 1000})
         broken = page.evaluate("() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                                ".map(i => i.getAttribute('src'))")
         assert not broken, broken
