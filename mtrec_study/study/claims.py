@@ -10,17 +10,19 @@ difference. One rule, stated once:
 * each claim names **one primary comparison**, fixed before the numbers: the claim is
   ``supported`` when it is better, ``refuted`` when it is worse, and ``inconclusive`` otherwise.
   The other comparisons are secondary: reported, never voted;
-* a claim whose evidence is a measurement without an interval (training time, overfitting) uses
-  a stated threshold instead (:func:`slow_verdict`, :func:`overfitting_verdict`), and its row says
-  so in the caveats.
+* training time is measured once per training seed, so its comparison is a ratio of epoch times
+  whose excess over 1 gets an interval over the seeds (:func:`ratio_comparison`) and the same rule;
+* a claim whose evidence is a measurement without an interval (overfitting) uses a stated
+  threshold instead (:func:`overfitting_verdict`), and its row says so in the caveats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from mtrec_study.evaluation.metrics import LOWER_IS_BETTER
 
@@ -159,7 +161,7 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
             v = verdict(c["evidence"][labels.index(primary)]["outcome"])
         def fmt(e: dict) -> str:
             return (f"{e['comparison']}: {e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] "
-                    f"({e['outcome']})")
+                    f"({e.get('outcome_reads', e['outcome'])})")
 
         others = "; ".join(fmt(e) for e in c["evidence"] if e["comparison"] != primary)
         seeds = c["evidence"][labels.index(primary)].get("seeds", 1) if primary else None
@@ -169,39 +171,56 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# The two claims whose evidence is a measurement without an interval, and their stated rules.
-SLOW_RATIO = 1.1  # MTL "trains slowly" when its epoch takes this many times one single-task model's
-OVERFIT_RISE = 0.01  # a validation loss that rises this share of itself above its best "overfits"
+# Training time: MTL's epoch time over the single-task models', one training seed at a time.
 ONE_SINGLE = "MTL / one single-task model"
 ALL_SINGLES = "MTL / all three single-task models"
+EPOCH_EXCESS = "epoch-time ratio - 1"  # the metric of the training-time comparisons
+# The claim whose evidence is a measurement without an interval, and its stated rule.
+OVERFIT_RISE = 0.01  # a validation loss that rises this share of itself above its best "overfits"
 
 
-def slow_verdict(time_ratios: dict[str, float]) -> tuple[str, str]:
-    """Verdict and rule of "MTL takes long to train" from measured epoch-time ratios.
+def ratio_comparison(label: str, ratios: Sequence[float], confidence: float = 0.95) -> dict:
+    """One evidence row for a ratio ``a / b`` measured once per training seed: its excess ``a / b - 1``.
 
-    The rule: ``supported`` when MTL's epoch takes more than :data:`SLOW_RATIO` times one
-    single-task model's, ``refuted`` when it takes no longer than one single-task model's, and
-    ``inconclusive`` in between (within timing noise).
+    Ratios are averaged on the log scale: the estimate is the seeds' geometric mean ratio minus 1,
+    and the interval is Student's t interval of the mean log ratio over the seeds
+    (``scipy.stats.t``), mapped back, so it can never reach below -1 (a negative time). The row
+    reads like every other comparison and takes the same rule: its whole interval above 0 says
+    ``a`` takes longer than ``b`` (outcome ``better`` for a claim that predicts it, shown as
+    ``longer``), below 0 shorter, and an interval containing 0 no difference. One seed gives no
+    interval (``undefined``, so the claim is inconclusive).
 
     Args:
-        time_ratios: ``{ONE_SINGLE: ratio, ALL_SINGLES: ratio}``.
+        label: What was compared (:data:`ONE_SINGLE` or :data:`ALL_SINGLES`).
+        ratios: One positive ratio per training seed.
+        confidence: The interval's coverage.
 
     Returns:
-        The verdict and the rule in words, with the ratio to the three single-task models.
+        A row of :func:`comparison` with metric :data:`EPOCH_EXCESS`, each seed's own excess in
+        ``seed_estimates``, and ``outcome_reads`` (``longer``, ``shorter``, ``no difference`` or
+        ``undefined``) for the table.
 
     Raises:
-        KeyError: If a ratio is missing, naming both keys.
+        ValueError: If ``ratios`` is empty or holds a value that is not a positive finite number.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
-    missing = [k for k in (ONE_SINGLE, ALL_SINGLES) if k not in time_ratios]
-    if missing:
-        raise KeyError(f"time_ratios lacks {missing}; it needs {ONE_SINGLE!r} and {ALL_SINGLES!r}")
-    one, three = time_ratios[ONE_SINGLE], time_ratios[ALL_SINGLES]
-    v = "supported" if one > SLOW_RATIO else ("refuted" if one <= 1.0 else "inconclusive")
-    rule = (f"supported above {SLOW_RATIO:g}× one single-task model's epoch, refuted at or below 1×; measured "
-            f"{one:.2f}× one and {three:.2f}× the three it replaces (timings on a shared machine vary by about ±15%)")
-    return v, rule
+    r = np.asarray(list(ratios), float)
+    if r.size == 0 or not np.all(np.isfinite(r) & (r > 0)):
+        raise ValueError(f"{label}: need one positive finite ratio per training seed, got {r.tolist()}")
+    logs = np.log(r)
+    mean = float(logs.mean())
+    if r.size == 1:
+        low = high = float("nan")
+    elif np.ptp(logs) == 0:  # every seed measured the same: no spread, the interval is the point
+        low = high = mean
+    else:
+        low, high = stats.t.interval(confidence, r.size - 1, loc=mean, scale=stats.sem(logs))
+    row = comparison(label, EPOCH_EXCESS, {"estimate": np.expm1(mean), "ci_low": np.expm1(low),
+                                           "ci_high": np.expm1(high), "n_seeds": r.size,
+                                           "seed_estimates": (r - 1.0).tolist()}, higher_is_better=True)
+    row["outcome_reads"] = {"better": "longer", "worse": "shorter"}.get(row["outcome"], row["outcome"])
+    return row
 
 
 def overfitting_verdict(rise_above_best: Iterable[float], valid_loss: Iterable[float]) -> tuple[str, str]:

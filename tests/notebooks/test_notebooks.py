@@ -256,11 +256,12 @@ def test_06_ablations(fast_report):
 def test_07_article_claims(fast_report, fast_data):
     s = _summary(fast_report, "07_article_claims")
     preset, _ = fast_data
+    n = preset["SEEDS"]
     verdicts = {r["claim"].split(" (")[0]: r for r in s["verdicts"]}
     assert len(verdicts) == 6
     assert all(r["verdict"] in ("supported", "refuted", "inconclusive") for r in verdicts.values())
     # Verdicts are generated from each claim's primary comparison by the stated rule, never typed in.
-    from mtrec_study.study.claims import claim_text, overfitting_verdict, slow_verdict, verdict
+    from mtrec_study.study.claims import claim_text, overfitting_verdict, ratio_comparison, verdict
 
     for claim, key in (("accuracy", "accuracy_evidence"), ("cold_start", "cold_evidence"), ("text", "text_evidence"),
                        ("diversity", "diversity_evidence")):
@@ -275,9 +276,22 @@ def test_07_article_claims(fast_report, fast_data):
     assert all(0.3 < r["single AUC"] < 1 for r in s["cold_table"])
     div = {r["model"]: r for r in s["diversity"]}
     assert set(div) == {"shared_bottom", "single_item"} and all(0 < r["coverage"] <= 1 for r in div.values())
-    # The two measured claims: their verdicts follow from the recorded numbers by their stated rules.
+    # Training time: one ratio per seed, recomputed from the recorded epoch times, then the one interval rule.
     slow_row = verdicts[claim_text("slow").split(" (")[0]]
-    assert slow_row["verdict"] == slow_verdict(s["time_ratios"])[0] and "verdict by its own rule" in slow_row["caveats"]
+    timing = pd.DataFrame(s["timing"])
+    assert sorted(set(timing["seed"])) == s["seeds"]
+    epochs = timing.pivot_table(index="seed", columns="model", values="mean epoch (s)")
+    singles = [c for c in epochs.columns if c != "shared_bottom"]
+    assert len(singles) == 3
+    one = epochs["shared_bottom"] / epochs[singles].mean(axis=1)
+    assert [r["MTL / one single-task model"] for r in s["time_ratios_by_seed"]] == pytest.approx(list(one))
+    primary = ratio_comparison("MTL / one single-task model", one)
+    recorded = s["time_evidence"][0]
+    assert [recorded[k] for k in ("estimate", "ci_low", "ci_high")] == pytest.approx(
+        [primary[k] for k in ("estimate", "ci_low", "ci_high")])
+    assert recorded["outcome"] == primary["outcome"] and slow_row["verdict"] == verdict(primary["outcome"])
+    assert slow_row["training seeds"] == n and "own rule" not in slow_row["caveats"]
+    # The measured overfitting claim: its verdict follows from the recorded numbers by its stated rule.
     assert {r["task"] for r in s["overfitting"]} == {"interest", "item", "behaviour"}
     plain = [r for r in s["overfitting"] if r["regularisation"] == "none"] or \
         [r for r in s["overfitting"] if r["regularisation"] == "dropout 0.1 (default)"]
@@ -286,7 +300,6 @@ def test_07_article_claims(fast_report, fast_data):
     assert verdicts[claim_text("overfitting").split(" (")[0]]["verdict"] == expected
     assert (fast_report / "07_article_claims" / "figures" / "overfitting_curves.png").stat().st_size > 5_000
     # Every comparison behind an interval pools the preset's training seeds, and so does each verdict.
-    n = preset["SEEDS"]
     assert n >= 2 and s["seeds"] == list(range(preset["SEED"], preset["SEED"] + n))
     for key in ("accuracy_evidence", "cold_evidence", "text_evidence", "diversity_evidence"):
         assert all(r["seeds"] == n and len(r["seed_estimates"]) == n for r in s[key]), key

@@ -59,15 +59,42 @@ def test_verdict_table_reads_the_primary_comparison_only():
         C.verdict("great")
 
 
-@pytest.mark.parametrize(("one", "three", "expected"), [
-    (1.5, 0.5, "supported"), (1.1, 0.4, "inconclusive"), (1.05, 0.35, "inconclusive"), (1.0, 0.3, "refuted"),
-    (0.8, 0.3, "refuted"),
+def _log_t_interval(ratios, t):
+    """Worked by hand: the mean and sample sd of the log ratios, t times the standard error, mapped back."""
+    logs = [math.log(r) for r in ratios]
+    m = sum(logs) / len(logs)
+    se = math.sqrt(sum((x - m) ** 2 for x in logs) / (len(logs) - 1) / len(logs))
+    return math.exp(m) - 1, math.exp(m - t * se) - 1, math.exp(m + t * se) - 1
+
+
+# t(0.975, 2) = 4.302653 and t(0.975, 4) = 2.776445, from a printed table.
+@pytest.mark.parametrize(("ratios", "t", "reads", "expected"), [
+    ([1.1, 1.2, 1.3], 4.302653, "no difference", "inconclusive"),
+    ([1.15, 1.2, 1.25, 1.2, 1.2], 2.776445, "longer", "supported"),
+    ([0.5, 0.55, 0.6], 4.302653, "shorter", "refuted"),
+    ([0.4, 3.0], 12.706205, "no difference", "inconclusive"),  # a wide interval still stays above -1
 ])
-def test_slow_verdict_thresholds(one, three, expected):
-    v, rule = C.slow_verdict({C.ONE_SINGLE: one, C.ALL_SINGLES: three})
-    assert v == expected and f"{one:.2f}× one" in rule
-    with pytest.raises(KeyError, match="time_ratios lacks"):
-        C.slow_verdict({C.ONE_SINGLE: one})
+def test_ratio_comparison_is_a_t_interval_of_log_ratios_over_seeds(ratios, t, reads, expected):
+    row = C.ratio_comparison(C.ONE_SINGLE, ratios)
+    assert (row["estimate"], row["ci_low"], row["ci_high"]) == pytest.approx(_log_t_interval(ratios, t), rel=1e-6, abs=1e-6)
+    assert row["ci_low"] > -1
+    assert row["seeds"] == len(ratios) and row["seed_estimates"] == pytest.approx([r - 1 for r in ratios])
+    assert row["outcome_reads"] == reads and C.verdict(row["outcome"]) == expected
+    # The verdict table takes it by the one rule and shows the outcome in the words of time.
+    table = C.verdict_table([{"claim": "slow", "section": "§3.3", "experiment": "e", "caveats": "c",
+                              "evidence": [row], "primary": C.ONE_SINGLE}])
+    assert table.loc[0, "verdict"] == expected and f"({reads})" in table.loc[0, "primary comparison (95% CI)"]
+    assert "own rule" not in table.loc[0, "caveats"]
+
+
+def test_ratio_comparison_edge_cases():
+    one = C.ratio_comparison(C.ONE_SINGLE, [1.2])  # one seed: no interval, so no verdict either way
+    assert one["outcome"] == "undefined" and C.verdict(one["outcome"]) == "inconclusive"
+    same = C.ratio_comparison(C.ONE_SINGLE, [1.2, 1.2])  # no spread: the interval is the point
+    assert same["ci_low"] == same["ci_high"] == pytest.approx(0.2) and same["outcome_reads"] == "longer"
+    for bad in ([], [1.2, 0.0], [1.2, float("nan")], [-1.0]):
+        with pytest.raises(ValueError, match="one positive finite ratio per training seed"):
+            C.ratio_comparison(C.ONE_SINGLE, bad)
 
 
 def test_overfitting_verdict_threshold():
