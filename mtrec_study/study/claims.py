@@ -172,8 +172,9 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
 
 
 # Training time: MTL's epoch time over the single-task models', one training seed at a time.
-ONE_SINGLE = "MTL / one single-task model"
-ALL_SINGLES = "MTL / all three single-task models"
+# "One single-task model" is the mean of the three single-task epochs; "all three" is their sum.
+ONE_SINGLE = "MTL epoch / mean single-task epoch"
+ALL_SINGLES = "MTL epoch / sum of the three single-task epochs"
 EPOCH_EXCESS = "epoch-time ratio - 1"  # the metric of the training-time comparisons
 # The claim whose evidence is a measurement without an interval, and its stated rule.
 OVERFIT_RISE = 0.01  # a validation loss that rises this share of itself above its best "overfits"
@@ -187,11 +188,13 @@ def ratio_comparison(label: str, ratios: Sequence[float], confidence: float = 0.
     (``scipy.stats.t``), mapped back, so it can never reach below -1 (a negative time). The row
     reads like every other comparison and takes the same rule: its whole interval above 0 says
     ``a`` takes longer than ``b`` (outcome ``better`` for a claim that predicts it, shown as
-    ``longer``), below 0 shorter, and an interval containing 0 no difference. One seed gives no
-    interval (``undefined``, so the claim is inconclusive).
+    ``longer``), below 0 shorter, and an interval containing 0 no difference. One seed, or seeds
+    that all measured the same ratio, give no estimate of the spread and so no interval
+    (``undefined``, so the claim is inconclusive).
 
     Args:
-        label: What was compared (:data:`ONE_SINGLE` or :data:`ALL_SINGLES`).
+        label: The ratio's name (:data:`ONE_SINGLE` or :data:`ALL_SINGLES`); the row's
+            ``comparison`` is this name followed by `` − 1``.
         ratios: One positive ratio per training seed.
         confidence: The interval's coverage.
 
@@ -201,22 +204,23 @@ def ratio_comparison(label: str, ratios: Sequence[float], confidence: float = 0.
         ``undefined``) for the table.
 
     Raises:
-        ValueError: If ``ratios`` is empty or holds a value that is not a positive finite number.
+        ValueError: If ``ratios`` is empty or holds a value that is not a positive finite number,
+            or if ``confidence`` is not strictly between 0 and 1.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     r = np.asarray(list(ratios), float)
     if r.size == 0 or not np.all(np.isfinite(r) & (r > 0)):
         raise ValueError(f"{label}: need one positive finite ratio per training seed, got {r.tolist()}")
     logs = np.log(r)
     mean = float(logs.mean())
-    if r.size == 1:
+    if r.size == 1 or np.ptp(logs) == 0:  # no spread to estimate: no interval
         low = high = float("nan")
-    elif np.ptp(logs) == 0:  # every seed measured the same: no spread, the interval is the point
-        low = high = mean
     else:
         low, high = stats.t.interval(confidence, r.size - 1, loc=mean, scale=stats.sem(logs))
-    row = comparison(label, EPOCH_EXCESS, {"estimate": np.expm1(mean), "ci_low": np.expm1(low),
+    row = comparison(f"{label} − 1", EPOCH_EXCESS, {"estimate": np.expm1(mean), "ci_low": np.expm1(low),
                                            "ci_high": np.expm1(high), "n_seeds": r.size,
                                            "seed_estimates": (r - 1.0).tolist()}, higher_is_better=True)
     row["outcome_reads"] = {"better": "longer", "worse": "shorter"}.get(row["outcome"], row["outcome"])

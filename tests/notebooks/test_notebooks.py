@@ -261,7 +261,8 @@ def test_07_article_claims(fast_report, fast_data):
     assert len(verdicts) == 6
     assert all(r["verdict"] in ("supported", "refuted", "inconclusive") for r in verdicts.values())
     # Verdicts are generated from each claim's primary comparison by the stated rule, never typed in.
-    from mtrec_study.study.claims import claim_text, overfitting_verdict, ratio_comparison, verdict
+    from mtrec_study.study.claims import (ALL_SINGLES, ONE_SINGLE, claim_text, overfitting_verdict, ratio_comparison,
+                                          verdict)
 
     for claim, key in (("accuracy", "accuracy_evidence"), ("cold_start", "cold_evidence"), ("text", "text_evidence"),
                        ("diversity", "diversity_evidence")):
@@ -283,13 +284,20 @@ def test_07_article_claims(fast_report, fast_data):
     epochs = timing.pivot_table(index="seed", columns="model", values="mean epoch (s)")
     singles = [c for c in epochs.columns if c != "shared_bottom"]
     assert len(singles) == 3
-    one = epochs["shared_bottom"] / epochs[singles].mean(axis=1)
-    assert [r["MTL / one single-task model"] for r in s["time_ratios_by_seed"]] == pytest.approx(list(one))
-    primary = ratio_comparison("MTL / one single-task model", one)
-    recorded = s["time_evidence"][0]
-    assert [recorded[k] for k in ("estimate", "ci_low", "ci_high")] == pytest.approx(
-        [primary[k] for k in ("estimate", "ci_low", "ci_high")])
-    assert recorded["outcome"] == primary["outcome"] and slow_row["verdict"] == verdict(primary["outcome"])
+    ratios = {ONE_SINGLE: epochs["shared_bottom"] / epochs[singles].mean(axis=1),
+              ALL_SINGLES: epochs["shared_bottom"] / epochs[singles].sum(axis=1)}
+    for name, want in ratios.items():
+        assert [r[name] for r in s["time_ratios_by_seed"]] == pytest.approx(list(want)), name
+    for recorded, (name, want) in zip(s["time_evidence"], ratios.items(), strict=True):
+        expected = ratio_comparison(name, want)
+        assert recorded["comparison"] == expected["comparison"] and recorded["outcome"] == expected["outcome"]
+        assert [recorded[k] for k in ("estimate", "ci_low", "ci_high")] == pytest.approx(
+            [expected[k] for k in ("estimate", "ci_low", "ci_high")], nan_ok=True)
+        assert s["time_ratios"][name] == pytest.approx(1 + expected["estimate"])
+    primary = s["time_evidence"][0]
+    assert slow_row["primary comparison (95% CI)"].startswith(primary["comparison"] + ": ")
+    assert f"({primary['outcome_reads']})" in slow_row["primary comparison (95% CI)"]
+    assert slow_row["verdict"] == verdict(primary["outcome"])
     assert slow_row["training seeds"] == n and "own rule" not in slow_row["caveats"]
     # The measured overfitting claim: its verdict follows from the recorded numbers by its stated rule.
     assert {r["task"] for r in s["overfitting"]} == {"interest", "item", "behaviour"}

@@ -82,7 +82,7 @@ def test_ratio_comparison_is_a_t_interval_of_log_ratios_over_seeds(ratios, t, re
     assert row["outcome_reads"] == reads and C.verdict(row["outcome"]) == expected
     # The verdict table takes it by the one rule and shows the outcome in the words of time.
     table = C.verdict_table([{"claim": "slow", "section": "§3.3", "experiment": "e", "caveats": "c",
-                              "evidence": [row], "primary": C.ONE_SINGLE}])
+                              "evidence": [row], "primary": f"{C.ONE_SINGLE} − 1"}])
     assert table.loc[0, "verdict"] == expected and f"({reads})" in table.loc[0, "primary comparison (95% CI)"]
     assert "own rule" not in table.loc[0, "caveats"]
 
@@ -90,8 +90,11 @@ def test_ratio_comparison_is_a_t_interval_of_log_ratios_over_seeds(ratios, t, re
 def test_ratio_comparison_edge_cases():
     one = C.ratio_comparison(C.ONE_SINGLE, [1.2])  # one seed: no interval, so no verdict either way
     assert one["outcome"] == "undefined" and C.verdict(one["outcome"]) == "inconclusive"
-    same = C.ratio_comparison(C.ONE_SINGLE, [1.2, 1.2])  # no spread: the interval is the point
-    assert same["ci_low"] == same["ci_high"] == pytest.approx(0.2) and same["outcome_reads"] == "longer"
+    same = C.ratio_comparison(C.ONE_SINGLE, [1.2, 1.2])  # no spread to estimate: no interval either
+    assert same["estimate"] == pytest.approx(0.2) and same["outcome"] == "undefined"
+    assert one["comparison"] == f"{C.ONE_SINGLE} − 1"
+    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+        C.ratio_comparison(C.ONE_SINGLE, [1.1, 1.2], confidence=95)
     for bad in ([], [1.2, 0.0], [1.2, float("nan")], [-1.0]):
         with pytest.raises(ValueError, match="one positive finite ratio per training seed"):
             C.ratio_comparison(C.ONE_SINGLE, bad)
