@@ -5,6 +5,7 @@ ranking) and must beat it by a margin; wide absolute ranges would let a trivial 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 
@@ -56,6 +57,16 @@ def temporal_baseline(fast_data):
 
 def _summary(report_dir, stem):
     return json.loads((report_dir / stem / "results.json").read_text())["summary"]
+
+
+def _assert_shown_in_full(report_dir, stem, rows, columns):
+    """Each of these table cells appears whole in the executed notebook's HTML outputs (pandas cuts
+    text longer than 50 characters with "…" unless told not to, and a reader then sees no caveat)."""
+    nb = json.loads((report_dir / stem / f"{stem}.ipynb").read_text())
+    shown = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    for row in rows:
+        for col in columns:
+            assert html.escape(str(row[col]), quote=False) in shown, (stem, col, row[col])
 
 
 def test_every_notebook_was_executed(fast_report):
@@ -313,6 +324,8 @@ def test_07_article_claims(fast_report, fast_data):
         assert all(r["seeds"] == n and len(r["seed_estimates"]) == n for r in s[key]), key
         assert all(r["estimate"] == pytest.approx(np.mean(r["seed_estimates"])) for r in s[key]), key
     assert {r["training seeds"] for r in s["verdicts"]} == {n, "—"}
+    _assert_shown_in_full(fast_report, "07_article_claims", s["verdicts"],
+                          ["claim", "primary comparison (95% CI)", "other comparisons (95% CI)", "caveats"])
     assert (fast_report / "07_article_claims" / "figures" / "seed_intervals.png").stat().st_size > 5_000
 
 
@@ -367,6 +380,7 @@ def test_09_headline_results(fast_report, fast_data):
     s = _summary(fast_report, "09_headline_results")
     results = s["results"]
     assert [(r["task"], r["metric"]) for r in results] == [(t["task"], t["metric"]) for t in H.TARGETS]
+    _assert_shown_in_full(fast_report, "09_headline_results", results, ["published reference", "peer measured here", "met?"])
     # Every cell is generated: each row has a number for our model and a "met?" from the stated rule.
     for row, target in zip(results, H.TARGETS, strict=True):
         assert row["our best multi-task"] not in ("—", "") and row["met?"] != "not run"
