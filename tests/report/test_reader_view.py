@@ -73,6 +73,16 @@ def test_no_startup_noise_or_frozen_progress_bars_in_any_output(fast_report):
             assert not NOISE.search(text), f"{name}: {text[:300]!r}"
 
 
+def test_no_table_cell_is_cut_short(fast_report):
+    """pandas cuts a cell longer than 50 characters to "..." unless a notebook says otherwise; a reader
+    of the notebook then never sees a caveat or a reason (every notebook sets display.max_colwidth)."""
+    for name, nb in _executed(fast_report):
+        for out in _outputs(nb):
+            table = "".join(out.get("data", {}).get("text/html", ""))
+            cut = re.findall(r"<td>([^<]{0,60}(?:\.\.\.|…))</td>", table)
+            assert not cut, f"{name}: table cells cut short: {cut[:3]}"
+
+
 def test_summaries_render_as_markdown(fast_report):
     for name, nb in _executed(fast_report):
         cells = nb["cells"]
