@@ -1,7 +1,7 @@
 """One ml-100k fold of 09's best multi-task network: where its training time goes, and what cuts it.
 
-The network and setting are 09's (``params/tuned.yaml``'s choice for fold 0, uncertainty
-weighting, 20 epochs, patience 3) on fold 0 of the 5-fold split (seed 42). Each variant of how
+The network and setting are 09's (``params/tuned.yaml``'s choice for fold 0, its loss weighting
+included, 20 epochs, patience 3) on fold 0 of the 5-fold split (seed 42). Each variant of how
 ``fit`` runs the graph trains the same network; a variant counts only if its predictions equal
 one batch per call's byte for byte (no result may change through speed). Variants alternate and repeat;
 the best repeat counts.
@@ -41,9 +41,10 @@ def fold0():
 def train_once(prepared, setting, spe: int):
     s = dict(setting)
     model, lr, bs = s.pop("model"), s.pop("learning_rate"), s.pop("batch_size")
+    weighting = s.pop("weighting", "uncertainty")  # the tuned loss weighting
     T.STEPS_PER_EXECUTION, T.MIN_STEPS_FOR_LOOP = spe, 0
     t = time.perf_counter()
-    res = T.train(model, prepared, weighting="uncertainty", epochs=20, batch_size=bs, learning_rate=lr, seed=42,
+    res = T.train(model, prepared, weighting=weighting, epochs=20, batch_size=bs, learning_rate=lr, seed=42,
                   patience=3, progress=False, **s)
     seconds = time.perf_counter() - t
     preds = T.predict(res.net, prepared.test)

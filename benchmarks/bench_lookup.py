@@ -60,8 +60,9 @@ def child(path: str, seed: int) -> dict:
                                                                     fold=0, k=5, lookup=True)
     s = dict(setting)
     model, lr, bs = s.pop("model"), s.pop("learning_rate"), s.pop("batch_size")
+    weighting = s.pop("weighting", "uncertainty")  # the tuned loss weighting
     start = time.perf_counter()
-    res = T.train(model, prepared, weighting="uncertainty", epochs=20, batch_size=bs, learning_rate=lr, seed=seed,
+    res = T.train(model, prepared, weighting=weighting, epochs=20, batch_size=bs, learning_rate=lr, seed=seed,
                   patience=3, progress=False, **s)
     seconds = time.perf_counter() - start
     values = primary_values(T.predict(res.net, prepared.test), prepared.test)

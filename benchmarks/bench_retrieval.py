@@ -39,7 +39,7 @@ from mtrec_study.tasks import BEHAVIOUR, ITEM_TASK
 
 SEED = 42
 TOWER = {"model": "two_tower", "learning_rate": 3e-3, "batch_size": 1024}
-POINTWISE = published.GRIDS["mtl"][0]
+POINTWISE = {k: v for k, v in published.GRIDS["mtl"][0].items() if k != "weighting"}  # fit() sets the weighting
 EASE_GRID = (100.0, 250.0, 500.0, 1000.0)
 PROTOCOLS = {"loo": "LOO + 99 sampled", "random": "random 80/10/10, full ranking"}
 
@@ -58,7 +58,7 @@ def fit(name: str, prepared, setting: dict, epochs: int):
     if name == "bpr":
         return published.fit_bpr(prepared, setting, seed=SEED)
     tasks = [ITEM_TASK] if name == "two_tower (item only)" else None
-    weighting = "fixed" if "fixed" in name else "uncertainty"  # 09 trains its networks with uncertainty weighting
+    weighting = "fixed" if "fixed" in name else "uncertainty"  # the fixed λ against uncertainty weighting
     return published.fit_network(prepared, setting, tasks, epochs=epochs, patience=3, seed=SEED, weighting=weighting)
 
 

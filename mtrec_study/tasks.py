@@ -128,7 +128,7 @@ def get_task(name: str) -> Task:
 def task_kind(name: str) -> str:
     """``"binary"``, ``"regression"`` or ``"retrieval"`` for a task (auxiliary ones included).
 
-    Used by mtrec_study.plots, mtrec_study.study.published, mtrec_study.training.trainer.
+    Used by mtrec_study.plots, mtrec_study.training.trainer.
     """
     return get_task(name).kind
 

@@ -292,7 +292,7 @@ def delta_m(mtl: dict[tuple[str, str], float], single: dict[tuple[str, str], flo
     Raises:
         ValueError: If the keys differ or a single-task value is zero or NaN.
 
-    Used by mtrec_study.evaluation.stats, mtrec_study.evaluation.predictions.
+    Used by mtrec_study.evaluation.stats, mtrec_study.evaluation.predictions, mtrec_study.study.tuning.
     """
     if set(mtl) != set(single):
         raise ValueError(f"Δm needs the same (task, metric) keys: multi-task {sorted(mtl)}, single {sorted(single)}")

@@ -16,6 +16,7 @@ part. :func:`headline_table` turns the scores into 09's results table with a gen
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +31,13 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mtrec_study import evaluation as E
 from mtrec_study.datasets import RatingsData
+from mtrec_study.evaluation.metrics import LOWER_IS_BETTER
 from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
 from mtrec_study.study import peers as P
 from mtrec_study.study.tuning import grid_edges
-from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS, task_kind
-from mtrec_study.training.losses import article_loss
+from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
 from mtrec_study.training.trainer import predict, train
 
 # Our networks' search: four settings each (mtrec_study.study.tuning.TUNE_BUDGET). The first setting of
@@ -50,13 +51,18 @@ _NET = [{"learning_rate": 3e-3, "batch_size": 4096, "emb_l2": 0.0},
 # rate 1e-3 did not beat it); the search then tries the article's fixed λ against uncertainty weighting.
 _TOWER = [{"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0, "weighting": "fixed"},
           {"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0, "weighting": "uncertainty"}]
+# The multi-task network's search: the cheapest setting, then MMoE with the setting every earlier search
+# chose, under three ways of weighting the three losses (the article's fixed λ = 1, uncertainty, DWA).
+_MTL = [{"model": "shared_bottom", **_NET[0], "weighting": "uncertainty"},
+        *({"model": "mmoe", **_NET[3], "weighting": w} for w in ("fixed", "uncertainty", "dwa"))]
 GRIDS: dict[str, list[dict]] = {
-    "mtl": [{"model": "shared_bottom", **_NET[0]}, {"model": "mmoe", **_NET[0]},
-            {"model": "shared_bottom", **_NET[3]}, {"model": "mmoe", **_NET[3]}],
+    "mtl": _MTL,
     **{f"single_{t}": [dict(s) for s in _NET] for t in TASKS},
     # Widened until no choice sat on an edge of its grid (tuning.grid_edges): C = 1 was the largest C
     # tried, and BPR's largest setting won on leave-one-out, then (on the re-drawn grid) on the random split.
-    "logreg": [{"C": c} for c in (0.3, 1.0, 3.0, 10.0)],
+    # Scored by validation AUC instead of log loss, logistic regression took the smallest C (0.3) on the
+    # per-user recent split, so its grid moved down a step (the first, the fast preset's, stays 0.3).
+    "logreg": [{"C": c} for c in (0.3, 0.1, 1.0, 3.0)],
     "bpr": [{"factors": f, "l2": l2, "epochs": e} for f, l2, e in ((32, 0.0, 20), (64, 1e-6, 40), (256, 1e-5, 100),
                                                                     (512, 1e-4, 150))],
     # RecBole's default reg_weight (250) first, then the values its ml-100k tuning explores around it.
@@ -74,8 +80,17 @@ TOWERS = ("two_tower", "two_tower_item")  # the retrieval networks: multi-task, 
 # several training seeds they are trained once and shared (a unit test checks that the seed changes
 # nothing). The popularity reference is seedless too.
 SEEDLESS = ("logreg", "ease")
-# Tuned on validation NDCG@10 of their split's protocol (the item-ranking models, networks included).
+# Equal tuning: every model is chosen on the validation criterion of the task family it is tested on,
+# whatever loss it trains with: NDCG@10 for item ranking (under the split's protocol), RMSE for the
+# rating, AUC for interest.
+CRITERIA: dict[str, str] = {INTEREST: "auc", BEHAVIOUR: "rmse", ITEM_TASK: "ndcg@10"}
+# The item-ranking models, networks included: scored on the item task alone.
 RANKERS = ("bpr", "ease", *TOWERS)
+# The tasks that each kind of split's test rows read from the multi-task network `mtl`: the folds give
+# the rating RMSE and the interest AUC, the per-user recent split Δm% over all three, the ranking splits
+# NDCG@10. Its validation score is the Δm% of these tasks' criteria (grid_search combines them).
+SPLIT_TASKS: dict[str, tuple[str, ...]] = {"fold": (INTEREST, BEHAVIOUR), "temporal": TASKS, "loo": (ITEM_TASK,),
+                                           "random": (ITEM_TASK,)}
 # Which splits each model is tuned and tested on ("folds" = every fold-f).
 PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("folds", "temporal"),
         f"single_{BEHAVIOUR}": ("folds", "temporal"), f"single_{ITEM_TASK}": ("temporal", "loo", "random"),
@@ -112,11 +127,12 @@ TARGETS = [
 # each edge that tuning.grid_edges finds, and a unit test fails for an edge in params/tuned.yaml that
 # has no reason, or a reason that has no edge. The baselines' grids were widened until their
 # choices lay inside; the networks' grids were not.
-_NETWORK_EDGE = ("the four settings move learning rate, batch size, embedding L2 and id width together, so every "
-                 "choice sits at one end of each; re-centring the grid means a new search of about 45 minutes of "
-                 "`make tune` per network (four trainings of about 80 s on each of eight splits), not yet run. "
-                 "This search also predates the seeded time ties and the training negatives drawn from the "
-                 "training part (2026-11-28): the row is what that search found, not the best this network can reach")
+_NETWORK_EDGE = ("learning rate, batch size, embedding L2 and id width each take two values in these grids, the "
+                 "cheapest setting's and the one most earlier searches chose: the four settings of the budget that every "
+                 "model shares go to steps between the two (single-task networks), or to the backbone and three loss "
+                 "weightings (the multi-task network), so every choice sits at one end of each. Centring the grid on a "
+                 "choice needs more settings than that budget, or a second search around this one (64 minutes of "
+                 "`tune --only` for the four networks on 2 cores), not yet run")
 EDGE_REASONS: dict[tuple[str, str], str] = {
     **{(model, key): _NETWORK_EDGE for model in ("mtl", *(f"single_{t}" for t in TASKS))
        for key in ("learning_rate", "batch_size", "emb_l2", "id_dim")},
@@ -228,16 +244,6 @@ def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int =
                   extra={"best_epoch": res.best_epoch}, timed_here=not res.from_cache)
 
 
-def valid_loss(preds: dict[str, np.ndarray], taskset: TaskSet, tasks=TASKS) -> float:
-    """The article's loss with λ = 1 on a labelled set (:func:`mtrec_study.training.losses.article_loss`).
-
-    The tuner's score for our networks (single-task models: their one task's term).
-
-    Used by mtrec_study.study.published.
-    """
-    return article_loss(preds, taskset.labels, taskset.masks, tasks, {t: task_kind(t) for t in tasks})
-
-
 def _onehot(taskset: TaskSet, enc: OneHotEncoder | None = None):
     feats = taskset.features
     cat = [k for k, v in feats.items() if v.ndim == 1 and np.issubdtype(v.dtype, np.integer)]
@@ -309,12 +315,10 @@ def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20
 
     Used by mtrec_study.study.published.
     """
-    if name == "mtl":
-        return fit_network(prepared, setting, None, epochs, patience, seed)
-    if name in TOWERS:
+    if name == "mtl" or name in TOWERS:
         s = dict(setting)
         weighting = s.pop("weighting", "uncertainty")
-        fitted = fit_network(prepared, s, None if name == "two_tower" else [ITEM_TASK], epochs, patience, seed,
+        fitted = fit_network(prepared, s, [ITEM_TASK] if name == "two_tower_item" else None, epochs, patience, seed,
                              weighting=weighting)
         return dataclasses.replace(fitted, name=name)
     if name.startswith("single_"):
@@ -348,28 +352,101 @@ def ranking_metrics_on(prepared: PreparedData, fitted: Fitted, protocol: str, n_
     return E.full_catalogue_ranking(prepared, fitted.score_catalogue, ks=ks)[0]
 
 
-def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, seed: int = 0,
-                   n_negatives: int = 99) -> Callable[[PreparedData, dict], float]:
-    """The tuner's ``(view, setting) -> validation loss`` for ``name`` on ``split``.
+def criterion_tasks(name: str, split: str) -> tuple[str, ...]:
+    """The tasks whose validation criteria (:data:`CRITERIA`) choose ``name``'s setting on ``split``.
 
-    Networks: :func:`valid_loss` of their tasks. Logistic regression: interest log-loss. The
-    rankers (BPR, EASE and the two-tower networks): minus NDCG@10 of the validation items under the
-    split's ranking protocol. Peers: RMSE.
+    A single-task model, logistic regression and the rankers: their one task. The multi-task
+    network ``mtl``: the tasks that ``split``'s test rows read from it (:data:`SPLIT_TASKS`).
+
+    Used by mtrec_study.study.published.
+    """
+    if name == "mtl":
+        kind = "fold" if split.startswith("fold-") else split
+        if kind not in SPLIT_TASKS:
+            raise ValueError(f"unknown split {split!r}; valid: fold-<k>, {', '.join(k for k in SPLIT_TASKS if k != 'fold')}")
+        return SPLIT_TASKS[kind]
+    if name == "logreg":
+        return (INTEREST,)
+    if name.startswith("single_"):
+        return (name.removeprefix("single_"),)
+    if name in RANKERS:
+        return (ITEM_TASK,)
+    raise ValueError(f"no validation criterion for model {name!r}; valid: mtl, logreg, single_<task>, "
+                     f"{', '.join(RANKERS)} (peers are scored by RMSE in mtrec_study.study.peers)")
+
+
+def validation_criteria(view: PreparedData, fitted: Fitted, tasks, protocol: str, n_negatives: int = 99,
+                        seed: int = 0) -> dict[tuple[str, str], float]:
+    """``{(task, criterion): value}`` of a fitted model on the validation part of ``view``.
+
+    Interest and rating: AUC and RMSE of the labelled validation rows. Item: mean NDCG@10 of the
+    validation items under ``protocol`` (``loo``: against sampled negatives; otherwise the whole
+    catalogue without the user's training items), the score the rankers are tuned on.
+
+    Used by mtrec_study.study.published.
+    """
+    rows = [t for t in tasks if t != ITEM_TASK]
+    out = E.primary_values(fitted.predict(view.valid), view.valid, keys=[(t, CRITERIA[t]) for t in rows]) if rows else {}
+    if ITEM_TASK in tasks:
+        out[(ITEM_TASK, CRITERIA[ITEM_TASK])] = float(ranking_metrics_on(
+            validation_as_test(view), fitted, protocol, n_negatives, seed)[CRITERIA[ITEM_TASK]].mean())
+    return out
+
+
+def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, seed: int = 0,
+                   n_negatives: int = 99) -> Callable[[PreparedData, dict], float | dict]:
+    """The tuner's ``(view, setting) -> score`` for ``name`` on the split called ``split``.
+
+    Every model is scored on its task family's validation criterion (:data:`CRITERIA`), whatever it
+    trains with: minus AUC for interest (our networks, logistic regression), RMSE for the rating
+    (our networks; the peers through :func:`mtrec_study.study.peers.validation_rmse`), minus
+    NDCG@10 for item ranking under the split's protocol (BPR, EASE, the two-tower networks, the
+    pointwise item network). The multi-task network on a split whose rows read several tasks
+    returns the mapping of :func:`validation_criteria`, which
+    :func:`mtrec_study.study.tuning.grid_search` turns into Δm% over the grid's first setting.
 
     Used by mtrec_study.study.published.
     """
     if name in P.PEERS:
         return lambda view, s: P.validation_rmse(name, s, view, seed)
-    if name in RANKERS:
-        return lambda view, s: -float(ranking_metrics_on(
-            validation_as_test(view), fit_model(name, view, s, epochs, patience, seed), split, n_negatives,
-            seed)["ndcg@10"].mean())
-    tasks = (INTEREST,) if name == "logreg" else (TASKS if name == "mtl" else (name.removeprefix("single_"),))
+    tasks, protocol = criterion_tasks(name, split), "loo" if split == "loo" else "random"
 
-    def score(view: PreparedData, s: dict) -> float:
-        return valid_loss(fit_model(name, view, s, epochs, patience, seed).predict(view.valid), view.valid, tasks)
+    def score(view: PreparedData, s: dict) -> float | dict:
+        values = validation_criteria(view, fit_model(name, view, s, epochs, patience, seed), tasks, protocol,
+                                     n_negatives, seed)
+        if len(values) > 1:
+            return values
+        ((_, metric), value), = values.items()
+        return value if metric in LOWER_IS_BETTER else -value
 
     return score
+
+
+def criteria_table(tuning: pd.DataFrame, model: str = "mtl") -> pd.DataFrame:
+    """What chose ``model``'s setting on each split: every setting's validation criteria.
+
+    One row per (split, setting) of a :func:`mtrec_study.study.tuning.tune_splits` table: the
+    setting's keys as columns, one column per criterion (``"<task> <metric>"``, NaN where the split
+    does not read that task) and, where several criteria were combined, the validation Δm% over the
+    grid's first setting (minus the tuner's score). Empty when nothing was scored (one setting per
+    model, as in the fast preset).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    rows = tuning[(tuning["model"] == model) & tuning["valid_score"].notna()] if len(tuning) else tuning
+    out = []
+    for r in rows.to_dict("records"):
+        several = isinstance(r.get("criteria"), str)
+        if several:
+            values = json.loads(r["criteria"])
+        else:
+            (task,) = criterion_tasks(model, r["split"])
+            metric = CRITERIA[task]
+            values = {f"{task} {metric}": r["valid_score"] if metric in LOWER_IS_BETTER else -r["valid_score"]}
+        out.append({"split": r["split"], **json.loads(r["setting"]), **values,
+                    "validation Δm% over the first setting": -r["valid_score"] if several else np.nan,
+                    "chosen": bool(r["chosen"])})
+    return pd.DataFrame(out)
 
 
 def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed: int = 0,
@@ -378,7 +455,7 @@ def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    return {m: {s: score_function(m, "loo" if s == "loo" else "random", epochs, patience, seed, n_negatives)
+    return {m: {s: score_function(m, s, epochs, patience, seed, n_negatives)
                 for s in plan_splits(m, split_names)} for m in models}
 
 
@@ -798,21 +875,34 @@ def headline_table(cells: dict[tuple[str, str, str], dict], cv_folds: int = 5, d
 
 
 def _cost(name: str, split: str, fitted: Fitted) -> dict:
-    """One row of the cost log: a model's training seconds on one split, and whether timed in this run."""
-    return {"model": name, "split": split, "seconds": fitted.seconds, "timed in this build": fitted.timed_here}
+    """One row of the cost log: a model's training seconds on one split, whether timed in this run, and
+    the epoch early stopping kept (networks; NaN for the others)."""
+    return {"model": name, "split": split, "seconds": fitted.seconds, "timed in this build": fitted.timed_here,
+            "best epoch": fitted.extra.get("best_epoch", np.nan)}
 
 
-def cost_table(cost: list[dict], quality: pd.DataFrame | None = None) -> pd.DataFrame:
+def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: int | None = None) -> pd.DataFrame:
     """Mean training seconds per model (over the splits it ran on), beside its quality if given.
 
     ``timed in this build`` is True when every run of the model was timed in this build (not
-    taken from the training cache, which keeps the seconds of the original training).
+    taken from the training cache, which keeps the seconds of the original training). For the
+    networks, the epochs early stopping kept (``best epochs``: smallest to largest over the runs)
+    and, given the cap ``epochs``, ``runs best at the cap``: runs whose validation score was still
+    improving in their last allowed epoch, which a larger cap might have trained further.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    df = pd.DataFrame(cost).groupby("model", sort=False).agg(
-        train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"))
-    df = df.rename(columns={"timed": "timed in this build"}).reset_index()
+    frame = pd.DataFrame(cost)
+    if "best epoch" not in frame:
+        frame["best epoch"] = np.nan
+    df = frame.groupby("model", sort=False).agg(
+        train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"),
+        low=("best epoch", "min"), high=("best epoch", "max"),
+        at_cap=("best epoch", lambda b: int((b == epochs).sum()) if epochs and b.notna().any() else np.nan))
+    df["best epochs"] = [f"{lo:.0f}" if lo == hi else f"{lo:.0f}–{hi:.0f}" if np.isfinite(lo) else "—"
+                         for lo, hi in zip(df["low"], df["high"], strict=True)]
+    df = df.rename(columns={"timed": "timed in this build", "at_cap": "runs best at the cap"})
+    df = df.drop(columns=["low", "high"] + ([] if epochs else ["runs best at the cap"])).reset_index()
     return df if quality is None else df.merge(quality, on="model", how="left")
 
 

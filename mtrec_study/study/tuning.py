@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from mtrec_study.config import show_progress
 from mtrec_study.datasets import RatingsData
+from mtrec_study.evaluation.stats import delta_m
 from mtrec_study.prepare import PreparedData
 from mtrec_study.results import atomic_write_text
 
@@ -87,19 +88,29 @@ def check_budget(grids: dict[str, Sequence[dict]], budget: int = TUNE_BUDGET) ->
             raise ValueError(f"grid of {name!r} has {len(grid)} settings; the budget is 1..{budget} per model")
 
 
-def grid_search(prepared: PreparedData | None, grid: Sequence[dict], score: Callable[[PreparedData, dict], float],
-                ) -> pd.DataFrame:
+def grid_search(prepared: PreparedData | None, grid: Sequence[dict],
+                score: Callable[[PreparedData, dict], float | Mapping[tuple[str, str], float]]) -> pd.DataFrame:
     """Score every setting on the split's validation part (lower is better).
+
+    A score function returns either one number, lower is better (an RMSE, minus an AUC), or, for
+    a multi-task model judged on several tasks, ``{(task, metric): value}``. Several criteria are
+    combined into one score by the study's multi-task measure: minus Δm%
+    (:func:`mtrec_study.evaluation.stats.delta_m`) of each setting over the grid's first setting,
+    so every task's criterion counts by its relative change, whatever its scale.
 
     Args:
         prepared: One split; ``score`` only ever receives its :func:`validation_view` (may be
             ``None`` for a grid of one setting).
         grid: The settings to try.
-        score: ``(view, setting) -> validation loss``.
+        score: ``(view, setting) -> validation score`` or ``-> {(task, metric): value}``.
 
     Returns:
         One row per setting: ``setting`` (JSON), ``valid_score`` and ``chosen`` (the lowest;
-        the first on ties). A grid of one setting is chosen without training (score NaN).
+        the first on ties); with criteria, also ``criteria`` (JSON ``{"task metric": value}``).
+        A grid of one setting is chosen without training (score NaN).
+
+    Raises:
+        ValueError: If a score is not finite, or the settings return different kinds of score.
 
     Used by mtrec_study.study.tuning.
     """
@@ -107,28 +118,46 @@ def grid_search(prepared: PreparedData | None, grid: Sequence[dict], score: Call
         return pd.DataFrame({"setting": [json.dumps(dict(grid[0]), sort_keys=True)], "valid_score": [np.nan],
                              "chosen": [True]})
     view = validation_view(prepared)
-    scores = [float(score(view, dict(s))) for s in grid]
+    raw = [score(view, dict(s)) for s in grid]
+    several = [isinstance(r, Mapping) for r in raw]
+    if any(several) and not all(several):
+        raise ValueError("the score function returned a number for some settings and criteria for others")
+    if several[0]:
+        criteria = [{k: float(v) for k, v in r.items()} for r in raw]
+        if not all(np.isfinite(list(c.values())).all() for c in criteria):
+            raise ValueError(f"a setting scored {criteria}: validation criteria must be finite")
+        zero = [k for k, v in criteria[0].items() if v == 0]
+        if zero:
+            raise ValueError(f"the grid's first setting {dict(grid[0])} scored 0 on {zero[0]}: Δm% over it is "
+                             "undefined; put a setting that scores above 0 first")
+        scores = [-delta_m(c, criteria[0]) for c in criteria]
+    else:
+        scores = [float(r) for r in raw]
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"a setting scored {scores}: validation scores must be finite")
     best = int(np.argmin(scores))
-    return pd.DataFrame({"setting": [json.dumps(s, sort_keys=True) for s in grid], "valid_score": scores,
-                         "chosen": [i == best for i in range(len(grid))]})
+    table = pd.DataFrame({"setting": [json.dumps(s, sort_keys=True) for s in grid], "valid_score": scores,
+                          "chosen": [i == best for i in range(len(grid))]})
+    if several[0]:
+        table["criteria"] = [json.dumps({f"{t} {m}": v for (t, m), v in c.items()}) for c in criteria]
+    return table
 
 
 def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, Sequence[dict]],
-                scores: dict[str, dict[str, Callable[[PreparedData, dict], float]]],
+                scores: dict[str, dict[str, Callable[[PreparedData, dict], float | Mapping]]],
                 progress: bool = True) -> pd.DataFrame:
     """Grid-search every model on the validation part of each split it runs on.
 
     Args:
         splits: ``{split name: () -> PreparedData}`` (built lazily, one at a time).
         grids: ``{model: settings}``; see :func:`check_budget`.
-        scores: ``{model: {split: (view, setting) -> validation loss}}``; a model is tuned on
-            the splits it has a score function for.
+        scores: ``{model: {split: (view, setting) -> validation score}}`` (see
+            :func:`grid_search`); a model is tuned on the splits it has a score function for.
         progress: Show a tqdm bar over (split, model).
 
     Returns:
-        ``split, model, setting, valid_score, chosen`` rows.
+        ``split, model, setting, valid_score, chosen`` rows, and ``criteria`` when a model is
+        scored on several (NaN in the other rows).
 
     Raises:
         ValueError: If a model has no grid, or a score names an unknown split.
@@ -154,7 +183,8 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
             frames.append(grid_search(prepared, grids[model], scores[model][split]).assign(split=split, model=model))
             bar.update()
     bar.close()
-    return pd.concat(frames, ignore_index=True)[["split", "model", "setting", "valid_score", "chosen"]]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["split", "model", "setting", "valid_score", "chosen", *(["criteria"] if "criteria" in table else [])]]
 
 
 def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
@@ -235,6 +265,10 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
     return pd.DataFrame(rows, columns=["model", "split", "setting", "value", "edge", "tried"], dtype=object)
 
 
+# Columns of the validation table held as JSON strings (mappings in params/tuned.yaml).
+_JSON_COLUMNS = ("setting", "criteria")
+
+
 def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
     """Write the choices, the validation scores and what they belong to (atomically).
 
@@ -242,7 +276,8 @@ def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids
     """
     doc = {"key": key, "budget": TUNE_BUDGET, "grids": {m: [dict(s) for s in g] for m, g in grids.items()},
            "chosen": chosen_settings(table),
-           "validation": [{k: (json.loads(v) if k == "setting" else v) for k, v in r.items()}
+           "validation": [{k: (json.loads(v) if k in _JSON_COLUMNS else v) for k, v in r.items()
+                           if k not in _JSON_COLUMNS or isinstance(v, str)}  # no criteria: no entry
                           for r in table.to_dict("records")]}
     header = ("# Generated by `python -m mtrec_study tune` (validation data only; see mtrec_study/study/tuning.py).\n"
               "# Do not edit by hand: rerun the command; 09_headline_results checks `key` and `grids`.\n")
@@ -293,10 +328,16 @@ def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grid
     Used by mtrec_study.study.published.
     """
     doc = check_stored(Path(path), key)
-    kept = pd.DataFrame([{k: (json.dumps(v) if k == "setting" else v) for k, v in r.items()}
-                         for r in doc.get("validation", []) if r["model"] not in grids])
+    kept = _validation_table(doc)
+    kept = kept[~kept["model"].isin(list(grids))] if len(kept) else kept
     all_grids = {**doc.get("grids", {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}
     return save_tuned(path, pd.concat([kept, table], ignore_index=True), key, all_grids)
+
+
+def _validation_table(doc: dict) -> pd.DataFrame:
+    """A stored document's validation rows as :func:`tune_splits` returns them (JSON columns as strings)."""
+    return pd.DataFrame([{k: (json.dumps(v) if k in _JSON_COLUMNS else v) for k, v in r.items()}
+                         for r in doc.get("validation", [])])
 
 
 def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> dict[str, dict[str, dict]]:
@@ -323,11 +364,13 @@ def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[
 
 def tuned_or_tune(path: str | Path | None, key: dict[str, Any], splits: dict[str, Callable[[], PreparedData]],
                   grids: dict[str, Sequence[dict]],
-                  scores: dict[str, dict[str, Callable[[PreparedData, dict], float]]], progress: bool = True) -> tuple[dict[str, dict[str, dict]], pd.DataFrame | None]:
+                  scores: dict[str, dict[str, Callable[[PreparedData, dict], float | Mapping]]], progress: bool = True,
+                  ) -> tuple[dict[str, dict[str, dict]], pd.DataFrame]:
     """Stored choices from ``path`` if given, else run :func:`tune_splits` now.
 
     Returns:
-        ``({model: {split: setting}}, the validation table or None when read from the file)``.
+        ``({model: {split: setting}}, the validation table)``: the stored one when read from the
+        file (the scores of the search that wrote it), else this run's.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
@@ -337,7 +380,7 @@ def tuned_or_tune(path: str | Path | None, key: dict[str, Any], splits: dict[str
             missing = sorted(set(scores[model]) - set(chosen[model]))
             if missing:
                 raise ValueError(f"{path}: model {model!r} has no choice for split {missing[0]!r}; rerun the tuner")
-        return chosen, None
+        return chosen, _validation_table(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
     table = tune_splits(splits, grids, scores, progress)
     return chosen_settings(table), table
 

@@ -12,9 +12,7 @@ observed rows (the network outputs the log-probability).
 
 from __future__ import annotations
 
-import numpy as np
 from keras import ops
-from sklearn.metrics import log_loss
 
 EPS = 1e-7
 
@@ -60,26 +58,3 @@ def task_loss(task_type: str, y, pred, mask):
     if task_type == "retrieval":  # pred is log p(item | user); the positives are the labelled rows
         return masked_mean(-pred, mask * y)
     raise ValueError(f"unknown task type {task_type!r}; valid: 'binary', 'regression', 'retrieval'")
-
-
-def article_loss(preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], masks: dict[str, np.ndarray],
-                 tasks, kinds: dict[str, str]) -> float:
-    """The article's loss with λ = 1, in NumPy, on a labelled set: Σ over ``tasks`` of each task's
-    masked loss (log loss for a binary task, probabilities clipped as in :func:`binary_crossentropy`;
-    MSE for a regression task).
-
-    The tuner scores our networks on validation with it (a single-task model: its one task's term).
-
-    Used by mtrec_study.study.published.
-    """
-    total = 0.0
-    for task in tasks:
-        m = masks[task] > 0
-        y, p = labels[task][m], preds[task][m]
-        if kinds[task] == "regression":
-            total += float(np.mean((y - p) ** 2))
-        elif kinds[task] == "binary":
-            total += float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
-        else:
-            raise ValueError(f"task {task!r}: unknown task type {kinds[task]!r}; valid: 'binary', 'regression'")
-    return total

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import log_loss
 
 from mtrec_study.models.classic import BPR
 from mtrec_study.prepare import prepare_tasks
@@ -106,8 +106,9 @@ def test_tune_splits_store_and_load_round_trip(fold, tmp_path):
     key = {"seed": 1, "k": 5}
     path = T.save_tuned(tmp_path / "tuned.yaml", table, key, grids)
     assert T.load_tuned(path, key, grids) == T.chosen_settings(table)
-    chosen, none = T.tuned_or_tune(path, key, {"a": None, "b": None}, grids, scores)
-    assert none is None and chosen["n"]["b"] == {"w": 5}
+    chosen, stored = T.tuned_or_tune(path, key, {"a": None, "b": None}, grids, scores)
+    assert chosen["n"]["b"] == {"w": 5}
+    pd.testing.assert_frame_equal(stored, table)  # the search's own scores come back with the choices
     with pytest.raises(ValueError, match="key 'seed' is 1, this run has 2"):
         T.load_tuned(path, {"seed": 2, "k": 5}, grids)
     with pytest.raises(ValueError, match="stored grid of 'm' differs"):
@@ -159,6 +160,20 @@ def test_committed_tuning_matches_the_full_preset():
     for (split, model), g in val.groupby(["split", "model"]):
         best = g.loc[g["valid_score"].idxmin(), "setting"]
         assert doc["chosen"][model][split] == best
+    # Where the multi-task network is judged on several tasks, each row carries their criteria and its
+    # score is minus their Δm% over the grid's first setting (recomputed here from the stored values).
+    mtl = val[val["model"] == "mtl"]
+    for split, g in mtl.groupby("split", sort=False):
+        keys = {f"{t} {H.CRITERIA[t]}" for t in H.criterion_tasks("mtl", split)}
+        if len(keys) == 1:
+            assert "criteria" not in g or g["criteria"].isna().all()
+            continue
+        crit = g["criteria"].tolist()
+        assert all(set(c) == keys for c in crit), split
+        for c, score in zip(crit, g["valid_score"], strict=True):
+            gain = [(-1 if k.endswith("rmse") else 1) * (c[k] - crit[0][k]) / crit[0][k] for k in keys]
+            assert score == pytest.approx(-100 * np.mean(gain)), split
+    assert len(mtl) == 4 * len(names)  # every split was searched with the whole grid
 
 
 # --------------------------------------------------------------------------- grid edges
@@ -270,18 +285,113 @@ def test_bpr_learns_the_structure_and_is_deterministic(small_world, tmp_path):
 
 
 # --------------------------------------------------------------------------- scores and the table
-def test_valid_loss_is_the_article_loss_with_unit_weights(fold):
-    rng = np.random.default_rng(0)
-    ts = fold.valid
-    preds = {"interest": rng.random(len(ts)), "item": rng.random(len(ts)), "behaviour": 1 + 4 * rng.random(len(ts))}
-    by_hand = 0.0
-    for task in ("interest", "item"):
-        m = ts.masks[task] > 0
-        by_hand += log_loss(ts.labels[task][m], preds[task][m])
-    m = ts.masks["behaviour"] > 0
-    by_hand += np.mean((ts.labels["behaviour"][m] - preds["behaviour"][m]) ** 2)
-    assert H.valid_loss(preds, ts) == pytest.approx(by_hand)
-    assert H.valid_loss(preds, ts, ("interest",)) < by_hand
+def test_several_criteria_choose_by_delta_m_over_the_first_setting(fold):
+    """Worked by hand: AUC +10% and RMSE 5% worse is Δm% +2.5; AUC +5% and RMSE 3% better is +4."""
+    values = [{("interest", "auc"): 0.70, ("behaviour", "rmse"): 1.00},
+              {("interest", "auc"): 0.77, ("behaviour", "rmse"): 1.05},
+              {("interest", "auc"): 0.735, ("behaviour", "rmse"): 0.97}]
+    table = T.grid_search(fold, [{"i": i} for i in range(3)], lambda view, s: values[s["i"]])
+    np.testing.assert_allclose(table["valid_score"], [0.0, -2.5, -4.0], atol=1e-12)
+    assert table["chosen"].tolist() == [False, False, True]
+    assert json.loads(table["criteria"][1]) == {"interest auc": 0.77, "behaviour rmse": 1.05}
+    # One number per setting keeps its own scale and no criteria column.
+    plain = T.grid_search(fold, [{"i": i} for i in range(3)], lambda view, s: [0.3, 0.1, 0.2][s["i"]])
+    assert plain["chosen"].tolist() == [False, True, False] and "criteria" not in plain
+    with pytest.raises(ValueError, match="a number for some settings and criteria for others"):
+        T.grid_search(fold, [{"i": 0}, {"i": 1}], lambda view, s: values[0] if s["i"] else 0.5)
+    with pytest.raises(ValueError, match="criteria must be finite"):
+        T.grid_search(fold, [{"i": 0}, {"i": 1}], lambda view, s: {("interest", "auc"): np.nan if s["i"] else 0.7})
+
+
+def test_criteria_are_stored_and_survive_a_merge(fold, tmp_path):
+    grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
+    crit = {1: {("interest", "auc"): 0.7, ("behaviour", "rmse"): 1.0}, 2: {("interest", "auc"): 0.8, ("behaviour", "rmse"): 1.0}}
+    scores = {"m": {"a": lambda v, s: crit[s["v"]]}, "n": {"a": lambda v, s: float(s["w"])}}
+    key = {"seed": 1}
+    path = T.save_tuned(tmp_path / "tuned.yaml", T.tune_splits({"a": lambda: fold}, grids, scores, progress=False),
+                        key, grids)
+    new_grid = {"n": [{"w": 1}, {"w": 3}]}
+    T.merge_tuned(path, T.tune_splits({"a": lambda: fold}, new_grid, {"n": {"a": lambda v, s: -float(s["w"])}},
+                                      progress=False), key, new_grid)
+    import yaml
+
+    rows = yaml.safe_load(path.read_text())["validation"]
+    by = {(r["model"], json.dumps(r["setting"])): r for r in rows}
+    assert by[("m", '{"v": 2}')]["criteria"] == {"interest auc": 0.8, "behaviour rmse": 1.0}
+    assert by[("m", '{"v": 2}')]["chosen"] and "criteria" not in by[("n", '{"w": 3}')]
+    assert T.load_tuned(path, key, {**grids, **new_grid}) == {"m": {"a": {"v": 2}}, "n": {"a": {"w": 3}}}
+
+
+def test_criteria_table_shows_what_chose_each_setting(fold):
+    values = {"fixed": {("interest", "auc"): 0.70, ("behaviour", "rmse"): 1.00},
+              "dwa": {("interest", "auc"): 0.77, ("behaviour", "rmse"): 1.05}}
+    grids = {"mtl": [{"model": "mmoe", "weighting": w} for w in values], "bpr": [{"f": 1}, {"f": 2}]}
+    scores = {"mtl": {"fold-0": lambda v, s: values[s["weighting"]], "loo": lambda v, s: -0.3 - 0.01 * len(s["weighting"])},
+              "bpr": {"loo": lambda v, s: -0.2}}
+    table = T.tune_splits({"fold-0": lambda: fold, "loo": lambda: fold}, grids, scores, progress=False)
+    shown = H.criteria_table(table, "mtl")
+    assert shown["split"].tolist() == ["fold-0", "fold-0", "loo", "loo"]
+    assert shown["weighting"].tolist() == ["fixed", "dwa"] * 2
+    np.testing.assert_allclose(shown["interest auc"][:2], [0.70, 0.77])
+    np.testing.assert_allclose(shown["validation Δm% over the first setting"][:2], [0.0, 2.5], atol=1e-12)
+    assert shown["validation Δm% over the first setting"][2:].isna().all() and shown["interest auc"][2:].isna().all()
+    np.testing.assert_allclose(shown["item ndcg@10"][2:], [0.35, 0.33])  # −score: NDCG@10 itself
+    assert shown["chosen"].tolist() == [False, True, True, False]
+    assert H.criteria_table(T.tune_splits({"a": lambda: fold}, {"mtl": [{"x": 1}]}, {"mtl": {"a": None}},
+                                          progress=False)).empty  # one setting: nothing scored
+
+
+def test_each_model_is_tuned_on_its_task_familys_criterion():
+    assert H.criterion_tasks("mtl", "fold-3") == ("interest", "behaviour")
+    assert H.criterion_tasks("mtl", "temporal") == ("interest", "item", "behaviour")
+    assert H.criterion_tasks("mtl", "loo") == H.criterion_tasks("mtl", "random") == ("item",)
+    assert H.criterion_tasks("single_behaviour", "fold-0") == ("behaviour",)
+    assert H.criterion_tasks("logreg", "temporal") == ("interest",)
+    assert all(H.criterion_tasks(m, "loo") == ("item",) for m in ("bpr", "ease", "two_tower", "single_item"))
+    assert H.CRITERIA == {"interest": "auc", "behaviour": "rmse", "item": "ndcg@10"}
+    with pytest.raises(ValueError, match="no validation criterion for model 'SVD'"):
+        H.criterion_tasks("SVD", "fold-0")
+    with pytest.raises(ValueError, match="unknown split 'later'; valid: fold-<k>, temporal, loo, random"):
+        H.criterion_tasks("mtl", "later")
+    # Every (model, split) of the plan gets a score function (building one trains nothing).
+    names = ["fold-0", "fold-1", "temporal", "loo", "random"]
+    scores = H.tuning_scores(names, [m for m in H.GRIDS if m not in P.PEERS])
+    assert {m: sorted(v) for m, v in scores.items()} == {m: sorted(H.plan_splits(m, names)) for m in scores}
+    # The weighting of the multi-task network's losses is a choice of its search.
+    assert {s["weighting"] for s in H.GRIDS["mtl"]} == {"fixed", "uncertainty", "dwa"}
+
+
+def test_score_functions_read_validation_auc_rmse_and_ndcg(fold):
+    """Each score is its family's criterion on the validation part, recomputed here with scikit-learn
+    (AUC, RMSE) and with the ranking metric of the validation items (NDCG@10)."""
+    from sklearn.metrics import mean_squared_error, roc_auc_score
+
+    view = T.validation_view(fold)
+    vs = view.valid
+    m = vs.masks["interest"] > 0
+    auc = roc_auc_score(vs.labels["interest"][m], H.fit_logreg(view, {"C": 1.0}).predict(vs)["interest"][m])
+    assert H.score_function("logreg", "fold-0")(view, {"C": 1.0}) == pytest.approx(-auc, abs=1e-9)
+
+    setting = {**H.GRIDS["single_behaviour"][0]}
+    fitted = H.fit_model("single_behaviour", view, setting, epochs=1, patience=1)
+    r = vs.masks["behaviour"] > 0
+    rmse = mean_squared_error(vs.labels["behaviour"][r], fitted.predict(vs)["behaviour"][r]) ** 0.5
+    assert H.score_function("single_behaviour", "fold-0", epochs=1, patience=1)(view, setting) == pytest.approx(rmse, rel=1e-5)
+
+    mtl = H.score_function("mtl", "temporal", epochs=1, patience=1)(view, H.GRIDS["mtl"][0])
+    assert set(mtl) == {("interest", "auc"), ("behaviour", "rmse"), ("item", "ndcg@10")}
+    net = H.fit_model("mtl", view, H.GRIDS["mtl"][0], epochs=1, patience=1)
+    ndcg = H.ranking_metrics_on(H.validation_as_test(view), net, "random")["ndcg@10"].mean()
+    assert mtl[("item", "ndcg@10")] == pytest.approx(ndcg, rel=1e-6) and 0 <= ndcg <= 1
+    assert H.score_function("mtl", "random", epochs=1, patience=1)(view, H.GRIDS["mtl"][0]) == pytest.approx(-ndcg, rel=1e-6)
+    # On the leave-one-out split the item criterion ranks each validation item among sampled negatives
+    # (20 here: some users of this small world have rated most of its 200 items).
+    bpr = {"factors": 8, "l2": 0.0, "epochs": 2}
+    valid_as_test = H.validation_as_test(view)
+    sampled = H.ranking_metrics_on(valid_as_test, H.fit_bpr(view, bpr), "loo", n_negatives=20)["ndcg@10"].mean()
+    full = H.ranking_metrics_on(valid_as_test, H.fit_bpr(view, bpr), "random")["ndcg@10"].mean()
+    assert H.score_function("bpr", "loo", n_negatives=20)(view, bpr) == pytest.approx(-sampled)
+    assert sampled != pytest.approx(full)
 
 
 def test_logreg_uses_one_hot_features_and_beats_chance(fold):

@@ -291,30 +291,3 @@ def test_sampled_ranking_defaults_are_the_ncf_protocol_and_pass_their_settings(w
     assert not E.sampled_ranking(wide, tied, seed=1).equals(own)  # the seed reaches the draw
     optimistic = E.sampled_ranking(wide, tied, ties="optimistic", candidates=(u99, c99))
     assert (optimistic["hr@10"] >= own["hr@10"]).all() and optimistic["hr@10"].mean() > own["hr@10"].mean()
-
-
-# --------------------------------------------------------------------------- the tuner's loss
-def test_article_loss_by_hand():
-    """Σ of masked per-task losses: log loss (clipped) for binary tasks, MSE for the rating."""
-    from mtrec_study.training.losses import article_loss
-
-    labels = {"a": np.array([1.0, 0.0, 1.0], "float32"), "r": np.array([4.0, 2.0, 0.0], "float32")}
-    preds = {"a": np.array([0.8, 0.4, 1.0], "float32"), "r": np.array([3.0, 2.5, 9.0], "float32")}
-    masks = {"a": np.array([1, 1, 0], "float32"), "r": np.array([1, 1, 0], "float32")}
-    kinds = {"a": "binary", "r": "regression"}
-    want_a = -(np.log(0.8) + np.log(0.6)) / 2  # the third row is masked out
-    want_r = ((4 - 3) ** 2 + (2 - 2.5) ** 2) / 2
-    got = article_loss(preds, labels, masks, ["a", "r"], kinds)
-    assert got == pytest.approx(want_a + want_r, rel=1e-6)
-    assert article_loss(preds, labels, masks, ["r"], kinds) == pytest.approx(want_r, rel=1e-6)
-    # Order does not matter, and a binary task after the rating one still adds its term.
-    assert article_loss(preds, labels, masks, ["r", "a"], kinds) == pytest.approx(want_a + want_r, rel=1e-6)
-    # A validation part where every labelled row is a like: log loss with both classes named.
-    ones = {"a": np.array([1.0, 1.0], "float32")}
-    one_class = article_loss({"a": np.array([0.5, 0.25], "float32")}, ones, {"a": np.ones(2, "float32")}, ["a"], kinds)
-    assert one_class == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2, rel=1e-6)
-    clipped = article_loss({"a": np.array([0.0, 1.0])}, {"a": np.array([1.0, 0.0])},  # float64: exact clip
-                           {"a": np.ones(2)}, ["a"], kinds)
-    assert clipped == pytest.approx(-np.log(1e-7), rel=1e-4)  # p clipped at 1e-7, not log(0)
-    with pytest.raises(ValueError, match="task 'a': unknown task type 'ordinal'"):
-        article_loss(preds, labels, masks, ["a"], {"a": "ordinal"})

@@ -163,3 +163,12 @@ def test_the_cost_table_says_which_networks_were_timed_in_this_build(prepared, c
     table = published.cost_table(cost).set_index("model")
     assert table.loc["mtl", "runs"] == 2 and table.loc["mtl", "train_seconds"] == first.seconds
     assert not table.loc["mtl", "timed in this build"] and table.loc["bpr", "timed in this build"]
+    # The epochs early stopping kept, and the runs still improving at the cap (here 1 epoch: both).
+    assert first.extra["best_epoch"] == 1 and "runs best at the cap" not in table
+    table = published.cost_table(cost, epochs=1).set_index("model")
+    assert table.loc["mtl", "best epochs"] == "1" and table.loc["mtl", "runs best at the cap"] == 2
+    assert table.loc["bpr", "best epochs"] == "—" and np.isnan(table.loc["bpr", "runs best at the cap"])
+    by_hand = [{"model": "m", "split": s, "seconds": 1.0, "timed in this build": True, "best epoch": b}
+               for s, b in (("a", 4), ("b", 20), ("c", 11))]
+    row = published.cost_table(by_hand, epochs=20).iloc[0]
+    assert row["best epochs"] == "4–20" and row["runs best at the cap"] == 1
