@@ -352,6 +352,11 @@ def ranking_metrics_on(prepared: PreparedData, fitted: Fitted, protocol: str, n_
     return E.full_catalogue_ranking(prepared, fitted.score_catalogue, ks=ks)[0]
 
 
+def _lower_is_better(metric: str, value: float) -> float:
+    """``value`` as a score where lower is better (negated unless ``metric`` already is); its own inverse."""
+    return value if metric in LOWER_IS_BETTER else -value
+
+
 def criterion_tasks(name: str, split: str) -> tuple[str, ...]:
     """The tasks whose validation criteria (:data:`CRITERIA`) choose ``name``'s setting on ``split``.
 
@@ -417,7 +422,7 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
         if len(values) > 1:
             return values
         ((_, metric), value), = values.items()
-        return value if metric in LOWER_IS_BETTER else -value
+        return _lower_is_better(metric, value)
 
     return score
 
@@ -442,7 +447,7 @@ def criteria_table(tuning: pd.DataFrame, model: str = "mtl") -> pd.DataFrame:
         else:
             (task,) = criterion_tasks(model, r["split"])
             metric = CRITERIA[task]
-            values = {f"{task} {metric}": r["valid_score"] if metric in LOWER_IS_BETTER else -r["valid_score"]}
+            values = {f"{task} {metric}": _lower_is_better(metric, r["valid_score"])}  # its own inverse
         out.append({"split": r["split"], **json.loads(r["setting"]), **values,
                     "validation Δm% over the first setting": -r["valid_score"] if several else np.nan,
                     "chosen": bool(r["chosen"])})
