@@ -439,7 +439,7 @@ def criteria_table(tuning: pd.DataFrame, model: str = "mtl") -> pd.DataFrame:
     Introduced in notebooks/09_headline_results.ipynb.
     """
     rows = tuning[(tuning["model"] == model) & tuning["valid_score"].notna()] if len(tuning) else tuning
-    out = []
+    out, keys, criteria = [], {}, {}  # dicts as ordered sets: setting keys, then criteria, as first seen
     for r in rows.to_dict("records"):
         several = isinstance(r.get("criteria"), str)
         if several:
@@ -448,10 +448,14 @@ def criteria_table(tuning: pd.DataFrame, model: str = "mtl") -> pd.DataFrame:
             (task,) = criterion_tasks(model, r["split"])
             metric = CRITERIA[task]
             values = {f"{task} {metric}": _lower_is_better(metric, r["valid_score"])}  # its own inverse
-        out.append({"split": r["split"], **json.loads(r["setting"]), **values,
+        setting = json.loads(r["setting"])
+        keys.update(dict.fromkeys(setting))
+        criteria.update(dict.fromkeys(values))
+        out.append({"split": r["split"], **setting, **values,
                     "validation Δm% over the first setting": -r["valid_score"] if several else np.nan,
                     "chosen": bool(r["chosen"])})
-    return pd.DataFrame(out)
+    columns = ["split", *keys, *criteria, "validation Δm% over the first setting", "chosen"]
+    return pd.DataFrame(out, columns=columns) if out else pd.DataFrame()
 
 
 def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed: int = 0,
