@@ -453,6 +453,34 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
     raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
 
 
+def split_profile(inter: pd.DataFrame, idx: dict[str, np.ndarray]) -> dict[str, float]:
+    """Two facts that say what a split's test measures: how much future training sees, how many test users are new.
+
+    * ``later training share``: for each test rating, the share of training ratings whose
+      timestamp is later than its own, averaged over the test ratings (0 for a global time
+      cutoff; about half for a random split).
+    * ``new-user test share``: the share of test ratings whose user has no training rating
+      (those rows test cold start, whatever the split is called).
+
+    Args:
+        inter: The interactions the split indexes (``user_id``, ``timestamp``).
+        idx: :func:`split_indices`' positions per part (``train`` and ``test`` are read).
+
+    Raises:
+        ValueError: If ``idx`` lacks a ``train`` or ``test`` part, or either is empty.
+
+    Introduced in notebooks/01_data_preprocessing.ipynb.
+    """
+    missing = [p for p in ("train", "test") if p not in idx or len(idx[p]) == 0]
+    if missing:
+        raise ValueError(f"split_profile needs non-empty train and test parts; empty or missing: {missing}")
+    train, test = inter.iloc[idx["train"]], inter.iloc[idx["test"]]
+    train_t = np.sort(train["timestamp"].to_numpy())
+    later = 1.0 - np.searchsorted(train_t, test["timestamp"].to_numpy(), side="right") / train_t.size
+    new_user = ~np.isin(test["user_id"].to_numpy(), train["user_id"].to_numpy())
+    return {"later training share": float(later.mean()), "new-user test share": float(new_user.mean())}
+
+
 def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg_ratio: float = 1.0,
                   indices: dict[str, np.ndarray] | None = None, lookup: bool = False, **split_kwargs) -> PreparedData:
     """Clean, split and build the three tasks' train/valid/test sets.

@@ -100,7 +100,7 @@ def holm(pvalues) -> np.ndarray:
     The i-th smallest of m p-values is multiplied by ``m - i + 1``; the adjusted values are made
     non-decreasing in that order and capped at 1. It controls the family-wise error rate.
 
-    Used by mtrec_study.evaluation.stats.
+    Introduced in notebooks/08_sharing_mechanisms.ipynb.
     """
     p = np.asarray(pvalues, dtype="float64")
     out = np.full(p.shape, np.nan)

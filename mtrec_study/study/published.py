@@ -890,30 +890,34 @@ def _cost(name: str, split: str, fitted: Fitted) -> dict:
             "best epoch": fitted.extra.get("best_epoch", np.nan)}
 
 
-def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: int | None = None) -> pd.DataFrame:
+def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: int | None = None,
+               patience: int = 0) -> pd.DataFrame:
     """Mean training seconds per model (over the splits it ran on), beside its quality if given.
 
     ``timed in this build`` is True when every run of the model was timed in this build (not
     taken from the training cache, which keeps the seconds of the original training). For the
     networks, the epochs early stopping kept (``best epochs``: smallest to largest over the runs)
-    and, given the cap ``epochs``, ``runs best at the cap``: runs whose validation score was still
-    improving in their last allowed epoch, which a larger cap might have trained further.
+    and, given the cap ``epochs`` and the early-stopping ``patience``, ``runs cut by the cap``:
+    runs whose best epoch came later than ``epochs - patience``, so the cap ended them before
+    early stopping had waited its ``patience`` epochs without improvement (a larger cap might
+    have trained them further). Early stopping waits at least one epoch, so with ``patience`` 0
+    or 1 these are the runs best in their last allowed epoch.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
     frame = pd.DataFrame(cost)
     if "best epoch" not in frame:
         frame["best epoch"] = np.nan
+    last_stop = None if not epochs else epochs - max(patience, 1)  # early stopping waits at least one epoch
     df = frame.groupby("model", sort=False).agg(
         train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"),
         low=("best epoch", "min"), high=("best epoch", "max"),
-        at_cap=("best epoch", lambda b: int((b == epochs).sum()) if epochs and b.notna().any() else np.nan))
+        cut=("best epoch", lambda b: int((b > last_stop).sum()) if last_stop is not None and b.notna().any() else np.nan))
     df["best epochs"] = [f"{lo:.0f}" if lo == hi else f"{lo:.0f}–{hi:.0f}" if np.isfinite(lo) else "—"
                          for lo, hi in zip(df["low"], df["high"], strict=True)]
-    df = df.rename(columns={"timed": "timed in this build", "at_cap": "runs best at the cap"})
-    df = df.drop(columns=["low", "high"] + ([] if epochs else ["runs best at the cap"])).reset_index()
+    df = df.rename(columns={"timed": "timed in this build", "cut": "runs cut by the cap"})
+    df = df.drop(columns=["low", "high"] + ([] if epochs else ["runs cut by the cap"])).reset_index()
     return df if quality is None else df.merge(quality, on="model", how="left")
-
 
 
 # --------------------------------------------------------------------------- tuning from a preset

@@ -91,6 +91,11 @@ def test_01_data_preprocessing(fast_report):
     splits = {r["split"]: r for r in s["splits"]}
     assert splits["temporal"]["train"] + splits["temporal"]["valid"] + splits["temporal"]["test"] == 100_000
     assert splits["loo"]["test"] == 943
+    # What each split's test measures: the global cutoff never trains on a later rating (the per-user
+    # split does), and its test is mostly new users; every test user of cold_user is new.
+    assert splits["global_time"]["later training share"] == 0 < splits["temporal"]["later training share"]
+    assert splits["global_time"]["new-user test share"] > 0.5 and splits["cold_user"]["new-user test share"] == 1
+    assert splits["temporal"]["new-user test share"] == 0 == splits["random"]["new-user test share"]
     tasks = {(r["part"], r["task"]): r for r in s["task_summary"]}
     assert tasks[("train", "item")]["mean_label"] == pytest.approx(0.5)
 
@@ -283,6 +288,16 @@ def test_07_article_claims(fast_report, fast_data):
         primary = [r for r in rows if row["primary comparison (95% CI)"].startswith(r["comparison"] + ": ")]
         assert len(primary) == 1, claim
         assert verdict(primary[0]["outcome"]) == row["verdict"], claim
+    # Section 2.1: the global time cutoff, a secondary comparison with one seed, split by known and new users.
+    profiles = {r["split"]: r for r in s["split_profiles"]}
+    assert profiles["global time cutoff"]["later training share"] == 0 < profiles["per-user recent"]["later training share"]
+    future = pd.DataFrame(s["future_evidence"])
+    assert set(future["segment"]) == {"all", "known user", "new user"} and future["comparison"].str.endswith("(1 seed)").all()
+    by_seg = future.pivot_table(index="task", columns="segment", values="rows")
+    assert (by_seg["known user"] + by_seg["new user"] == by_seg["all"]).all() and (by_seg > 0).all().all()
+    accuracy_row = verdicts[claim_text("accuracy").split(" (")[0]]
+    for r in future[future["segment"] == "all"].itertuples():
+        assert f"{r.comparison}: {r.estimate:+.4f}" in accuracy_row["other comparisons (95% CI)"]
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
     assert all(n > 0 for n in s["cold_segments"].values())
     assert all(0.3 < r["single AUC"] < 1 for r in s["cold_table"])
@@ -338,8 +353,19 @@ def test_08_sharing_mechanisms(fast_report):
     assert all(r["n"] >= 2 for r in s["synthetic_summary"])
     assert {r["comparison"].split(" at ")[0] for r in s["synthetic_tests"]} == {
         "mmoe vs shared_bottom", "omoe vs shared_bottom", "mmoe vs omoe"}
+    # One family of three comparisons: Holm's adjustment recomputed from the recorded p-values.
+    from mtrec_study.evaluation import holm
+
+    tests = s["synthetic_tests"]
+    assert [r["p_holm"] for r in tests] == pytest.approx(list(holm([r["p_t"] for r in tests])), nan_ok=True)
+    assert all(r["p_holm"] >= r["p_t"] for r in tests if r["p_t"] == r["p_t"])
     checks = {r["paper's finding"]: r["seen here?"] for r in s["paper_check"]}
     assert len(checks) == 3
+    for r in tests:
+        model = r["comparison"].split(" vs ")[0]
+        if r["comparison"].startswith(("mmoe vs shared_bottom", "omoe vs shared_bottom")):
+            expect = r["mean_diff"] < 0 and r["p_holm"] < 0.05
+            assert checks[f"{model} beats shared-bottom at low correlation"] == expect, r
     least = min(s["synthetic_degradation"], key=lambda r: r["growth_pct"])["model"]
     assert checks["MMoE degrades least as p falls"] == (least == "mmoe")
     assert all(r["interest_auc"] > 0.5 + AUC_MARGIN for r in s["experts"])

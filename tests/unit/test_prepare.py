@@ -203,6 +203,22 @@ def test_global_time_split_never_trains_on_the_future(small_world):
     assert inter.iloc[per_user["train"]]["timestamp"].max() > inter.iloc[per_user["test"]]["timestamp"].min()
     with pytest.raises(ValueError, match="must be in"):
         prepare.global_time_split(inter, valid_frac=0.5, test_frac=0.6)
+    assert prepare.split_profile(inter, idx)["later training share"] == 0.0
+    assert prepare.split_profile(inter, per_user)["later training share"] > 0.0
+
+
+def test_split_profile_by_hand():
+    """Training ratings at t = 1, 2, 5, 6 (users a, a, b, b); test ratings at t = 3 (user a) and
+    t = 7 (user c). Later training ratings: 2 of 4 for t = 3, 0 of 4 for t = 7 -> mean 0.25.
+    New users: c only -> 1 of 2 test ratings. A tie (a training rating in the test rating's
+    second) does not count as later."""
+    inter = pd.DataFrame({"user_id": ["a", "a", "b", "b", "a", "c"], "timestamp": [1, 2, 5, 6, 3, 7]})
+    idx = {"train": np.array([0, 1, 2, 3]), "valid": np.array([], "int64"), "test": np.array([4, 5])}
+    assert prepare.split_profile(inter, idx) == {"later training share": 0.25, "new-user test share": 0.5}
+    tie = inter.assign(timestamp=[1, 2, 3, 6, 3, 7])
+    assert prepare.split_profile(tie, idx)["later training share"] == pytest.approx(0.125)
+    with pytest.raises(ValueError, match=r"empty or missing: \['test'\]"):
+        prepare.split_profile(inter, {**idx, "test": np.array([], "int64")})
 
 
 def test_ratio_counts_truncate_as_recbole_does():

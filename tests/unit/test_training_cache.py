@@ -163,12 +163,15 @@ def test_the_cost_table_says_which_networks_were_timed_in_this_build(prepared, c
     table = published.cost_table(cost).set_index("model")
     assert table.loc["mtl", "runs"] == 2 and table.loc["mtl", "train_seconds"] == first.seconds
     assert not table.loc["mtl", "timed in this build"] and table.loc["bpr", "timed in this build"]
-    # The epochs early stopping kept, and the runs still improving at the cap (here 1 epoch: both).
-    assert first.extra["best_epoch"] == 1 and "runs best at the cap" not in table
+    # The epochs early stopping kept, and the runs the cap cut short (here 1 epoch: both were best in it).
+    assert first.extra["best_epoch"] == 1 and "runs cut by the cap" not in table
     table = published.cost_table(cost, epochs=1).set_index("model")
-    assert table.loc["mtl", "best epochs"] == "1" and table.loc["mtl", "runs best at the cap"] == 2
-    assert table.loc["bpr", "best epochs"] == "—" and np.isnan(table.loc["bpr", "runs best at the cap"])
+    assert table.loc["mtl", "best epochs"] == "1" and table.loc["mtl", "runs cut by the cap"] == 2
+    assert table.loc["bpr", "best epochs"] == "—" and np.isnan(table.loc["bpr", "runs cut by the cap"])
+    # By hand, cap 20 and patience 3: early stopping ends a run 3 epochs after its best, so a run best
+    # at epoch 17 stops at 20 by itself, and only runs best at 18-20 were cut short by the cap.
     by_hand = [{"model": "m", "split": s, "seconds": 1.0, "timed in this build": True, "best epoch": b}
-               for s, b in (("a", 4), ("b", 20), ("c", 11))]
-    row = published.cost_table(by_hand, epochs=20).iloc[0]
-    assert row["best epochs"] == "4–20" and row["runs best at the cap"] == 1
+               for s, b in (("a", 4), ("b", 20), ("c", 11), ("d", 17), ("e", 18))]
+    row = published.cost_table(by_hand, epochs=20, patience=3).iloc[0]
+    assert row["best epochs"] == "4–20" and row["runs cut by the cap"] == 2
+    assert published.cost_table(by_hand, epochs=20).iloc[0]["runs cut by the cap"] == 1  # patience 0: best at 20
