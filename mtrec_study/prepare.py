@@ -26,7 +26,9 @@ from mtrec_study.datasets.movielens import RatingsData
 from mtrec_study.features import FeatureBuilder, FeatureSpec, FeatureTables, FeatureView
 from mtrec_study.tasks import TASKS, label_rows
 
-SPLITS = ("temporal", "global_time", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
+SPLITS = ("per_user_recent", "global_time", "random", "kfold", "loo", "cold_user", "cold_item", "cold_both")
+# Former split keys, and their names now ("temporal" promised a cut in time that the split never made).
+RENAMED_SPLITS = {"temporal": "per_user_recent"}
 
 
 # --------------------------------------------------------------------------- time order
@@ -118,8 +120,8 @@ def _user_order(inter: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return pos, n
 
 
-def temporal_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, np.ndarray]:
-    """Per-user recent holdout (split key ``"temporal"``): each user's last ``test_frac`` goes to
+def per_user_recent_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: float = 0.1) -> dict[str, np.ndarray]:
+    """Per-user recent holdout (split key ``"per_user_recent"``): each user's last ``test_frac`` goes to
     test, the part before that (``valid_frac``) to validation, the rest to training. Users with
     fewer than 3 ratings stay entirely in training. Ties in time break by :func:`tie_break`, not
     by item id. It is not a cut in calendar time: other users' training ratings can be later than
@@ -146,7 +148,7 @@ def global_time_split(inter: pd.DataFrame, valid_frac: float = 0.1, test_frac: f
     ``t2`` is the timestamp at which the last ``test_frac`` of all ratings begins and ``t1`` the one
     where the ``valid_frac`` before them begins, so every training rating is older than every
     validation rating, which is older than every test rating: the model predicts the future, as
-    a deployed recommender does. The per-user ``temporal`` split holds out each user's own recent
+    a deployed recommender does. The ``per_user_recent`` split holds out each user's own recent
     ratings, so for most test rows some training rows of *other* users are later in time.
     Ratings in the cutoff's own second go to the later part.
 
@@ -435,8 +437,8 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
 
     Introduced in notebooks/01_data_preprocessing.ipynb.
     """
-    if split == "temporal":
-        return temporal_split(inter, valid_frac, test_frac)
+    if split == "per_user_recent":
+        return per_user_recent_split(inter, valid_frac, test_frac)
     if split == "global_time":
         return global_time_split(inter, valid_frac, test_frac)
     if split == "random":
@@ -450,6 +452,9 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
         return leave_one_out_split(inter)
     if split in ("cold_user", "cold_item", "cold_both"):
         return cold_start_split(inter, split.split("_")[1], cold_frac, seed, valid_frac)
+    if split in RENAMED_SPLITS:
+        raise ValueError(f"split {split!r} is now called {RENAMED_SPLITS[split]!r}: it holds out each user's own "
+                         f"recent ratings, which is not a cut in time ('global_time' is one); valid: {', '.join(SPLITS)}")
     raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
 
 
@@ -481,7 +486,7 @@ def split_profile(inter: pd.DataFrame, idx: dict[str, np.ndarray]) -> dict[str, 
     return {"later training share": float(later.mean()), "new-user test share": float(new_user.mean())}
 
 
-def prepare_tasks(data: RatingsData, split: str = "temporal", seed: int = 0, neg_ratio: float = 1.0,
+def prepare_tasks(data: RatingsData, split: str = "per_user_recent", seed: int = 0, neg_ratio: float = 1.0,
                   indices: dict[str, np.ndarray] | None = None, lookup: bool = False, **split_kwargs) -> PreparedData:
     """Clean, split and build the three tasks' train/valid/test sets.
 

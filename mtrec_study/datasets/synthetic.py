@@ -204,7 +204,7 @@ def _ratings(rng: np.random.Generator, affinity: np.ndarray) -> np.ndarray:
 
 
 def _timestamps(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Times over 200 days from ml-100k's first timestamp, so temporal code sees realistic values."""
+    """Times over 200 days from ml-100k's first timestamp, so time-ordered splits see realistic values."""
     return (874_724_710 + rng.integers(0, 200 * 86_400, size=n)).astype("int64")
 
 

@@ -4,7 +4,7 @@ Four protocols, each on its own split of ml-100k (:func:`headline_splits`):
 
 * ``fold-0 .. fold-{k-1}``: random k-fold over ratings (the Surprise README's protocol) for the
   rating RMSE and the interest AUC; the Surprise peers run on exactly these folds;
-* ``temporal``: each user's last 10% of ratings for the interest AUC and Δm%;
+* ``per_user_recent``: each user's last 10% of ratings for the interest AUC and Δm%;
 * ``loo``: each user's last rating against 99 sampled negatives (the NCF protocol);
 * ``random``: a per-user random 80/10/10 split, full-catalogue ranking (RecBole's default protocol).
 
@@ -89,12 +89,12 @@ RANKERS = ("bpr", "ease", *TOWERS)
 # The tasks that each kind of split's test rows read from the multi-task network `mtl`: the folds give
 # the rating RMSE and the interest AUC, the per-user recent split Δm% over all three, the ranking splits
 # NDCG@10. Its validation score is the Δm% of these tasks' criteria (grid_search combines them).
-SPLIT_TASKS: dict[str, tuple[str, ...]] = {"fold": (INTEREST, BEHAVIOUR), "temporal": TASKS, "loo": (ITEM_TASK,),
+SPLIT_TASKS: dict[str, tuple[str, ...]] = {"fold": (INTEREST, BEHAVIOUR), "per_user_recent": TASKS, "loo": (ITEM_TASK,),
                                            "random": (ITEM_TASK,)}
 # Which splits each model is tuned and tested on ("folds" = every fold-f).
-PLAN = {"mtl": ("folds", "temporal", "loo", "random"), f"single_{INTEREST}": ("folds", "temporal"),
-        f"single_{BEHAVIOUR}": ("folds", "temporal"), f"single_{ITEM_TASK}": ("temporal", "loo", "random"),
-        "logreg": ("folds", "temporal"), "bpr": ("loo", "random"), "ease": ("loo", "random"),
+PLAN = {"mtl": ("folds", "per_user_recent", "loo", "random"), f"single_{INTEREST}": ("folds", "per_user_recent"),
+        f"single_{BEHAVIOUR}": ("folds", "per_user_recent"), f"single_{ITEM_TASK}": ("per_user_recent", "loo", "random"),
+        "logreg": ("folds", "per_user_recent"), "bpr": ("loo", "random"), "ease": ("loo", "random"),
         **{t: ("loo", "random") for t in TOWERS}, **{p: ("folds",) for p in P.PEERS}}
 
 # 09's targets, with the published reference each one is read against. An item row with
@@ -183,13 +183,13 @@ def grids(n_settings: int, models=None) -> dict[str, list[dict]]:
 
 def headline_splits(data: RatingsData, k: int = 5, seed: int = 0, neg_ratio: float = 1.0,
                     ) -> dict[str, Callable[[], PreparedData]]:
-    """``{split name: () -> PreparedData}`` for the k folds, the temporal, LOO and random splits.
+    """``{split name: () -> PreparedData}`` for the k folds, the per-user recent, LOO and random splits.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
     make = partial(prepare_tasks, data, seed=seed, neg_ratio=neg_ratio)
     out = {f"fold-{f}": partial(make, "kfold", fold=f, k=k) for f in range(k)}
-    out.update(temporal=partial(make, "temporal"), loo=partial(make, "loo"), random=partial(make, "random"))
+    out.update(per_user_recent=partial(make, "per_user_recent"), loo=partial(make, "loo"), random=partial(make, "random"))
     return out
 
 

@@ -137,7 +137,7 @@ def _train_here(spec: dict) -> dict:
         from mtrec_study.prepare import prepare_tasks
 
         data = prepare_tasks(load_dataset(spec["dataset"], data_dir=spec.get("data_dir"), seed=spec["seed"], log=None),
-                             "temporal", seed=spec["seed"])
+                             "per_user_recent", seed=spec["seed"])
         train_rows, valid_rows = len(data.train), len(data.valid)
     start = time.perf_counter()
     result = train(spec["model"], data, weighting=spec.get("weighting", "fixed"), tasks=spec.get("tasks"),

@@ -48,11 +48,11 @@ def item_mean_baseline(inter, idx) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def temporal_baseline(fast_data):
+def recent_baseline(fast_data):
     from mtrec_study.prepare import split_indices
 
     _, inter = fast_data
-    return item_mean_baseline(inter, split_indices(inter, "temporal"))
+    return item_mean_baseline(inter, split_indices(inter, "per_user_recent"))
 
 
 def _summary(report_dir, stem):
@@ -89,13 +89,13 @@ def test_01_data_preprocessing(fast_report):
     assert s["dropped"] == 0
     assert 3.4 < s["mean_rating"] < 3.7 and 0.5 < s["train_like_rate"] < 0.6
     splits = {r["split"]: r for r in s["splits"]}
-    assert splits["temporal"]["train"] + splits["temporal"]["valid"] + splits["temporal"]["test"] == 100_000
+    assert splits["per_user_recent"]["train"] + splits["per_user_recent"]["valid"] + splits["per_user_recent"]["test"] == 100_000
     assert splits["loo"]["test"] == 943
     # What each split's test measures: the global cutoff never trains on a later rating (the per-user
     # split does), and its test is mostly new users; every test user of cold_user is new.
-    assert splits["global_time"]["later training share"] == 0 < splits["temporal"]["later training share"]
+    assert splits["global_time"]["later training share"] == 0 < splits["per_user_recent"]["later training share"]
     assert splits["global_time"]["new-user test share"] > 0.5 and splits["cold_user"]["new-user test share"] == 1
-    assert splits["temporal"]["new-user test share"] == 0 == splits["random"]["new-user test share"]
+    assert splits["per_user_recent"]["new-user test share"] == 0 == splits["random"]["new-user test share"]
     tasks = {(r["part"], r["task"]): r for r in s["task_summary"]}
     assert tasks[("train", "item")]["mean_label"] == pytest.approx(0.5)
 
@@ -140,13 +140,13 @@ def test_03_model_math(fast_report):
     assert s["uncertainty_optimum_gap"] < 1e-3
 
 
-def test_04_training(fast_report, temporal_baseline):
+def test_04_training(fast_report, recent_baseline):
     s = _summary(fast_report, "04_training")
     table = {r["model"]: r for r in s["table"]}
     expected = {"article", "shared_bottom", "mmoe", "ple", "esmm", "single_interest", "single_item",
                 "single_behaviour", "mf"}
     assert expected <= set(table)
-    base = temporal_baseline
+    base = recent_baseline
     for name in ("shared_bottom", "mmoe", "ple", "esmm", "single_interest"):
         assert table[name]["interest_auc"] > max(0.5 + AUC_MARGIN, base["interest_auc"]), (name, base)
     for name in ("shared_bottom", "mmoe", "ple", "single_behaviour"):
@@ -160,7 +160,7 @@ def test_04_training(fast_report, temporal_baseline):
     assert {r["metric"] for r in tidy} == {"auc", "rmse"}
 
 
-def test_05_evaluation(fast_report, temporal_baseline, fast_data):
+def test_05_evaluation(fast_report, recent_baseline, fast_data):
     s = _summary(fast_report, "05_evaluation")
     tvt = {(r["model"], r["part"]): r for r in s["train_vs_test"]}
     # Training rows flatter the article's model: the lesson of section 2.
@@ -169,7 +169,7 @@ def test_05_evaluation(fast_report, temporal_baseline, fast_data):
     for key in [("interest", "auc"), ("interest", "f1_tuned"), ("interest", "ece"), ("interest", "gauc"),
                 ("item", "logloss"), ("behaviour", "rmse"), ("behaviour", "mae")]:
         assert key in holdout, key
-    base = temporal_baseline
+    base = recent_baseline
     assert holdout[("interest", "auc")]["shared_bottom"] > max(0.5 + AUC_MARGIN, base["interest_auc"]), base
     assert holdout[("behaviour", "rmse")]["single_task"] < base["rmse"] - RMSE_MARGIN, base
     ranking = {(r["protocol"], r["metric"]): r for r in s["ranking"]}

@@ -24,7 +24,7 @@ from mtrec_study.training.weighting import make_weighting
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -47,7 +47,7 @@ def test_cli_train_save_then_load_and_predict(tmp_path):
     loaded = keras.saving.load_model(out)
 
     from mtrec_study.datasets import load_dataset
-    prep = prepare_tasks(load_dataset("synthetic", seed=3, log=None), "temporal", seed=3)
+    prep = prepare_tasks(load_dataset("synthetic", seed=3, log=None), "per_user_recent", seed=3)
     got = predict(loaded, prep.test)
     assert set(got) == {"interest", "item", "behaviour"}
     assert all(v.shape == (len(prep.test),) and np.isfinite(v).all() for v in got.values())

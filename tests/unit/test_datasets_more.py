@@ -274,7 +274,7 @@ def test_implicit_folder_trains_on_the_item_task_only(cache, tmp_path):
     from mtrec_study.training import train
 
     data = datasets.load_dataset("generic", data_dir=_implicit_world(tmp_path / "g"), log=None)
-    prepared = prepare_tasks(data, "temporal", seed=0)
+    prepared = prepare_tasks(data, "per_user_recent", seed=0)
     assert prepared.cleaning_log["dropped"].sum() == 0
     spec = prepared.spec
     assert spec.user_side == ["user_idx", "region", "user_log_count"]

@@ -33,7 +33,7 @@ def test_two_workers_share_each_batch_and_match_one_process(tmp_path):
     from mtrec_study.training import train
 
     data = load_dataset("synthetic", seed=2, log=None)
-    one = train("shared_bottom", prepare_tasks(data, "temporal", seed=2), epochs=2, batch_size=2048, seed=2,
+    one = train("shared_bottom", prepare_tasks(data, "per_user_recent", seed=2), epochs=2, batch_size=2048, seed=2,
                 progress=False).history
     assert "replica_batch" not in one  # one process logs what it always did
     np.testing.assert_allclose(two["val_loss"], one["val_loss"], rtol=TOLERANCE)
@@ -72,5 +72,5 @@ def test_per_replica_weightings_are_refused_across_replicas(small_world, weighti
         num_replicas_in_sync = 2
 
     with pytest.raises(ValueError, match=f"weighting '{weighting}'.*2 replicas use one of fixed, uncertainty, dwa"):
-        train("shared_bottom", prepare_tasks(small_world.data, "temporal", seed=0), weighting=weighting,
+        train("shared_bottom", prepare_tasks(small_world.data, "per_user_recent", seed=0), weighting=weighting,
               distribution=TwoReplicas(), progress=False)

@@ -18,7 +18,7 @@ from mtrec_study.training.trainer import predict, train
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,7 @@ def test_committed_tuning_matches_the_full_preset():
     assert doc["grids"] == H.grids(params["TUNE_SETTINGS"], models)
     assert doc["key"]["seed"] == params["SEED"] and doc["key"]["k"] == params["CV_FOLDS"]
     assert doc["key"]["epochs"] == params["EPOCHS"]
-    names = [f"fold-{f}" for f in range(params["CV_FOLDS"])] + ["temporal", "loo", "random"]
+    names = [f"fold-{f}" for f in range(params["CV_FOLDS"])] + ["per_user_recent", "loo", "random"]
     for model in models:
         assert set(doc["chosen"][model]) == set(H.plan_splits(model, names))
     # Every stored choice is the lowest validation score of its (split, model).
@@ -343,18 +343,18 @@ def test_criteria_table_shows_what_chose_each_setting(fold):
 
 def test_each_model_is_tuned_on_its_task_familys_criterion():
     assert H.criterion_tasks("mtl", "fold-3") == ("interest", "behaviour")
-    assert H.criterion_tasks("mtl", "temporal") == ("interest", "item", "behaviour")
+    assert H.criterion_tasks("mtl", "per_user_recent") == ("interest", "item", "behaviour")
     assert H.criterion_tasks("mtl", "loo") == H.criterion_tasks("mtl", "random") == ("item",)
     assert H.criterion_tasks("single_behaviour", "fold-0") == ("behaviour",)
-    assert H.criterion_tasks("logreg", "temporal") == ("interest",)
+    assert H.criterion_tasks("logreg", "per_user_recent") == ("interest",)
     assert all(H.criterion_tasks(m, "loo") == ("item",) for m in ("bpr", "ease", "two_tower", "single_item"))
     assert H.CRITERIA == {"interest": "auc", "behaviour": "rmse", "item": "ndcg@10"}
     with pytest.raises(ValueError, match="no validation criterion for model 'SVD'"):
         H.criterion_tasks("SVD", "fold-0")
-    with pytest.raises(ValueError, match="unknown split 'later'; valid: fold-<k>, temporal, loo, random"):
+    with pytest.raises(ValueError, match="unknown split 'later'; valid: fold-<k>, per_user_recent, loo, random"):
         H.criterion_tasks("mtl", "later")
     # Every (model, split) of the plan gets a score function (building one trains nothing).
-    names = ["fold-0", "fold-1", "temporal", "loo", "random"]
+    names = ["fold-0", "fold-1", "per_user_recent", "loo", "random"]
     scores = H.tuning_scores(names, [m for m in H.GRIDS if m not in P.PEERS])
     assert {m: sorted(v) for m, v in scores.items()} == {m: sorted(H.plan_splits(m, names)) for m in scores}
     # The weighting of the multi-task network's losses is a choice of its search.
@@ -378,7 +378,7 @@ def test_score_functions_read_validation_auc_rmse_and_ndcg(fold):
     rmse = mean_squared_error(vs.labels["behaviour"][r], fitted.predict(vs)["behaviour"][r]) ** 0.5
     assert H.score_function("single_behaviour", "fold-0", epochs=1, patience=1)(view, setting) == pytest.approx(rmse, rel=1e-5)
 
-    mtl = H.score_function("mtl", "temporal", epochs=1, patience=1)(view, H.GRIDS["mtl"][0])
+    mtl = H.score_function("mtl", "per_user_recent", epochs=1, patience=1)(view, H.GRIDS["mtl"][0])
     assert set(mtl) == {("interest", "auc"), ("behaviour", "rmse"), ("item", "ndcg@10")}
     net = H.fit_model("mtl", view, H.GRIDS["mtl"][0], epochs=1, patience=1)
     ndcg = H.ranking_metrics_on(H.validation_as_test(view), net, "random")["ndcg@10"].mean()
@@ -572,7 +572,7 @@ def test_headline_table_has_every_target_and_a_generated_met_column():
 
 
 def test_plan_and_grids():
-    names = ["fold-0", "fold-1", "temporal", "loo", "random"]
+    names = ["fold-0", "fold-1", "per_user_recent", "loo", "random"]
     assert H.plan_splits("bpr", names) == ["loo", "random"]
     assert H.plan_splits("SVD", names) == ["fold-0", "fold-1"]
     assert H.plan_splits("mtl", names) == names

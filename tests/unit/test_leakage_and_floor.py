@@ -10,14 +10,14 @@ from scipy import stats
 from mtrec_study import text as T
 from mtrec_study.evaluation.stats import wilcoxon_floor
 from mtrec_study.features import FeatureBuilder, compare_statistics, fitted_statistics, perturb_rows
-from mtrec_study.prepare import clean, temporal_split
+from mtrec_study.prepare import clean, per_user_recent_split
 
 
 @pytest.fixture(scope="module")
 def world_split(small_world):
     cleaned, _ = clean(small_world.data)
     inter = cleaned.interactions
-    return cleaned, inter, temporal_split(inter)
+    return cleaned, inter, per_user_recent_split(inter)
 
 
 def _stats(cleaned, table, rows):

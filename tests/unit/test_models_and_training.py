@@ -19,7 +19,7 @@ from mtrec_study.training.weighting import WEIGHTINGS, make_weighting
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 def _tiny(prepared, n=32):

@@ -21,7 +21,7 @@ from mtrec_study.training import weighting
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def wide():
     from mtrec_study.datasets.synthetic import make_recsys_world
 
     world = make_recsys_world(n_users=60, n_items=500, n_interactions=2000, seed=5)
-    return prepare.prepare_tasks(world.data, "temporal", seed=0, neg_ratio=0.0)
+    return prepare.prepare_tasks(world.data, "per_user_recent", seed=0, neg_ratio=0.0)
 
 
 # --------------------------------------------------------------------------- uncertainty weighting
@@ -251,7 +251,7 @@ def test_changing_the_test_interactions_moves_nothing_that_is_fitted(prepared, m
 
     monkeypatch.setattr(classic.Popularity, "fit", spy)
     for p in (prepared, other):
-        E.popularity_rows(p, "temporal", users=E.sample_test_users(p, 10, seed=0))
+        E.popularity_rows(p, "per_user_recent", users=E.sample_test_users(p, 10, seed=0))
     assert len(fitted) == 2
     pd.testing.assert_series_equal(fitted[0], fitted[1])
     # Tuning: what the score function sees, and the choice it makes.

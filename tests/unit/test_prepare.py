@@ -25,9 +25,9 @@ def test_clean_reports_each_drop(small_world):
     assert row["rating"].tolist() == [1.0]  # the latest rating is kept
 
 
-def test_temporal_split_respects_each_users_time_order(small_world):
+def test_per_user_recent_split_respects_each_users_time_order(small_world):
     inter = small_world.data.interactions
-    idx = prepare.temporal_split(inter, 0.1, 0.2)
+    idx = prepare.per_user_recent_split(inter, 0.1, 0.2)
     assert sum(len(v) for v in idx.values()) == len(inter)
     assert len(set(idx["train"]) & set(idx["test"])) == 0
     tr, te = inter.iloc[idx["train"]], inter.iloc[idx["test"]]
@@ -71,7 +71,7 @@ def test_leave_one_out_and_cold_start(small_world):
 def test_negatives_are_never_positives(small_world):
     """Training negatives avoid the user's training items; evaluation negatives every observed pair."""
     d = small_world.data
-    prepared = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=3.0)
+    prepared = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=3.0)
     inter = prepared.data.interactions
     observed = set(zip(inter.user_id, inter.item_id, strict=True))
     train = inter.iloc[prepared.indices["train"]]
@@ -86,7 +86,7 @@ def test_negatives_are_never_positives(small_world):
 def test_a_training_negative_can_be_a_test_positive(small_world):
     """Training must not learn which items the test holds back: its sampler only knows training pairs."""
     d = small_world.data
-    prepared = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=5.0)
+    prepared = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=5.0)
     inter = prepared.data.interactions
     held_back = inter.iloc[np.concatenate([prepared.indices["valid"], prepared.indices["test"]])]
     held = set(zip(held_back.user_id, held_back.item_id, strict=True))
@@ -108,7 +108,7 @@ def test_no_cold_item_among_training_negatives(small_world):
 
 
 def test_labels_and_masks_per_task(small_world):
-    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    p = prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
     ts = p.train
     obs = ts.pairs["observed"].to_numpy()
     assert np.array_equal(ts.masks[INTEREST], obs.astype("float32"))
@@ -123,7 +123,7 @@ def test_labels_and_masks_per_task(small_world):
 
 def test_no_test_interaction_leaks_into_training_features(small_world):
     d = small_world.data
-    base = prepare.prepare_tasks(d, "temporal", seed=0)
+    base = prepare.prepare_tasks(d, "per_user_recent", seed=0)
     # Change every test interaction (its rating): training features must not move.
     inter = base.data.interactions.copy()
     test_rows = base.indices["test"]
@@ -157,7 +157,7 @@ def test_bad_arguments_are_named(small_world):
     with pytest.raises(ValueError, match="neg_ratio"):
         prepare.prepare_tasks(small_world.data, neg_ratio=-1)
     with pytest.raises(ValueError, match="valid_frac"):
-        prepare.temporal_split(inter, 0.6, 0.6)
+        prepare.per_user_recent_split(inter, 0.6, 0.6)
 
 
 def test_time_ties_break_by_a_seeded_key_not_by_item_id():
@@ -199,7 +199,7 @@ def test_global_time_split_never_trains_on_the_future(small_world):
     assert len(idx["test"]) == pytest.approx(0.2 * len(inter), rel=0.05)
     assert len(idx["valid"]) == pytest.approx(0.1 * len(inter), rel=0.1)
     # The per-user split does not promise this: some training rows come after some test rows.
-    per_user = prepare.split_indices(inter, "temporal")
+    per_user = prepare.split_indices(inter, "per_user_recent")
     assert inter.iloc[per_user["train"]]["timestamp"].max() > inter.iloc[per_user["test"]]["timestamp"].min()
     with pytest.raises(ValueError, match="must be in"):
         prepare.global_time_split(inter, valid_frac=0.5, test_frac=0.6)

@@ -23,9 +23,9 @@ def _sizes(inter, idx, part):
     return inter.iloc[idx[part]].groupby("user_id").size().to_dict()
 
 
-def test_temporal_split_sizes_and_order_by_hand():
+def test_per_user_recent_split_sizes_and_order_by_hand():
     inter = _inter({1: 20, 2: 3, 3: 2, 4: 9})
-    idx = prepare.temporal_split(inter, valid_frac=0.1, test_frac=0.2)
+    idx = prepare.per_user_recent_split(inter, valid_frac=0.1, test_frac=0.2)
     # n >= 3: test = max(1, floor(0.2 n)), valid = max(1, floor(0.1 n)); n < 3 stays in training.
     assert _sizes(inter, idx, "test") == {1: 4, 2: 1, 4: 1}
     assert _sizes(inter, idx, "valid") == {1: 2, 2: 1, 4: 1}
@@ -35,13 +35,13 @@ def test_temporal_split_sizes_and_order_by_hand():
     assert sorted(t[t.user_id == 1].item_id) == [1, 2, 3, 4]
     v = inter.iloc[idx["valid"]]
     assert sorted(v[v.user_id == 1].item_id) == [5, 6]
-    none = prepare.temporal_split(inter, valid_frac=0.0, test_frac=0.2)
+    none = prepare.per_user_recent_split(inter, valid_frac=0.0, test_frac=0.2)
     assert len(none["valid"]) == 0 and _sizes(inter, none, "test") == {1: 4, 2: 1, 4: 1}
 
 
-def test_temporal_ties_break_by_the_seeded_pair_key():
+def test_per_user_recent_ties_break_by_the_seeded_pair_key():
     inter = pd.DataFrame({"user_id": [1, 1, 1, 1], "item_id": [9, 7, 8, 6], "rating": 3.0, "timestamp": [5, 5, 5, 1]})
-    idx = prepare.temporal_split(inter, 0.0, 0.25)
+    idx = prepare.per_user_recent_split(inter, 0.0, 0.25)
     tied = np.array([9, 7, 8])
     last = tied[np.argmax(prepare.tie_break(np.ones(3, "int64"), tied))]
     assert inter.iloc[idx["test"]]["item_id"].tolist() == [last]
@@ -66,7 +66,7 @@ def test_random_split_truncates_each_users_share_and_is_seeded():
 def test_bad_fractions_are_named(valid, test):
     inter = _inter({1: 5})
     with pytest.raises(ValueError, match=rf"valid_frac={valid} and test_frac={test} must be in \[0, 1\) and sum below 1"):
-        prepare.temporal_split(inter, valid, test)
+        prepare.per_user_recent_split(inter, valid, test)
     with pytest.raises(ValueError, match="must be in"):
         prepare.random_split(inter, valid, test)
 
@@ -114,8 +114,12 @@ def test_kfold_errors_are_named():
     assert [len(f["test"]) for f in folds] == [1] * 5
     with pytest.raises(ValueError, match=r"fold must lie in 0\.\.4, got -1"):
         prepare.split_indices(inter, "kfold", fold=-1, k=5)
-    with pytest.raises(ValueError, match="unknown split 'weekly'; valid: temporal, global_time, random, kfold, loo, cold_user"):
+    with pytest.raises(ValueError, match="unknown split 'weekly'; valid: per_user_recent, global_time, random, kfold, loo, cold_user"):
         prepare.split_indices(inter, "weekly")
+    # The former key names its successor and why it was renamed, instead of "unknown split".
+    with pytest.raises(ValueError, match="split 'temporal' is now called 'per_user_recent': it holds out each user's own "
+                                         "recent ratings, which is not a cut in time"):
+        prepare.split_indices(inter, "temporal")
 
 
 def test_positive_keys_and_negative_sampling_by_hand():
@@ -144,12 +148,12 @@ def test_label_rows_by_hand():
 
 def test_taskset_sizes_summary_and_custom_split(small_world):
     d = small_world.data
-    p0 = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=0.0)
+    p0 = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=0.0)
     assert (p0.train.pairs["observed"]).all() and len(p0.train) == len(p0.indices["train"])
-    p = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=0.5)
+    p = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=0.5)
     n_obs = len(p.indices["test"])
     assert len(p.test) == n_obs + round(0.5 * n_obs) and p.test.pairs["observed"].sum() == n_obs
-    assert p.split == "temporal" and p.interactions("test").equals(p.data.interactions.iloc[p.indices["test"]])
+    assert p.split == "per_user_recent" and p.interactions("test").equals(p.data.interactions.iloc[p.indices["test"]])
     custom = prepare.prepare_tasks(d, indices=p.indices, seed=0, neg_ratio=0.5)
     assert custom.split == "custom"
     pd.testing.assert_frame_equal(custom.test.pairs, p.test.pairs)  # same seed, same indices: same rows
@@ -193,14 +197,14 @@ def test_clean_log_and_rating_range(small_world):
 def test_defaults_of_every_split_and_of_prepare_tasks(small_world):
     inter = small_world.data.interactions
     same = lambda a, b: all(np.array_equal(a[p], b[p]) for p in ("train", "valid", "test"))  # noqa: E731
-    assert same(prepare.temporal_split(inter), prepare.temporal_split(inter, 0.1, 0.1))
+    assert same(prepare.per_user_recent_split(inter), prepare.per_user_recent_split(inter, 0.1, 0.1))
     assert same(prepare.random_split(inter), prepare.random_split(inter, 0.1, 0.1, 0))
     assert same(prepare.cold_start_split(inter, "user"), prepare.cold_start_split(inter, "user", 0.1, 0, 0.1))
     folds, explicit = prepare.kfold_split(inter), prepare.kfold_split(inter, 5, 0)
     assert len(folds) == 5 and all(same(a, b) for a, b in zip(folds, explicit, strict=True))
     assert len(prepare.kfold_split(inter, 2)) == 2 and len(prepare.kfold_split(inter, 4)) == 4
     a = prepare.prepare_tasks(small_world.data)
-    b = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    b = prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
     pd.testing.assert_frame_equal(a.test.pairs, b.test.pairs)
     # The seed and the split's own arguments reach the split.
     r = prepare.prepare_tasks(small_world.data, "random", seed=3, neg_ratio=0.0, test_frac=0.3)
@@ -243,7 +247,7 @@ def test_sampler_messages_and_users_without_positives():
 
 
 def test_tasksets_keep_their_columns(small_world):
-    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    p = prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
     assert p.test.pairs.columns.tolist() == ["user_id", "item_id", "rating", "observed"]
     assert p.test.pairs.index.tolist() == list(range(len(p.test)))
     sub = p.test.subset(np.array([4, 0, 2]))
@@ -254,7 +258,7 @@ def test_tasksets_keep_their_columns(small_world):
 
 
 def test_task_summary_of_an_empty_part_is_nan(small_world):
-    p = prepare.prepare_tasks(small_world.data, "temporal", seed=0, valid_frac=0.0)
+    p = prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, valid_frac=0.0)
     table = prepare.task_summary(p).set_index(["part", "task"])
     assert len(p.valid) == 0 and (table.loc["valid", "labelled"] == 0).all()
     assert table.loc["valid", "mean_label"].isna().all()
@@ -271,7 +275,7 @@ def test_implicit_data_is_cleaned_and_masked_without_ratings(small_world):
     assert len(cleaned.interactions) == len(prepare.clean(d)[0].interactions)
     assert log.set_index("step").loc["out-of-range ratings", "dropped"] == 0
     assert log.set_index("step").loc["missing values", "dropped"] == 0
-    p = prepare.prepare_tasks(implicit, "temporal", seed=0, neg_ratio=1.0)
+    p = prepare.prepare_tasks(implicit, "per_user_recent", seed=0, neg_ratio=1.0)
     for part in (p.train, p.valid, p.test):
         observed = part.pairs["observed"].to_numpy()
         assert observed.sum() > 0 and (~observed).sum() > 0
@@ -279,7 +283,7 @@ def test_implicit_data_is_cleaned_and_masked_without_ratings(small_world):
         assert (part.masks[ITEM_TASK] == 1).all()
         for task in (INTEREST, BEHAVIOUR, "ctcvr"):
             assert (part.masks[task] == 0).all(), task
-    explicit = prepare.prepare_tasks(d, "temporal", seed=0, neg_ratio=1.0)
+    explicit = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=1.0)
     assert (explicit.train.masks[INTEREST] == explicit.train.pairs["observed"].to_numpy()).all()
 
 
@@ -302,7 +306,7 @@ def test_vector_rows_are_pandas_reindex_byte_for_byte():
 def test_a_vector_table_with_a_repeated_id_is_refused(small_world):
     from mtrec_study.features import FeatureBuilder
 
-    builder = prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0).builder
+    builder = prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0).builder
     table = pd.DataFrame(np.ones((3, 4)), index=[7, 7, 9])
     with pytest.raises(ValueError, match=r"vector feature 'txt': one row per item id, but ids \[7\] repeat"):
         builder.with_vectors({"txt": ("item", table)})

@@ -23,7 +23,7 @@ from mtrec_study.training.weighting import make_weighting
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_tower_scores_rank_a_users_items_like_the_item_head(prepared, trained):
 
 # --------------------------------------------------------------------------- history
 def test_history_and_catalogue_use_the_training_part_only(small_world):
-    base = prepare_tasks(small_world.data, "temporal", seed=0)
+    base = prepare_tasks(small_world.data, "per_user_recent", seed=0)
     inter = base.data.interactions.copy()
     test = base.indices["test"]
     rng = np.random.default_rng(1)

@@ -128,7 +128,7 @@ def test_text_switch_adds_vector_inputs_to_the_spec(small_world):
     from mtrec_study.models import build_model
     from mtrec_study.prepare import prepare_tasks
 
-    prepared = prepare_tasks(small_world.data, "temporal", seed=0)
+    prepared = prepare_tasks(small_world.data, "per_user_recent", seed=0)
     text = T.build_text_features(prepared, source="tfidf")
     on = T.with_text_features(prepared, text)
     assert "item_text" in on.spec.vectors and "user_text" in on.spec.item_side + on.spec.user_side

@@ -17,7 +17,7 @@ from mtrec_study.training import weighting
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare.prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare.prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 def _sgd_trainer(spec, strategy, lr):

@@ -16,7 +16,7 @@ SETTINGS = {"epochs": 2, "batch_size": 256, "learning_rate": 3e-3, "progress": F
 
 @pytest.fixture(scope="module")
 def prepared(small_world):
-    return prepare_tasks(small_world.data, "temporal", seed=0, neg_ratio=1.0)
+    return prepare_tasks(small_world.data, "per_user_recent", seed=0, neg_ratio=1.0)
 
 
 @pytest.fixture
