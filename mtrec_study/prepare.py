@@ -459,16 +459,16 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
 
 
 def split_profile(inter: pd.DataFrame, idx: dict[str, np.ndarray]) -> dict[str, float]:
-    """Two facts that say what a split's test measures: how much future training sees, how many test users are new.
+    """Three facts that say what a split's test measures: how much future training sees, how many test users and items are new.
 
     * ``later training share``: for each test rating, the share of training ratings whose
       timestamp is later than its own, averaged over the test ratings (0 for a global time
       cutoff; about half for a random split).
-    * ``new-user test share``: the share of test ratings whose user has no training rating
-      (those rows test cold start, whatever the split is called).
+    * ``new-user test share``, ``new-item test share``: the share of test ratings whose user,
+      or item, has no training rating (those rows test cold start, whatever the split is called).
 
     Args:
-        inter: The interactions the split indexes (``user_id``, ``timestamp``).
+        inter: The interactions the split indexes (``user_id``, ``item_id``, ``timestamp``).
         idx: :func:`split_indices`' positions per part (``train`` and ``test`` are read).
 
     Raises:
@@ -482,8 +482,9 @@ def split_profile(inter: pd.DataFrame, idx: dict[str, np.ndarray]) -> dict[str, 
     train, test = inter.iloc[idx["train"]], inter.iloc[idx["test"]]
     train_t = np.sort(train["timestamp"].to_numpy())
     later = 1.0 - np.searchsorted(train_t, test["timestamp"].to_numpy(), side="right") / train_t.size
-    new_user = ~np.isin(test["user_id"].to_numpy(), train["user_id"].to_numpy())
-    return {"later training share": float(later.mean()), "new-user test share": float(new_user.mean())}
+    new = {col: ~np.isin(test[col].to_numpy(), train[col].to_numpy()) for col in ("user_id", "item_id")}
+    return {"later training share": float(later.mean()), "new-user test share": float(new["user_id"].mean()),
+            "new-item test share": float(new["item_id"].mean())}
 
 
 def prepare_tasks(data: RatingsData, split: str = "per_user_recent", seed: int = 0, neg_ratio: float = 1.0,

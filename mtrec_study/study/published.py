@@ -891,7 +891,7 @@ def _cost(name: str, split: str, fitted: Fitted) -> dict:
 
 
 def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: int | None = None,
-               patience: int = 0) -> pd.DataFrame:
+               patience: int | None = None) -> pd.DataFrame:
     """Mean training seconds per model (over the splits it ran on), beside its quality if given.
 
     ``timed in this build`` is True when every run of the model was timed in this build (not
@@ -903,11 +903,17 @@ def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: in
     have trained them further). Early stopping waits at least one epoch, so with ``patience`` 0
     or 1 these are the runs best in their last allowed epoch.
 
+    Raises:
+        ValueError: If ``epochs`` is given without ``patience`` (the count needs both).
+
     Introduced in notebooks/09_headline_results.ipynb.
     """
     frame = pd.DataFrame(cost)
     if "best epoch" not in frame:
         frame["best epoch"] = np.nan
+    if epochs and patience is None:
+        raise ValueError("cost_table: counting the runs the cap cut short needs the early-stopping patience "
+                         f"as well as epochs={epochs}")
     last_stop = None if not epochs else epochs - max(patience, 1)  # early stopping waits at least one epoch
     df = frame.groupby("model", sort=False).agg(
         train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"),

@@ -96,6 +96,7 @@ def test_01_data_preprocessing(fast_report):
     assert splits["global_time"]["later training share"] == 0 < splits["per_user_recent"]["later training share"]
     assert splits["global_time"]["new-user test share"] > 0.5 and splits["cold_user"]["new-user test share"] == 1
     assert splits["per_user_recent"]["new-user test share"] == 0 == splits["random"]["new-user test share"]
+    assert splits["cold_item"]["new-item test share"] == 1 and splits["cold_item"]["new-user test share"] == 0
     tasks = {(r["part"], r["task"]): r for r in s["task_summary"]}
     assert tasks[("train", "item")]["mean_label"] == pytest.approx(0.5)
 
@@ -296,7 +297,7 @@ def test_07_article_claims(fast_report, fast_data):
     by_seg = future.pivot_table(index="task", columns="segment", values="rows")
     assert (by_seg["known user"] + by_seg["new user"] == by_seg["all"]).all() and (by_seg > 0).all().all()
     accuracy_row = verdicts[claim_text("accuracy").split(" (")[0]]
-    for r in future[future["segment"] == "all"].itertuples():
+    for r in future[future["segment"].isin(["all", "known user"])].itertuples():
         assert f"{r.comparison}: {r.estimate:+.4f}" in accuracy_row["other comparisons (95% CI)"]
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
     assert all(n > 0 for n in s["cold_segments"].values())
@@ -356,15 +357,18 @@ def test_08_sharing_mechanisms(fast_report):
     # One family of three comparisons: Holm's adjustment recomputed from the recorded p-values.
     from mtrec_study.evaluation import holm
 
+    def p(value):  # results.json stores an undefined p-value (NaN) as null
+        return np.nan if value is None else float(value)
+
     tests = s["synthetic_tests"]
-    assert [r["p_holm"] for r in tests] == pytest.approx(list(holm([r["p_t"] for r in tests])), nan_ok=True)
-    assert all(r["p_holm"] >= r["p_t"] for r in tests if r["p_t"] == r["p_t"])
+    assert [p(r["p_holm"]) for r in tests] == pytest.approx(list(holm([p(r["p_t"]) for r in tests])), nan_ok=True)
+    assert all(p(r["p_holm"]) >= p(r["p_t"]) for r in tests if r["p_t"] is not None)
     checks = {r["paper's finding"]: r["seen here?"] for r in s["paper_check"]}
     assert len(checks) == 3
     for r in tests:
         model = r["comparison"].split(" vs ")[0]
         if r["comparison"].startswith(("mmoe vs shared_bottom", "omoe vs shared_bottom")):
-            expect = r["mean_diff"] < 0 and r["p_holm"] < 0.05
+            expect = r["mean_diff"] < 0 and p(r["p_holm"]) < 0.05
             assert checks[f"{model} beats shared-bottom at low correlation"] == expect, r
     least = min(s["synthetic_degradation"], key=lambda r: r["growth_pct"])["model"]
     assert checks["MMoE degrades least as p falls"] == (least == "mmoe")
@@ -472,6 +476,13 @@ def test_09_headline_results(fast_report, fast_data):
             assert "EASE 0." in row["peer measured here"] and "BPR 0." in row["peer measured here"], row
     assert {r["model"] for r in s["costs"]} >= {"mtl", "bpr", "logreg", "SVD (tuned)"}
     assert all(r["train_seconds"] >= 0 for r in s["costs"])
+    # The fast preset's cap (EPOCHS = PATIENCE = 2) ends every network training before early stopping could:
+    # each network's runs are all counted as cut; the other models have no epochs to count.
+    for r in s["costs"]:
+        if r["best epochs"] == "—":
+            assert r["runs cut by the cap"] is None, r
+        else:
+            assert r["runs cut by the cap"] == r["runs"], r
     assert (fast_report / "09_headline_results" / "figures" / "rmse_folds.png").stat().st_size > 5_000
     # Sections 4 and 5 train every model once per training seed, and their intervals pool the seeds.
     n = preset["SEEDS"]

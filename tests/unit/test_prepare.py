@@ -208,13 +208,16 @@ def test_global_time_split_never_trains_on_the_future(small_world):
 
 
 def test_split_profile_by_hand():
-    """Training ratings at t = 1, 2, 5, 6 (users a, a, b, b); test ratings at t = 3 (user a) and
-    t = 7 (user c). Later training ratings: 2 of 4 for t = 3, 0 of 4 for t = 7 -> mean 0.25.
-    New users: c only -> 1 of 2 test ratings. A tie (a training rating in the test rating's
-    second) does not count as later."""
-    inter = pd.DataFrame({"user_id": ["a", "a", "b", "b", "a", "c"], "timestamp": [1, 2, 5, 6, 3, 7]})
+    """Training ratings at t = 1, 2, 5, 6 (users a, a, b, b; items 1, 2, 1, 3); test ratings at
+    t = 3 (user a, item 4) and t = 7 (user c, item 5). Later training ratings: 2 of 4 for t = 3,
+    0 of 4 for t = 7 -> mean 0.25. New users: c only -> 1 of 2 test ratings; new items: both.
+    A tie (a training rating in the test rating's second) does not count as later."""
+    inter = pd.DataFrame({"user_id": ["a", "a", "b", "b", "a", "c"], "item_id": [1, 2, 1, 3, 4, 5],
+                          "timestamp": [1, 2, 5, 6, 3, 7]})
     idx = {"train": np.array([0, 1, 2, 3]), "valid": np.array([], "int64"), "test": np.array([4, 5])}
-    assert prepare.split_profile(inter, idx) == {"later training share": 0.25, "new-user test share": 0.5}
+    assert prepare.split_profile(inter, idx) == {"later training share": 0.25, "new-user test share": 0.5,
+                                                 "new-item test share": 1.0}
+    assert prepare.split_profile(inter.assign(item_id=[1, 2, 1, 3, 3, 9]), idx)["new-item test share"] == 0.5
     tie = inter.assign(timestamp=[1, 2, 3, 6, 3, 7])
     assert prepare.split_profile(tie, idx)["later training share"] == pytest.approx(0.125)
     with pytest.raises(ValueError, match=r"empty or missing: \['test'\]"):

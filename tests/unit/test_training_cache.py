@@ -165,7 +165,7 @@ def test_the_cost_table_says_which_networks_were_timed_in_this_build(prepared, c
     assert not table.loc["mtl", "timed in this build"] and table.loc["bpr", "timed in this build"]
     # The epochs early stopping kept, and the runs the cap cut short (here 1 epoch: both were best in it).
     assert first.extra["best_epoch"] == 1 and "runs cut by the cap" not in table
-    table = published.cost_table(cost, epochs=1).set_index("model")
+    table = published.cost_table(cost, epochs=1, patience=1).set_index("model")
     assert table.loc["mtl", "best epochs"] == "1" and table.loc["mtl", "runs cut by the cap"] == 2
     assert table.loc["bpr", "best epochs"] == "—" and np.isnan(table.loc["bpr", "runs cut by the cap"])
     # By hand, cap 20 and patience 3: early stopping ends a run 3 epochs after its best, so a run best
@@ -174,4 +174,7 @@ def test_the_cost_table_says_which_networks_were_timed_in_this_build(prepared, c
                for s, b in (("a", 4), ("b", 20), ("c", 11), ("d", 17), ("e", 18))]
     row = published.cost_table(by_hand, epochs=20, patience=3).iloc[0]
     assert row["best epochs"] == "4–20" and row["runs cut by the cap"] == 2
-    assert published.cost_table(by_hand, epochs=20).iloc[0]["runs cut by the cap"] == 1  # patience 0: best at 20
+    assert published.cost_table(by_hand, epochs=20, patience=1).iloc[0]["runs cut by the cap"] == 1  # best at 20
+    assert published.cost_table(by_hand, epochs=20, patience=0).iloc[0]["runs cut by the cap"] == 1  # waits 1 epoch too
+    with pytest.raises(ValueError, match="needs the early-stopping patience as well as epochs=20"):
+        published.cost_table(by_hand, epochs=20)
