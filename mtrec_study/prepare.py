@@ -452,10 +452,18 @@ def split_indices(inter: pd.DataFrame, split: str, seed: int = 0, valid_frac: fl
         return leave_one_out_split(inter)
     if split in ("cold_user", "cold_item", "cold_both"):
         return cold_start_split(inter, split.split("_")[1], cold_frac, seed, valid_frac)
+    raise unknown_split(split, SPLITS)
+
+
+def unknown_split(split: str, valid) -> ValueError:
+    """The error for a split name that is not one of ``valid``; a renamed one names its new name.
+
+    Used by mtrec_study.prepare, mtrec_study.study.published.
+    """
     if split in RENAMED_SPLITS:
-        raise ValueError(f"split {split!r} is now called {RENAMED_SPLITS[split]!r}: it holds out each user's own "
-                         f"recent ratings, which is not a cut in time ('global_time' is one); valid: {', '.join(SPLITS)}")
-    raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        return ValueError(f"split {split!r} is now called {RENAMED_SPLITS[split]!r}: it holds out each user's own "
+                          f"recent ratings, which is not a cut in time ('global_time' is one); valid: {', '.join(valid)}")
+    return ValueError(f"unknown split {split!r}; valid: {', '.join(valid)}")
 
 
 def split_profile(inter: pd.DataFrame, idx: dict[str, np.ndarray]) -> dict[str, float]:

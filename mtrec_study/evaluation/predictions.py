@@ -182,6 +182,10 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: Preds | list[Preds], 
     Returns:
         :func:`user_bootstrap`'s dictionary plus ``rows`` (labelled rows used).
 
+    Raises:
+        ValueError: For a metric without a bootstrap form, or a segment with no row labelled for
+            ``task`` (naming the task and how many rows were selected).
+
     Introduced in notebooks/05_evaluation.ipynb.
     """
     if metric not in _FAST_METRICS:
@@ -189,7 +193,11 @@ def metric_difference_bootstrap(taskset: TaskSet, preds_a: Preds | list[Preds], 
     sel = np.arange(len(taskset)) if rows is None else np.asarray(rows)
     if sel.dtype == bool:
         sel = np.flatnonzero(sel)
+    chosen = sel.size
     sel = sel[taskset.masks[task][sel] > 0]
+    if sel.size == 0:
+        raise ValueError(f"no row labelled for task {task!r} among the {chosen:,} rows selected"
+                         f"{'' if rows is None else ' by rows'}: a difference in {metric} needs at least one")
     y = taskset.labels[task][sel]
     fn = _FAST_METRICS[metric]
 

@@ -228,7 +228,7 @@ def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float] |
         and ``seed_estimates`` (each seed's estimate on all rows).
 
     Raises:
-        ValueError: If ``statistic`` is an empty sequence.
+        ValueError: If ``statistic`` is an empty sequence, or ``users`` is empty.
 
     Introduced in notebooks/07_article_claims.ipynb.
     """
@@ -236,6 +236,8 @@ def user_bootstrap(users: np.ndarray, statistic: Callable[[np.ndarray], float] |
     if not fns:
         raise ValueError("statistic: need one function, or one per training seed; got an empty sequence")
     users = np.asarray(users)
+    if users.size == 0:
+        raise ValueError("users is empty: there are no rows to resample (an empty segment has no interval)")
     order = np.argsort(users, kind="stable")
     uniq, starts = np.unique(users[order], return_index=True)
     groups = np.split(order, starts[1:])

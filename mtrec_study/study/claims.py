@@ -18,7 +18,7 @@ difference. One rule, stated once:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,6 +124,23 @@ def comparison(label: str, metric: str, result: dict, higher_is_better: bool | N
             "seed_estimates": [float(x) for x in result.get("seed_estimates", [result["estimate"]])]}
 
 
+# Up to this many secondary comparisons are listed in full in a verdict row; beyond it, those with no
+# difference are counted instead (notebook 07 shows each in the claim's own section).
+SECONDARY_IN_FULL = 3
+
+
+def _secondary(fmt: Callable[[dict], str], rows: list[dict]) -> str:
+    """The secondary comparisons' cell: each in full, or, when there are more than
+    :data:`SECONDARY_IN_FULL`, those with a difference in full and the rest counted."""
+    if len(rows) <= SECONDARY_IN_FULL:
+        return "; ".join(fmt(e) for e in rows)
+    shown = [fmt(e) for e in rows if e["outcome"] != "no difference"]
+    n_none = len(rows) - len(shown)
+    if n_none:
+        shown.append(f"{n_none} {'more' if shown else 'comparisons, all'} with no difference (07 shows each)")
+    return "; ".join(shown)
+
+
 def verdict_table(claims: list[dict]) -> pd.DataFrame:
     """One row per claim: wording, section, experiment, the primary comparison and its training seeds, verdict, the others, caveats.
 
@@ -131,7 +148,9 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
         claims: Dicts with ``claim``, ``section``, ``experiment``, ``evidence`` (rows from
             :func:`comparison`), ``primary`` (the ``comparison`` label of the primary row) and
             ``caveats``. A claim measured without an interval gives ``verdict`` and ``rule``
-            instead of ``primary``; the rule is appended to its caveats.
+            instead of ``primary``; the rule is appended to its caveats. Its other rows are the
+            secondary comparisons: listed in full up to :data:`SECONDARY_IN_FULL`; beyond that,
+            those with no difference are counted, so the row stays readable in the index page.
 
     Raises:
         ValueError: If a claim has no evidence, names no (or an unknown) primary comparison,
@@ -163,7 +182,7 @@ def verdict_table(claims: list[dict]) -> pd.DataFrame:
             return (f"{e['comparison']}: {e['estimate']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] "
                     f"({e.get('outcome_reads', e['outcome'])})")
 
-        others = "; ".join(fmt(e) for e in c["evidence"] if e["comparison"] != primary)
+        others = _secondary(fmt, [e for e in c["evidence"] if e["comparison"] != primary])
         seeds = c["evidence"][labels.index(primary)].get("seeds", 1) if primary else None
         rows.append({"claim": c["claim"], "section": c["section"], "experiment": c["experiment"],
                      "primary comparison (95% CI)": fmt(c["evidence"][labels.index(primary)]) if primary else "—",

@@ -34,7 +34,7 @@ from mtrec_study.datasets import RatingsData
 from mtrec_study.evaluation.metrics import LOWER_IS_BETTER
 from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
-from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks
+from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, unknown_split
 from mtrec_study.study import peers as P
 from mtrec_study.study.tuning import grid_edges
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
@@ -368,7 +368,7 @@ def criterion_tasks(name: str, split: str) -> tuple[str, ...]:
     if name == "mtl":
         kind = "fold" if split.startswith("fold-") else split
         if kind not in SPLIT_TASKS:
-            raise ValueError(f"unknown split {split!r}; valid: fold-<k>, {', '.join(k for k in SPLIT_TASKS if k != 'fold')}")
+            raise unknown_split(split, ["fold-<k>", *(k for k in SPLIT_TASKS if k != "fold")])
         return SPLIT_TASKS[kind]
     if name == "logreg":
         return (INTEREST,)

@@ -260,8 +260,17 @@ def test_06_ablations(fast_report):
     vertex = table["λ=(0.00,0.00,1.00)"]
     assert abs(vertex["interest auc"] - 0.5) < 0.25 and vertex["behaviour rmse"] < 1.2
     assert all(r["n"] == s["folds"] for r in s["lambda_tests"])
+    # Below 5 folds no p-value is reported, in the tables or in the recorded results; from 5 on, each is.
+    statistics = {"t", "p_t", "t_corrected", "p_corrected", "p_holm", "w", "p_wilcoxon"}
+    assert s["lambda_tests"] and s["text_tests"]  # the fast preset runs no weighting strategy: that table is empty
+    for key in ("lambda_tests", "weighting_tests", "architecture_tests", "text_tests"):
+        if not s[key]:
+            continue
+        recorded = set().union(*(r.keys() for r in s[key]))
+        assert {"model", "task", "metric", "n", "mean_diff"} <= recorded, key
+        assert (recorded & statistics == set()) if s["folds"] < 5 else statistics <= recorded, key
     defined = [r for r in s["lambda_tests"] if r.get("t") is not None and r.get("p_t") is not None]
-    assert defined
+    assert bool(defined) == (s["folds"] >= 5)
     for r in defined:  # the two-sided tail of each test's own t statistic on n - 1 degrees
         assert r["p_t"] == pytest.approx(2 * stats.t.sf(abs(r["t"]), r["n"] - 1), rel=1e-6, abs=1e-12)
     assert {r["segment"] for r in s["text_tests"]} >= {"all", "warm"}
@@ -278,8 +287,8 @@ def test_07_article_claims(fast_report, fast_data):
     assert len(verdicts) == 6
     assert all(r["verdict"] in ("supported", "refuted", "inconclusive") for r in verdicts.values())
     # Verdicts are generated from each claim's primary comparison by the stated rule, never typed in.
-    from mtrec_study.study.claims import (ALL_SINGLES, ONE_SINGLE, claim_text, overfitting_verdict, ratio_comparison,
-                                          verdict)
+    from mtrec_study.study.claims import (ALL_SINGLES, ONE_SINGLE, SECONDARY_IN_FULL, claim_text, overfitting_verdict,
+                                          ratio_comparison, verdict)
 
     for claim, key in (("accuracy", "accuracy_evidence"), ("cold_start", "cold_evidence"), ("text", "text_evidence"),
                        ("diversity", "diversity_evidence")):
@@ -296,9 +305,17 @@ def test_07_article_claims(fast_report, fast_data):
     assert set(future["segment"]) == {"all", "known user", "new user"} and future["comparison"].str.endswith("(1 seed)").all()
     by_seg = future.pivot_table(index="task", columns="segment", values="rows")
     assert (by_seg["known user"] + by_seg["new user"] == by_seg["all"]).all() and (by_seg > 0).all().all()
+    # The accuracy claim's secondary rows: the per-user tasks besides interest, and the global cutoff's
+    # all and known-user rows. With more than SECONDARY_IN_FULL, those with a difference are shown, the rest counted.
     accuracy_row = verdicts[claim_text("accuracy").split(" (")[0]]
-    for r in future[future["segment"].isin(["all", "known user"])].itertuples():
-        assert f"{r.comparison}: {r.estimate:+.4f}" in accuracy_row["other comparisons (95% CI)"]
+    cell = accuracy_row["other comparisons (95% CI)"]
+    secondary = [r for r in s["accuracy_evidence"] if not accuracy_row["primary comparison (95% CI)"].startswith(
+        r["comparison"] + ": ")] + future[future["segment"].isin(["all", "known user"])].to_dict("records")
+    assert len(secondary) > SECONDARY_IN_FULL
+    for r in secondary:
+        assert (f"{r['comparison']}: {r['estimate']:+.4f}" in cell) == (r["outcome"] != "no difference"), r["comparison"]
+    n_none = sum(r["outcome"] == "no difference" for r in secondary)
+    assert (f"{n_none} " in cell and "with no difference (07 shows each)" in cell) if n_none else "07 shows" not in cell
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
     assert all(n > 0 for n in s["cold_segments"].values())
     assert all(0.3 < r["single AUC"] < 1 for r in s["cold_table"])

@@ -59,6 +59,23 @@ def test_verdict_table_reads_the_primary_comparison_only():
         C.verdict("great")
 
 
+def test_verdict_table_counts_many_secondary_comparisons_without_a_difference():
+    def row(label, low, high):
+        return C.comparison(label, "auc", {"estimate": (low + high) / 2, "ci_low": low, "ci_high": high})
+
+    primary = row("p", 0.01, 0.03)
+    flat = [row(f"s{k}", -0.01, 0.01) for k in range(4)]
+    base = {"claim": "x", "section": "§1", "experiment": "e", "caveats": "-", "primary": "p"}
+    few = C.verdict_table([{**base, "evidence": [primary, *flat[:3]]}]).iloc[0]["other comparisons (95% CI)"]
+    assert few.count("[") == 3 and "s2: +0.0000 [-0.0100, +0.0100] (no difference)" in few  # three: each in full
+    many = C.verdict_table([{**base, "evidence": [primary, *flat]}]).iloc[0]["other comparisons (95% CI)"]
+    assert many == "4 comparisons, all with no difference (07 shows each)"
+    mixed = C.verdict_table([{**base, "evidence": [primary, *flat, row("w", -0.03, -0.01)]}]).iloc[0]
+    assert mixed["other comparisons (95% CI)"] == ("w: -0.0200 [-0.0300, -0.0100] (worse); "
+                                                   "4 more with no difference (07 shows each)")
+    assert mixed["verdict"] == "supported"  # the count changes what is shown, never the verdict
+
+
 def _log_t_interval(ratios, t):
     """Worked by hand: the mean and sample sd of the log ratios, t times the standard error, mapped back."""
     logs = [math.log(r) for r in ratios]

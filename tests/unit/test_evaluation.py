@@ -294,6 +294,11 @@ def test_metric_difference_bootstrap_is_paired_and_segmented(prepared, trained):
     assert part["n_users"] == 1 and part["rows"] == int((rows & (prepared.test.masks["interest"] > 0)).sum())
     with pytest.raises(ValueError, match="valid: .*'auc'"):
         E.metric_difference_bootstrap(prepared.test, preds, preds, "interest", "ndcg@10")
+    # An empty segment (no new user in this split, say) is named, not a NumPy error about concatenation.
+    with pytest.raises(ValueError, match="no row labelled for task 'interest' among the 0 rows selected by rows"):
+        E.metric_difference_bootstrap(prepared.test, noisy, perfect, "interest", "auc", rows=np.zeros(len(y), bool))
+    with pytest.raises(ValueError, match="users is empty"):
+        E.user_bootstrap(np.array([], "int64"), lambda r: 0.0, n_boot=5)
     # Per training seed: seed s of one side is paired with seed s of the other, and the seeds are
     # pooled. Two identical seeds give the one-seed interval; a dict is shared by every seed.
     twice = E.metric_difference_bootstrap(prepared.test, [noisy, noisy], perfect, "interest", "auc", n_boot=50, seed=0)

@@ -353,6 +353,8 @@ def test_each_model_is_tuned_on_its_task_familys_criterion():
         H.criterion_tasks("SVD", "fold-0")
     with pytest.raises(ValueError, match="unknown split 'later'; valid: fold-<k>, per_user_recent, loo, random"):
         H.criterion_tasks("mtl", "later")
+    with pytest.raises(ValueError, match="split 'temporal' is now called 'per_user_recent'.*valid: fold-<k>, per_user_recent"):
+        H.criterion_tasks("mtl", "temporal")  # the old name says what it became, here as in prepare
     # Every (model, split) of the plan gets a score function (building one trains nothing).
     names = ["fold-0", "fold-1", "per_user_recent", "loo", "random"]
     scores = H.tuning_scores(names, [m for m in H.GRIDS if m not in P.PEERS])
