@@ -56,7 +56,7 @@ report-fast: $(STAMP)
 ablations-full: $(STAMP)
 	$(BIN)/python -m mtrec_study report --preset params/ablations-full.yaml --only 06_ablations 08_sharing_mechanisms
 
-## Re-run the validation-only search of 09_headline_results into params/tuned.yaml (about 40 min on 2 cores).
+## Re-run the validation-only search of 09_headline_results into params/tuned.yaml (hours on 2 cores from scratch; settings it already scored are read back, and an interrupted run resumes).
 tune: $(PEERS)
 	$(BIN)/python -m mtrec_study tune --preset full --out params/tuned.yaml
 

@@ -48,7 +48,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     # The chosen settings' trainings are the ones 09 repeats: the report's build reuses them.
     os.environ.setdefault(TRAIN_CACHE_ENV, str((REPORTS_DIR / TRAIN_CACHE_FOLDER).resolve()))
-    print(f"tuning written: {tune_preset(args.preset, args.out, only=args.only)}")
+    print(f"tuning written: {tune_preset(args.preset, args.out, only=args.only, fresh=args.fresh)}")
     return 0
 
 
@@ -184,6 +184,8 @@ def build_parser(with_train: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="params/tuned.yaml", help="where to write the choices")
     p.add_argument("--only", nargs="*", default=None,
                    help="tune only these models and merge them into the existing --out file")
+    p.add_argument("--fresh", action="store_true",
+                   help="train every setting again, even those --out already scored under the same key")
     p.set_defaults(func=_cmd_tune)
     p = sub.add_parser("shards", help="write training and validation examples as Parquet shards: a synthetic world "
                                       "larger than memory (block by block), or a data set with --dataset/--data-dir")

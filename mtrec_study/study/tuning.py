@@ -1,8 +1,10 @@
 """Hyperparameter search on validation data only, sealed off from the test split.
 
 Every model of the headline comparison (our networks, logistic regression, BPR, the Surprise
-peers) gets the same budget: :data:`TUNE_BUDGET` settings, each trained on a split's training
-part and scored on its validation part. The score function never receives the test part: it
+peers) gets the same budget: at most :data:`TUNE_BUDGET` settings, each trained on a split's
+training part and scored on its validation part, and a grid is widened until its choices lie
+inside it (:func:`grid_edges`). The search is incremental: a setting already scored under the same
+key is read back (:func:`stored_scores`), so widening a grid trains only the new settings. The score function never receives the test part: it
 gets a :func:`validation_view` of the split, whose interactions table holds only training and
 validation rows and whose ``test`` raises :class:`TestSplitSealed` when touched. Splits are tuned
 one at a time (every fold of a cross-validation has its own choice), because one fold's
@@ -32,7 +34,7 @@ from mtrec_study.evaluation.stats import delta_m
 from mtrec_study.prepare import PreparedData
 from mtrec_study.results import atomic_write_text
 
-TUNE_BUDGET = 4
+TUNE_BUDGET = 8
 
 
 class TestSplitSealed(RuntimeError):
@@ -88,8 +90,9 @@ def check_budget(grids: dict[str, Sequence[dict]], budget: int = TUNE_BUDGET) ->
             raise ValueError(f"grid of {name!r} has {len(grid)} settings; the budget is 1..{budget} per model")
 
 
-def grid_search(prepared: PreparedData | None, grid: Sequence[dict],
-                score: Callable[[PreparedData, dict], float | Mapping[tuple[str, str], float]]) -> pd.DataFrame:
+def grid_search(prepared: PreparedData | Callable[[], PreparedData] | None, grid: Sequence[dict],
+                score: Callable[[PreparedData, dict], float | Mapping[tuple[str, str], float]],
+                known: Mapping[str, float | Mapping[tuple[str, str], float]] | None = None) -> pd.DataFrame:
     """Score every setting on the split's validation part (lower is better).
 
     A score function returns either one number, lower is better (an RMSE, minus an AUC), or, for
@@ -99,10 +102,14 @@ def grid_search(prepared: PreparedData | None, grid: Sequence[dict],
     so every task's criterion counts by its relative change, whatever its scale.
 
     Args:
-        prepared: One split; ``score`` only ever receives its :func:`validation_view` (may be
-            ``None`` for a grid of one setting).
+        prepared: One split, or a function that builds it (called only if a setting must be
+            trained); ``score`` only ever receives its :func:`validation_view` (may be ``None``
+            for a grid of one setting).
         grid: The settings to try.
         score: ``(view, setting) -> validation score`` or ``-> {(task, metric): value}``.
+        known: What ``score`` returned before for some settings, by ``json.dumps(setting,
+            sort_keys=True)`` (:func:`stored_scores`): those are read back, not trained again, so a
+            grid widened by a few settings trains only the new ones.
 
     Returns:
         One row per setting: ``setting`` (JSON), ``valid_score`` and ``chosen`` (the lowest;
@@ -117,8 +124,17 @@ def grid_search(prepared: PreparedData | None, grid: Sequence[dict],
     if len(grid) == 1:  # nothing to choose: do not train just to score the only setting
         return pd.DataFrame({"setting": [json.dumps(dict(grid[0]), sort_keys=True)], "valid_score": [np.nan],
                              "chosen": [True]})
-    view = validation_view(prepared)
-    raw = [score(view, dict(s)) for s in grid]
+    known = known or {}
+    names = [json.dumps(dict(s), sort_keys=True) for s in grid]
+    view = None
+    raw = []
+    for name, setting in zip(names, grid, strict=True):
+        if name in known:
+            raw.append(known[name])
+            continue
+        if view is None:
+            view = validation_view(prepared() if callable(prepared) else prepared)
+        raw.append(score(view, dict(setting)))
     several = [isinstance(r, Mapping) for r in raw]
     if any(several) and not all(several):
         raise ValueError("the score function returned a number for some settings and criteria for others")
@@ -145,7 +161,8 @@ def grid_search(prepared: PreparedData | None, grid: Sequence[dict],
 
 def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, Sequence[dict]],
                 scores: dict[str, dict[str, Callable[[PreparedData, dict], float | Mapping]]],
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, stored: pd.DataFrame | None = None,
+                checkpoint: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """Grid-search every model on the validation part of each split it runs on.
 
     Args:
@@ -154,6 +171,10 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
         scores: ``{model: {split: (view, setting) -> validation score}}`` (see
             :func:`grid_search`); a model is tuned on the splits it has a score function for.
         progress: Show a tqdm bar over (split, model).
+        stored: Validation rows of an earlier search of the same key (:func:`stored_scores`
+            reads them): a setting scored there on a split is not trained again there.
+        checkpoint: Called with the rows so far after each (split, model), so that an
+            interrupted search keeps what it finished (:func:`tune_into` writes them).
 
     Returns:
         ``split, model, setting, valid_score, chosen`` rows, and ``criteria`` when a model is
@@ -177,14 +198,56 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
         todo = [m for m in scores if split in scores[m]]
         if not todo:
             continue
-        # Grids of one setting need no data (nothing is trained), so the split is built only if needed.
-        prepared = build() if any(len(grids[m]) > 1 for m in todo) else None
+        # The split is built once, and only if some setting must be trained: grids of one setting and
+        # settings read back from `stored` need no data.
+        built: list[PreparedData] = []
+
+        def prepared(build=build, built=built) -> PreparedData:
+            if not built:
+                built.append(build())
+            return built[0]
+
         for model in todo:
-            frames.append(grid_search(prepared, grids[model], scores[model][split]).assign(split=split, model=model))
+            known = stored_scores(stored, split, model)
+            frames.append(grid_search(prepared, grids[model], scores[model][split], known).assign(split=split,
+                                                                                                   model=model))
             bar.update()
+            if checkpoint is not None:
+                checkpoint(_columns(pd.concat(frames, ignore_index=True)))
     bar.close()
-    table = pd.concat(frames, ignore_index=True)
+    return _columns(pd.concat(frames, ignore_index=True))
+
+
+def _columns(table: pd.DataFrame) -> pd.DataFrame:
     return table[["split", "model", "setting", "valid_score", "chosen", *(["criteria"] if "criteria" in table else [])]]
+
+
+def stored_scores(stored: pd.DataFrame | None, split: str, model: str) -> dict[str, float | dict[tuple[str, str], float]]:
+    """What an earlier search's score function returned for ``model`` on ``split``, by setting.
+
+    Args:
+        stored: Validation rows as :func:`tune_splits` returns them (or ``None``).
+
+    Returns:
+        ``{json.dumps(setting, sort_keys=True): score}``, the score as :func:`grid_search`'s
+        score function gave it: the criteria ``{(task, metric): value}`` where the row has them
+        (its ``valid_score`` is relative to its grid's first setting, so it is recomputed), else
+        ``valid_score``. A row without a score (a grid of one setting, never trained) is left out.
+
+    Used by mtrec_study.study.tuning.
+    """
+    if stored is None or stored.empty:
+        return {}
+    rows = stored[(stored["split"] == split) & (stored["model"] == model)]
+    out: dict[str, float | dict[tuple[str, str], float]] = {}
+    for r in rows.to_dict("records"):
+        name = json.dumps(json.loads(r["setting"]), sort_keys=True)
+        criteria = r.get("criteria")
+        if isinstance(criteria, str):
+            out[name] = {tuple(k.split(" ", 1)): float(v) for k, v in json.loads(criteria).items()}
+        elif r.get("valid_score") is not None and np.isfinite(r["valid_score"]):
+            out[name] = float(r["valid_score"])
+    return out
 
 
 def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
@@ -269,18 +332,26 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
 _JSON_COLUMNS = ("setting", "criteria")
 
 
-def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
+def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]],
+               complete: bool = True) -> Path:
     """Write the choices, the validation scores and what they belong to (atomically).
 
-    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    ``complete=False`` marks a search still running (a checkpoint): :func:`load_tuned` refuses
+    it, and rerunning the search reads its scores back.
+
+    Used by mtrec_study.study.tuning.
     """
-    doc = {"key": key, "budget": TUNE_BUDGET, "grids": {m: [dict(s) for s in g] for m, g in grids.items()},
+    doc = {"key": key, "budget": TUNE_BUDGET, "complete": bool(complete),
+           "grids": {m: [dict(s) for s in g] for m, g in grids.items()},
            "chosen": chosen_settings(table),
            "validation": [{k: (json.loads(v) if k in _JSON_COLUMNS else v) for k, v in r.items()
                            if k not in _JSON_COLUMNS or isinstance(v, str)}  # no criteria: no entry
                           for r in table.to_dict("records")]}
     header = ("# Generated by `python -m mtrec_study tune` (validation data only; see mtrec_study/study/tuning.py).\n"
               "# Do not edit by hand: rerun the command; 09_headline_results checks `key` and `grids`.\n")
+    if not complete:
+        header += ("# An unfinished search (complete: false): rerun the same command to finish it; the settings\n"
+                   "# scored below are read back, not trained again.\n")
     path = Path(path)
     atomic_write_text(path, header + yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False))
     return path
@@ -303,6 +374,22 @@ def _stored(path: Path, key: dict[str, Any], if_missing: str, if_other: str) -> 
     return doc
 
 
+def stored_search(path: Path, key: dict[str, Any]) -> dict | None:
+    """The search document stored at ``path`` when it belongs to ``key``, else ``None``.
+
+    A file that is missing or holds a search of another key (other data, seed, epochs ...) has
+    nothing a search of ``key`` may read back or keep.
+
+    Used by mtrec_study.study.published.
+    """
+    if not Path(path).exists():
+        return None
+    try:
+        return _stored(Path(path), key, "", "")
+    except ValueError:
+        return None
+
+
 def check_stored(path: Path, key: dict[str, Any]) -> dict:
     """The stored tuning at ``path`` that a partial search (``tune --only``) merges into.
 
@@ -310,32 +397,44 @@ def check_stored(path: Path, key: dict[str, Any]) -> dict:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If its key differs from ``key`` (naming the entry).
 
-    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    Used by mtrec_study.study.published.
     """
     return _stored(path, key, "run the whole search first (without --only)",
                    "the tuning belongs to another run, so rerun the whole search (without --only)")
 
 
-def merge_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]]) -> Path:
-    """Replace the models of ``grids`` in the stored tuning at ``path``, keeping every other model's
-    choice, grid and validation scores (for a model added to the comparison, or a grid changed
-    for one model, without rerunning the whole search).
+def write_search(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]],
+                 stored: dict | None, merge: bool, complete: bool = True) -> Path:
+    """Write a search's rows to ``path``, with what it keeps of the stored document ``stored``.
 
-    Raises:
-        FileNotFoundError: If ``path`` does not exist (there is nothing to merge into).
-        ValueError: If the stored key differs from ``key`` (naming the entry).
+    Args:
+        table: This search's rows so far.
+        stored: The document at ``path`` when its key is ``key`` (else ``None``).
+        merge: ``tune --only``: the stored rows and grids of models outside ``grids`` are kept (for a
+            model added to the comparison, or one model's changed grid, without the whole search).
+        complete: ``False`` for a checkpoint: the stored rows of each (model, split) that this
+            search has not reached yet are kept too, so a rerun reads them back, and the file is
+            marked unfinished (:func:`load_tuned` refuses it).
 
     Used by mtrec_study.study.published.
     """
-    doc = check_stored(Path(path), key)
-    kept = _validation_table(doc)
-    kept = kept[~kept["model"].isin(list(grids))] if len(kept) else kept
-    all_grids = {**doc.get("grids", {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}
-    return save_tuned(path, pd.concat([kept, table], ignore_index=True), key, all_grids)
+    kept = validation_rows(stored or {})
+    if len(kept):
+        done = set(zip(table["model"], table["split"], strict=True))
+        pairs = list(zip(kept["model"], kept["split"], strict=True))
+        other = kept["model"].isin(list(grids)).eq(False) if merge else pd.Series(False, index=kept.index)
+        pending = pd.Series([not complete and m in grids and (m, sp) not in done for m, sp in pairs], index=kept.index)
+        kept = kept[other | pending]
+    all_grids = {**((stored or {}).get("grids", {}) if merge else {}), **{m: [dict(x) for x in g] for m, g in grids.items()}}
+    return save_tuned(path, pd.concat([kept, table], ignore_index=True) if len(kept) else table, key, all_grids,
+                      complete)
 
 
-def _validation_table(doc: dict) -> pd.DataFrame:
-    """A stored document's validation rows as :func:`tune_splits` returns them (JSON columns as strings)."""
+def validation_rows(doc: dict) -> pd.DataFrame:
+    """A stored document's validation rows as :func:`tune_splits` returns them (JSON columns as strings).
+
+    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    """
     return pd.DataFrame([{k: (json.dumps(v) if k in _JSON_COLUMNS else v) for k, v in r.items()}
                          for r in doc.get("validation", [])])
 
@@ -353,6 +452,9 @@ def load_tuned(path: str | Path, key: dict[str, Any], grids: dict[str, Sequence[
     path = Path(path)
     doc = _stored(path, key, f"create it with `python -m mtrec_study tune --out {path}`",
                   f"rerun `python -m mtrec_study tune --out {path}` or set TUNED_PARAMS = ''")
+    if doc.get("complete", True) is False:
+        raise ValueError(f"{path}: the search that writes it has not finished; rerun `python -m mtrec_study tune "
+                         f"--out {path}` (with the same --only, if any) to finish it: settings already scored are read back")
     chosen = doc.get("chosen", {})
     for model, grid in grids.items():
         if doc.get("grids", {}).get(model) != json.loads(json.dumps([dict(s) for s in grid])):
@@ -380,7 +482,7 @@ def tuned_or_tune(path: str | Path | None, key: dict[str, Any], splits: dict[str
             missing = sorted(set(scores[model]) - set(chosen[model]))
             if missing:
                 raise ValueError(f"{path}: model {model!r} has no choice for split {missing[0]!r}; rerun the tuner")
-        return chosen, _validation_table(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+        return chosen, validation_rows(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
     table = tune_splits(splits, grids, scores, progress)
     return chosen_settings(table), table
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mtrec_study.models.classic import BPR
 from mtrec_study.prepare import prepare_tasks
@@ -117,7 +118,85 @@ def test_tune_splits_store_and_load_round_trip(fold, tmp_path):
         T.load_tuned(tmp_path / "missing.yaml", key, grids)
 
 
-def test_merge_tuned_replaces_only_the_named_models(fold, tmp_path):
+def test_a_widened_grid_trains_only_its_new_settings_and_chooses_as_a_fresh_search(fold, tmp_path):
+    calls = []
+
+    def score(view, setting):  # one number for m; criteria on two tasks for n (Δm% over the first setting)
+        calls.append(json.dumps(setting, sort_keys=True))
+        return float((setting["v"] - 3) ** 2)
+
+    def criteria(view, setting):
+        calls.append(json.dumps(setting, sort_keys=True))
+        return {("interest", "auc"): 0.7 + 0.01 * setting["w"], ("behaviour", "rmse"): 1.0 - 0.002 * setting["w"]}
+
+    splits = {"a": lambda: fold, "b": lambda: fold}
+    scores = {"m": {"a": score, "b": score}, "n": {"a": criteria}}
+    first = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 1}]}
+    round_1 = T.tune_splits(splits, first, scores, progress=False)
+    assert T.chosen_settings(round_1) == {"m": {"a": {"v": 2}, "b": {"v": 2}}, "n": {"a": {"w": 1}}}  # both at an edge
+    wider = {"m": [{"v": 1}, {"v": 2}, {"v": 3}, {"v": 4}], "n": [{"w": 0}, {"w": 1}, {"w": 2}]}
+    calls.clear()
+    round_2 = T.tune_splits(splits, wider, scores, progress=False, stored=round_1)
+    assert sorted(calls) == sorted(['{"v": 3}', '{"v": 4}'] * 2 + ['{"w": 2}'])  # only the new settings trained
+    calls.clear()
+    fresh = T.tune_splits(splits, wider, scores, progress=False)
+    assert len(calls) == 11
+    pd.testing.assert_frame_equal(round_2, fresh)  # read back or trained again: the same scores and choices
+    assert T.chosen_settings(round_2) == {"m": {"a": {"v": 3}, "b": {"v": 3}}, "n": {"a": {"w": 2}}}
+    # A split whose settings are all known is never built.
+    never = {"a": lambda: (_ for _ in ()).throw(AssertionError("built")), "b": lambda: fold}
+    calls.clear()
+    again = T.tune_splits(never, wider, scores, progress=False, stored=fresh)
+    assert calls == [] and again.equals(fresh)
+
+
+def test_an_interrupted_search_is_marked_refused_and_resumed(fold, tmp_path):
+    key = {"seed": 1, "k": 5}
+    grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
+    trained = []
+
+    def score(view, setting):
+        trained.append(setting)
+        return float(sum(setting.values()))
+
+    scores = {"m": {"a": score, "b": score}, "n": {"b": score}}
+    splits = {"a": lambda: fold, "b": lambda: fold}
+    path = tmp_path / "tuned.yaml"
+    T.save_tuned(path, T.tune_splits(splits, grids, scores, progress=False), key, grids)
+    wider = {"m": [{"v": 1}, {"v": 2}, {"v": 0}], "n": grids["n"]}
+    stored = T.stored_search(path, key)
+    assert T.stored_search(path, {"seed": 2, "k": 5}) is None and T.stored_search(tmp_path / "no.yaml", key) is None
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def checkpoint(rows):  # written after each (split, model), then the run is cut after the first
+        T.write_search(path, rows, key, wider, stored, merge=False, complete=False)
+        seen.append(len(rows))
+        raise Stop
+
+    trained.clear()
+    with pytest.raises(Stop):
+        T.tune_splits(splits, wider, scores, progress=False, stored=T.validation_rows(stored), checkpoint=checkpoint)
+    assert trained == [{"v": 0}] and seen == [3]
+    doc = yaml.safe_load(path.read_text())
+    assert doc["complete"] is False and "unfinished search" in path.read_text()
+    # The rows of (m, b) and (n, b), not reached yet, are kept so that the rerun reads them back.
+    assert {(r["model"], r["split"]) for r in doc["validation"]} == {("m", "a"), ("m", "b"), ("n", "b")}
+    with pytest.raises(ValueError, match="has not finished; rerun `python -m mtrec_study tune"):
+        T.load_tuned(path, key, wider)
+    trained.clear()
+    resumed = T.tune_splits(splits, wider, scores, progress=False,
+                            stored=T.validation_rows(T.stored_search(path, key)))
+    assert trained == [{"v": 0}]  # (m, b)'s new setting; (m, a) was finished before the cut
+    T.write_search(path, resumed, key, wider, T.stored_search(path, key), merge=False)
+    assert T.load_tuned(path, key, wider) == {"m": {"a": {"v": 0}, "b": {"v": 0}}, "n": {"b": {"w": 0}}}
+    assert yaml.safe_load(path.read_text())["complete"] is True
+
+
+def test_a_search_with_only_replaces_only_the_named_models(fold, tmp_path):
     grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
     scores = {"m": {"a": lambda v, s: float(s["v"])}, "n": {"a": lambda v, s: float(abs(s["w"] - 4))}}
     key = {"seed": 1, "k": 5}
@@ -126,13 +205,13 @@ def test_merge_tuned_replaces_only_the_named_models(fold, tmp_path):
     new_grid = {"n": [{"w": 1}, {"w": 3}], "e": [{"l2": 7}]}
     new_scores = {"n": {"a": lambda v, s: float(abs(s["w"] - 4))}, "e": {"a": lambda v, s: 0.0}}
     table = T.tune_splits({"a": lambda: fold}, new_grid, new_scores, progress=False)
-    T.merge_tuned(path, table, key, new_grid)
+    T.write_search(path, table, key, new_grid, T.check_stored(path, key), merge=True)
     merged = {**grids, **new_grid}
     assert T.load_tuned(path, key, merged) == {"m": {"a": {"v": 1}}, "n": {"a": {"w": 3}}, "e": {"a": {"l2": 7}}}
     with pytest.raises(ValueError, match="key 'seed' is 1, this run has 2.*without --only"):
-        T.merge_tuned(path, table, {"seed": 2, "k": 5}, new_grid)
+        T.check_stored(path, {"seed": 2, "k": 5})
     with pytest.raises(FileNotFoundError, match="without --only"):
-        T.merge_tuned(tmp_path / "missing.yaml", table, key, new_grid)
+        T.check_stored(tmp_path / "missing.yaml", key)
     with pytest.raises(ValueError, match="--only: unknown model 'nope'"):
         H.tune_preset("full", tmp_path / "x.yaml", only=["nope"])
     with pytest.raises(ValueError, match="at least one model"):
@@ -232,7 +311,7 @@ def test_peer_settings_are_checked_and_translated():
     assert knn.k == 7 and knn.sim_options == {"name": "pearson_baseline", "user_based": False}
     assert P.make_peer("BaselineOnly", {"reg_i": 5}).bsl_options == {"method": "als", "reg_i": 5}
     for name, grid in P.PEER_GRIDS.items():
-        assert len(grid) == T.TUNE_BUDGET
+        assert 1 < len(grid) <= T.TUNE_BUDGET
         for setting in grid:
             P.make_peer(name, setting)
 
@@ -311,10 +390,8 @@ def test_criteria_are_stored_and_survive_a_merge(fold, tmp_path):
     path = T.save_tuned(tmp_path / "tuned.yaml", T.tune_splits({"a": lambda: fold}, grids, scores, progress=False),
                         key, grids)
     new_grid = {"n": [{"w": 1}, {"w": 3}]}
-    T.merge_tuned(path, T.tune_splits({"a": lambda: fold}, new_grid, {"n": {"a": lambda v, s: -float(s["w"])}},
-                                      progress=False), key, new_grid)
-    import yaml
-
+    T.write_search(path, T.tune_splits({"a": lambda: fold}, new_grid, {"n": {"a": lambda v, s: -float(s["w"])}},
+                                       progress=False), key, new_grid, T.check_stored(path, key), merge=True)
     rows = yaml.safe_load(path.read_text())["validation"]
     by = {(r["model"], json.dumps(r["setting"])): r for r in rows}
     assert by[("m", '{"v": 2}')]["criteria"] == {"interest auc": 0.8, "behaviour rmse": 1.0}
