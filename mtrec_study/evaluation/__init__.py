@@ -44,6 +44,7 @@ from mtrec_study.evaluation.ranking import (
     sampled_ranking,
 )
 from mtrec_study.evaluation.stats import (
+    TEST_STATISTICS,
     corrected_ttest,
     delta_m,
     delta_m_by_fold,
@@ -60,7 +61,7 @@ from mtrec_study.results import as_tidy, tidy_rows
 from mtrec_study.tasks import PRIMARY_METRICS
 
 __all__ = [
-    "PRIMARY_METRICS", "as_tidy", "cached_scorers", "catalogue_scorer", "corrected_ttest", "delta_m", "delta_m_bootstrap",
+    "PRIMARY_METRICS", "TEST_STATISTICS", "as_tidy", "cached_scorers", "catalogue_scorer", "corrected_ttest", "delta_m", "delta_m_bootstrap",
     "delta_m_by_fold", "evaluate_predictions", "holm", "full_catalogue_ranking", "genre_vectors", "item_positions",
     "list_diversity", "merge_single_task", "metric_difference_bootstrap", "metrics", "paired_test", "paired_tests",
     "pair_features", "per_seed", "pair_scorer", "popularity_rows", "popularity_scorers", "primary_rows", "primary_values", "ranking_rows",

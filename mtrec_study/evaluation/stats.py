@@ -170,6 +170,11 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
     return out
 
 
+# The columns of paired_tests' table that are test statistics and p-values (the rest are sizes and
+# means): what a table leaves out when it reports no test (06 below 5 folds).
+TEST_STATISTICS = ("t", "p_t", "t_corrected", "p_corrected", "p_holm", "w", "p_wilcoxon")
+
+
 def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys, segment: str = "all",
                  protocol: str | None = None, test_train_ratio: float | str = "kfold") -> pd.DataFrame:
     """:func:`paired_test` of each model against ``reference`` on each ``(task, metric)``.
@@ -194,8 +199,7 @@ def paired_tests(tidy: pd.DataFrame, models: Iterable[str], reference: str, keys
             t = paired_test(tidy, model, reference, task, metric, protocol, segment, test_train_ratio)
             sign = -1 if metric in M.LOWER_IS_BETTER else 1
             rows.append({"model": model, "task": task, "metric": metric, **t, "better": bool(sign * t["mean_diff"] > 0)})
-    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", "t", "p_t", "t_corrected", "p_corrected",
-            "p_holm", "w", "p_wilcoxon", "better"]
+    cols = ["model", "task", "metric", "n", "mean_a", "mean_b", "mean_diff", *TEST_STATISTICS, "better"]
     out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
     out.insert(out.columns.get_loc("p_corrected") + 1, "p_holm", holm(out["p_corrected"]))
     return out[cols]

@@ -23,8 +23,8 @@ from mtrec_study.prepare import PreparedData
 PEERS = ("BaselineOnly", "SVD", "SVDpp", "KNNBaseline")
 # Published 5-fold ml-100k RMSE with default parameters (Surprise README, v1.1).
 PUBLISHED_RMSE = {"BaselineOnly": 0.944, "SVD": 0.934, "SVDpp": 0.919, "KNNBaseline": 0.931}
-# The validation-only search per peer: four settings each, the same budget as our networks get
-# (mtrec_study.study.tuning.TUNE_BUDGET). The first ranges followed Surprise's documentation and common
+# The validation-only search per peer: four settings each, within the budget every model shares
+# (mtrec_study.study.tuning.TUNE_BUDGET, a cap). The first ranges followed Surprise's documentation and common
 # tuned values; each was then moved to where validation led (BaselineOnly now lies below Surprise's
 # defaults, reg_i 10 and reg_u 15).
 PEER_GRIDS: dict[str, list[dict[str, Any]]] = {

@@ -962,27 +962,22 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
 
     The notebook reads the file through its ``TUNED_PARAMS`` parameter and checks that the data,
     folds, epochs and grids are the ones it runs with. ``only`` tunes just those models and merges
-    them into the existing file (:func:`mtrec_study.study.tuning.write_search`).
+    them into the existing file.
 
-    The search is incremental and resumable: when ``out`` already holds a search of the same key
-    (data, seed, folds, epochs ...), a setting it scored on a split is read back instead of trained
-    again, so a grid widened by a few settings trains only those; and ``out`` is rewritten after each
-    (split, model), marked unfinished until the end, so an interrupted search goes on where it
-    stopped when the command is run again. ``fresh=True`` trains every setting.
+    The search is incremental and resumable (:func:`mtrec_study.study.tuning.run_search`): a
+    setting ``out`` already scored under the same key is read back instead of trained again, and an
+    interrupted search goes on where it stopped when the command is run again. ``fresh=True``
+    trains every setting (after a change to how models train or are scored).
 
     Raises:
-        ValueError: If ``only`` names a model that is not in :data:`GRIDS` (listing the valid ones).
+        ValueError: If ``only`` names a model that is not in :data:`GRIDS` (listing the valid ones),
+            or the file to merge into belongs to another key.
+        FileNotFoundError: With ``only``, if ``out`` does not exist.
 
     Used by mtrec_study.cli.
     """
     from mtrec_study.datasets import load_dataset
-    from mtrec_study.study.tuning import (
-        check_stored,
-        stored_search,
-        tune_splits,
-        validation_rows,
-        write_search,
-    )
+    from mtrec_study.study.tuning import run_search
 
     p = preset_parameters(preset)
     models = [m for m in GRIDS if m not in P.PEERS or m in p["PEERS_TO_RUN"]]
@@ -998,15 +993,4 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
                            n_negatives=p["SAMPLED_NEGATIVES"])
-    key = tuning_key(data, p)
-    path = Path(out)
-    # The file to merge into must exist and belong to this run before hours of tuning; a whole search
-    # keeps nothing of a file of another key.
-    stored = check_stored(path, key) if only else stored_search(path, key)
-    reuse = None if fresh or stored is None else validation_rows(stored)
-
-    def write(table: pd.DataFrame, complete: bool) -> Path:
-        return write_search(path, table, key, g, stored, merge=bool(only), complete=complete)
-
-    table = tune_splits(splits, g, scores, progress, stored=reuse, checkpoint=lambda t: write(t, False))
-    return write(table, True)
+    return run_search(out, tuning_key(data, p), splits, g, scores, merge=bool(only), fresh=fresh, progress=progress)

@@ -150,50 +150,73 @@ def test_a_widened_grid_trains_only_its_new_settings_and_chooses_as_a_fresh_sear
     assert calls == [] and again.equals(fresh)
 
 
-def test_an_interrupted_search_is_marked_refused_and_resumed(fold, tmp_path):
+def test_an_interrupted_search_resumes_and_never_leaves_its_file_half_written(fold, tmp_path, capsys):
     key = {"seed": 1, "k": 5}
     grids = {"m": [{"v": 1}, {"v": 2}], "n": [{"w": 0}, {"w": 5}]}
-    trained = []
+    trained, cut = [], {"after": None}
+
+    class Stop(Exception):
+        pass
 
     def score(view, setting):
+        if cut["after"] is not None and len(trained) == cut["after"]:
+            raise Stop  # the machine goes away in the middle of a training
         trained.append(setting)
         return float(sum(setting.values()))
 
     scores = {"m": {"a": score, "b": score}, "n": {"b": score}}
     splits = {"a": lambda: fold, "b": lambda: fold}
     path = tmp_path / "tuned.yaml"
-    T.save_tuned(path, T.tune_splits(splits, grids, scores, progress=False), key, grids)
+    T.run_search(path, key, splits, grids, scores, progress=False)
+    assert len(trained) == 6 and not T.partial_path(path).exists()
+    before = path.read_text()
+    # A third setting for m: only it trains, on a and then on b, where the run is cut.
     wider = {"m": [{"v": 1}, {"v": 2}, {"v": 0}], "n": grids["n"]}
-    stored = T.stored_search(path, key)
-    assert T.stored_search(path, {"seed": 2, "k": 5}) is None and T.stored_search(tmp_path / "no.yaml", key) is None
-
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def checkpoint(rows):  # written after each (split, model), then the run is cut after the first
-        T.write_search(path, rows, key, wider, stored, merge=False, complete=False)
-        seen.append(len(rows))
-        raise Stop
-
     trained.clear()
+    cut["after"] = 1
     with pytest.raises(Stop):
-        T.tune_splits(splits, wider, scores, progress=False, stored=T.validation_rows(stored), checkpoint=checkpoint)
-    assert trained == [{"v": 0}] and seen == [3]
-    doc = yaml.safe_load(path.read_text())
-    assert doc["complete"] is False and "unfinished search" in path.read_text()
-    # The rows of (m, b) and (n, b), not reached yet, are kept so that the rerun reads them back.
-    assert {(r["model"], r["split"]) for r in doc["validation"]} == {("m", "a"), ("m", "b"), ("n", "b")}
-    with pytest.raises(ValueError, match="has not finished; rerun `python -m mtrec_study tune"):
-        T.load_tuned(path, key, wider)
+        T.run_search(path, key, splits, wider, scores, progress=False)
+    assert trained == [{"v": 0}] and path.read_text() == before  # the finished search is untouched
+    partial = T.partial_path(path)
+    doc = yaml.safe_load(partial.read_text())
+    assert doc["complete"] is False and {(r["model"], r["split"]) for r in doc["validation"]} == {("m", "a")}
+    with pytest.raises(ValueError, match="a search's checkpoint, not a finished search"):
+        T.load_tuned(partial, key, wider)
+    # Run again: (m, a) comes back from the checkpoint, (m, b)'s new setting trains, then the file is replaced.
     trained.clear()
-    resumed = T.tune_splits(splits, wider, scores, progress=False,
-                            stored=T.validation_rows(T.stored_search(path, key)))
-    assert trained == [{"v": 0}]  # (m, b)'s new setting; (m, a) was finished before the cut
-    T.write_search(path, resumed, key, wider, T.stored_search(path, key), merge=False)
-    assert T.load_tuned(path, key, wider) == {"m": {"a": {"v": 0}, "b": {"v": 0}}, "n": {"b": {"w": 0}}}
-    assert yaml.safe_load(path.read_text())["complete"] is True
+    cut["after"] = None
+    T.run_search(path, key, splits, wider, scores, progress=False)
+    assert trained == [{"v": 0}] and "resuming from" in capsys.readouterr().out
+    assert not partial.exists() and T.load_tuned(path, key, wider) == {"m": {"a": {"v": 0}, "b": {"v": 0}},
+                                                                      "n": {"b": {"w": 0}}}
+    # fresh trains everything again; --only (merge) keeps the other models and needs a file of this key.
+    trained.clear()
+    T.run_search(path, key, splits, wider, scores, fresh=True, progress=False)
+    assert len(trained) == 8
+    trained.clear()
+    T.run_search(path, key, splits, {"n": [{"w": 0}, {"w": 5}, {"w": -1}]}, {"n": {"b": score}}, merge=True,
+                 progress=False)
+    assert trained == [{"w": -1}]
+    assert T.load_tuned(path, key, wider | {"n": [{"w": 0}, {"w": 5}, {"w": -1}]})["m"] == {"a": {"v": 0}, "b": {"v": 0}}
+    with pytest.raises(FileNotFoundError, match="without --only"):
+        T.run_search(tmp_path / "none.yaml", key, splits, grids, scores, merge=True, progress=False)
+    with pytest.raises(ValueError, match="key 'seed' is 1, this run has 2"):
+        T.run_search(path, {"seed": 2, "k": 5}, splits, grids, scores, merge=True, progress=False)
+    # A whole search of another key reads nothing back, says so, and replaces the file.
+    trained.clear()
+    T.run_search(path, {"seed": 2, "k": 5}, splits, grids, scores, progress=False)
+    assert len(trained) == 6 and "another key" in capsys.readouterr().out
+
+
+def test_scores_read_back_that_no_longer_fit_the_score_function_are_named(fold):
+    stored = T.tune_splits({"a": lambda: fold}, {"m": [{"v": 1}, {"v": 2}]},
+                           {"m": {"a": lambda v, s: {("interest", "auc"): 0.5 + s["v"] / 10}}}, progress=False)
+    with pytest.raises(ValueError, match="criteria for others.*read back from an earlier search.*--fresh"):
+        T.tune_splits({"a": lambda: fold}, {"m": [{"v": 1}, {"v": 2}, {"v": 3}]}, {"m": {"a": lambda v, s: 0.1}},
+                      progress=False, stored=stored)
+    with pytest.raises(ValueError, match="different criteria.*--fresh"):
+        T.tune_splits({"a": lambda: fold}, {"m": [{"v": 1}, {"v": 3}]},
+                      {"m": {"a": lambda v, s: {("behaviour", "rmse"): 1.0}}}, progress=False, stored=stored)
 
 
 def test_a_search_with_only_replaces_only_the_named_models(fold, tmp_path):
@@ -311,7 +334,7 @@ def test_peer_settings_are_checked_and_translated():
     assert knn.k == 7 and knn.sim_options == {"name": "pearson_baseline", "user_based": False}
     assert P.make_peer("BaselineOnly", {"reg_i": 5}).bsl_options == {"method": "als", "reg_i": 5}
     for name, grid in P.PEER_GRIDS.items():
-        assert 1 < len(grid) <= T.TUNE_BUDGET
+        assert len(grid) == 4  # every peer searches four settings (within the shared cap, TUNE_BUDGET)
         for setting in grid:
             P.make_peer(name, setting)
 
