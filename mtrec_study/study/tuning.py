@@ -35,7 +35,7 @@ from mtrec_study.evaluation.stats import delta_m
 from mtrec_study.prepare import PreparedData
 from mtrec_study.results import atomic_write_text
 
-TUNE_BUDGET = 8
+TUNE_BUDGET = 12
 
 
 class TestSplitSealed(RuntimeError):
