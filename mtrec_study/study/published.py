@@ -57,7 +57,7 @@ _NET_ROUND_2 = [{"learning_rate": 5e-4, "batch_size": 512, "emb_l2": 1e-4, "id_d
                 {"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 1e-4, "id_dim": 128},
                 {"learning_rate": 6e-3, "batch_size": 8192, "emb_l2": 0.0, "id_dim": 16}]
 # Round 2 moved most choices to the larger embedding L2 (1e-3), a new edge; round 3 goes on along that
-# setting alone, at three and ten times it, with the rest of the round-2 choice. (Three choices moved to
+# setting alone, at three and ten times it, with the rest of the round-2 choice. (Two choices moved to
 # another new edge in round 2: EDGE_REASONS names them and the round that would follow.)
 _NET_ROUND_3 = [{"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 3e-3, "id_dim": 64},
                 {"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 1e-2, "id_dim": 64}]
@@ -146,7 +146,7 @@ TARGETS = [
 # Why a choice may stay at the edge of its grid, per (model, setting); 09 prints the reason next to
 # each edge that tuning.grid_edges finds, and a unit test fails for an edge in params/tuned.yaml that
 # has no reason, or a reason that has no edge. Every grid was widened until its choices lay inside; the
-# three choices below moved to a new edge in the networks' last round, and the next round is not run yet.
+# two choices below moved to a new edge in the networks' round 2, and the round that follows is not run yet.
 _NEXT_ROUND = ("chosen in round {round} of the networks' search, at the end of the values tried; the next "
                "round ({next}) has not been run yet: `tune --only {model}` trains only that setting")
 EDGE_REASONS: dict[tuple[str, str], str] = {
