@@ -1,11 +1,12 @@
 """Hyperparameter search on validation data only, sealed off from the test split.
 
 Every model of the headline comparison (our networks, logistic regression, BPR, the Surprise
-peers) gets the same budget: at most :data:`TUNE_BUDGET` settings, each trained on a split's
+peers) is searched within one cap, :data:`TUNE_BUDGET` settings, each trained on a split's
 training part and scored on its validation part; :func:`grid_edges` finds the choices that sit at
 the edge of their grid, where the search may have stopped short. The search is incremental and
 resumable (:func:`run_search`): a setting already scored under the same key is read back, so
-widening a grid trains only the new settings, and an interrupted search goes on where it stopped. The score function never receives the test part: it
+widening a grid trains only the new settings, and an interrupted search goes on where it stopped.
+The score function never receives the test part: it
 gets a :func:`validation_view` of the split, whose interactions table holds only training and
 validation rows and whose ``test`` raises :class:`TestSplitSealed` when touched. Splits are tuned
 one at a time (every fold of a cross-validation has its own choice), because one fold's
@@ -470,9 +471,9 @@ def run_search(path: str | Path, key: dict[str, Any], splits: dict[str, Callable
         print(f"{path} holds a search of another key: nothing in it is read back, and this search replaces it")
     checkpoint = stored_search(partial_path(path), key)
     reuse = [validation_rows(doc) for doc in (checkpoint, None if fresh else stored) if doc is not None]
-    reuse = pd.concat(reuse, ignore_index=True).drop_duplicates(["split", "model", "setting"]) if reuse else None
     if checkpoint is not None:
-        print(f"resuming from {partial_path(path)} ({len(validation_rows(checkpoint))} scored settings)")
+        print(f"resuming from {partial_path(path)} ({len(reuse[0])} scored settings)")
+    reuse = pd.concat(reuse, ignore_index=True).drop_duplicates(["split", "model", "setting"]) if reuse else None
 
     def save_checkpoint(rows: pd.DataFrame) -> None:
         save_tuned(partial_path(path), rows, key, grids, complete=False)
