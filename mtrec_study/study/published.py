@@ -75,13 +75,12 @@ _MTL_ROUND_4 = [{"learning_rate": 1e-3, "batch_size": 1024, "emb_l2": 1e-4, "id_
 # networks' search chose at 1e-4 to 3e-3 on most splits, with the weighting round 1 chose most (fixed),
 # one value beyond the largest choice each time: round 2 tried 1e-4 and 1e-3, round 3 3e-3, round 4
 # 1e-2 and round 5 3e-2, which no split chose.
-_TOWER = [{"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0, "weighting": "fixed"},
-          {"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0, "weighting": "uncertainty"},
-          *({"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0, "weighting": "fixed", "emb_l2": x}
-            for x in (1e-4, 1e-3, 3e-3, 1e-2, 3e-2))]
+_TOWER_BASE = {"learning_rate": 3e-3, "batch_size": 1024, "dropout": 0.0}
+_TOWER = [*({**_TOWER_BASE, "weighting": w} for w in ("fixed", "uncertainty")),
+          *({**_TOWER_BASE, "weighting": "fixed", "emb_l2": x} for x in (1e-4, 1e-3, 3e-3, 1e-2, 3e-2))]
 # The multi-task network's search: the cheapest setting, then MMoE with the setting every earlier search
 # chose, under three ways of weighting the three losses (the article's fixed λ = 1, uncertainty, DWA);
-# rounds 2 and 3 step beyond that choice as for the single-task networks, with uncertainty weighting
+# rounds 2 to 4 step beyond that choice as for the single-task networks, with uncertainty weighting
 # (the one round 1 chose most: the rounds are coordinate steps, not a full grid). No split chose the
 # cheapest setting, so the step beyond it is left out.
 _MTL = [{"model": "shared_bottom", **_NET[0], "weighting": "uncertainty"},

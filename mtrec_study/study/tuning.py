@@ -6,9 +6,9 @@ training part and scored on its validation part; :func:`grid_edges` finds the ch
 the edge of their grid, where the search may have stopped short. The search is incremental and
 resumable (:func:`run_search`): a setting already scored under the same key is read back, so
 widening a grid trains only the new settings, and an interrupted search goes on where it stopped.
-The score function never receives the test part: it
-gets a :func:`validation_view` of the split, whose interactions table holds only training and
-validation rows and whose ``test`` raises :class:`TestSplitSealed` when touched. Splits are tuned
+The score function never receives the test part: it gets a :func:`validation_view` of the split,
+whose interactions table holds only training and validation rows and whose ``test`` raises
+:class:`TestSplitSealed` when touched. Splits are tuned
 one at a time (every fold of a cross-validation has its own choice), because one fold's
 validation rows are another fold's test rows.
 
