@@ -36,7 +36,7 @@ from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, unknown_split
 from mtrec_study.study import peers as P
-from mtrec_study.study.tuning import grid_edges
+from mtrec_study.study.tuning import Scored, grid_edges
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
 from mtrec_study.training.trainer import predict, train
 
@@ -264,7 +264,8 @@ def fit_network(prepared: PreparedData, setting: dict, tasks=None, epochs: int =
                   predict=lambda ts: predict(net, ts),
                   score_pairs=E.pair_scorer(net, builder) if has_item else None,
                   score_catalogue=E.catalogue_scorer(net, builder, items) if has_item else None,
-                  extra={"best_epoch": res.best_epoch}, timed_here=not res.from_cache)
+                  extra={"best_epoch": res.best_epoch, "epochs_run": len(res.epoch_seconds)},
+                  timed_here=not res.from_cache)
 
 
 def _onehot(taskset: TaskSet, enc: OneHotEncoder | None = None):
@@ -330,6 +331,17 @@ def fit_popularity(prepared: PreparedData) -> Fitted:
     t0 = time.perf_counter()
     catalogue, pairs = E.popularity_scorers(prepared.interactions("train"), prepared.data.items.index.to_numpy())
     return Fitted("popularity", time.perf_counter() - t0, score_pairs=pairs, score_catalogue=catalogue)
+
+
+def trains_by_epochs(name: str) -> bool:
+    """Whether ``name`` is one of our networks, which train by epochs up to the cap with early stopping.
+
+    The others (logistic regression, BPR with its own ``epochs`` setting, EASE, the peers) do not
+    read the cap, so their tuning scores stay valid when it changes.
+
+    Used by mtrec_study.study.published.
+    """
+    return name == "mtl" or name in TOWERS or name.startswith("single_")
 
 
 def fit_model(name: str, prepared: PreparedData, setting: dict, epochs: int = 20, patience: int = 3,
@@ -432,6 +444,8 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
     pointwise item network). The multi-task network on a split whose rows read several tasks
     returns the mapping of :func:`validation_criteria`, which
     :func:`mtrec_study.study.tuning.grid_search` turns into Δm% over the grid's first setting.
+    A network's score comes as :class:`mtrec_study.study.tuning.Scored`, with the epoch early
+    stopping kept and the epochs it ran, which the stored search keeps beside the score.
 
     Used by mtrec_study.study.published.
     """
@@ -439,13 +453,17 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
         return lambda view, s: P.validation_rmse(name, s, view, seed)
     tasks, protocol = criterion_tasks(name, split), "loo" if split == "loo" else "random"
 
-    def score(view: PreparedData, s: dict) -> float | dict:
-        values = validation_criteria(view, fit_model(name, view, s, epochs, patience, seed), tasks, protocol,
-                                     n_negatives, seed)
+    def score(view: PreparedData, s: dict) -> float | dict | Scored:
+        fitted = fit_model(name, view, s, epochs, patience, seed)
+        values = validation_criteria(view, fitted, tasks, protocol, n_negatives, seed)
         if len(values) > 1:
-            return values
-        ((_, metric), value), = values.items()
-        return _lower_is_better(metric, value)
+            value = values
+        else:
+            ((_, metric), v), = values.items()
+            value = _lower_is_better(metric, v)
+        # The networks' rows record how they trained: the epoch kept, and whether the cap ended the run.
+        trained = {k: fitted.extra[k] for k in ("best_epoch", "epochs_run") if k in fitted.extra}
+        return Scored(value, trained) if trained else value
 
     return score
 
@@ -989,7 +1007,10 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
 
     The search is incremental and resumable (:func:`mtrec_study.study.tuning.run_search`): a
     setting ``out`` already scored under the same key is read back instead of trained again, and an
-    interrupted search goes on where it stopped when the command is run again. ``fresh=True``
+    interrupted search goes on where it stopped when the command is run again. After a change of
+    the epoch cap alone, the runs that are the same under the new cap are read back too: every
+    model that does not train by epochs (:func:`trains_by_epochs`), and each network run that early
+    stopping ended before both caps. ``fresh=True``
     trains every setting (after a change to how models train or are scored).
 
     Raises:
@@ -1016,4 +1037,5 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     splits = headline_splits(data, k=p["CV_FOLDS"], seed=p["SEED"], neg_ratio=p["NEG_RATIO"])
     scores = tuning_scores(list(splits), models, epochs=p["EPOCHS"], patience=p["PATIENCE"], seed=p["SEED"],
                            n_negatives=p["SAMPLED_NEGATIVES"])
-    return run_search(out, tuning_key(data, p), splits, g, scores, merge=bool(only), fresh=fresh, progress=progress)
+    return run_search(out, tuning_key(data, p), splits, g, scores, merge=bool(only), fresh=fresh, progress=progress,
+                      epoch_free=[m for m in models if not trains_by_epochs(m)])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,25 @@ from mtrec_study.prepare import PreparedData
 from mtrec_study.results import atomic_write_text
 
 TUNE_BUDGET = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """What a score function may return instead of its bare score: the score and facts about the training behind it.
+
+    The validation table keeps ``trained`` in its ``trained`` column (JSON), so a stored search
+    says how each setting trained: for the networks ``{"best_epoch": ..., "epochs_run": ...}``,
+    the epoch early stopping kept and how many epochs ran (the cap, if it cut the run short).
+
+    Attributes:
+        value: The score as :func:`grid_search` takes it (a number, lower is better, or criteria).
+        trained: JSON-ready facts about the training.
+
+    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    """
+
+    value: float | Mapping[tuple[str, str], float]
+    trained: dict
 
 
 class TestSplitSealed(RuntimeError):
@@ -93,15 +112,17 @@ def check_budget(grids: dict[str, Sequence[dict]], budget: int = TUNE_BUDGET) ->
 
 
 def grid_search(prepared: PreparedData | Callable[[], PreparedData] | None, grid: Sequence[dict],
-                score: Callable[[PreparedData, dict], float | Mapping[tuple[str, str], float]],
-                known: Mapping[str, float | Mapping[tuple[str, str], float]] | None = None) -> pd.DataFrame:
+                score: Callable[[PreparedData, dict], float | Mapping[tuple[str, str], float] | Scored],
+                known: Mapping[str, float | Mapping[tuple[str, str], float] | Scored] | None = None) -> pd.DataFrame:
     """Score every setting on the split's validation part (lower is better).
 
     A score function returns either one number, lower is better (an RMSE, minus an AUC), or, for
     a multi-task model judged on several tasks, ``{(task, metric): value}``. Several criteria are
     combined into one score by the study's multi-task measure: minus Δm%
     (:func:`mtrec_study.evaluation.stats.delta_m`) of each setting over the grid's first setting,
-    so every task's criterion counts by its relative change, whatever its scale.
+    so every task's criterion counts by its relative change, whatever its scale. Either may come
+    wrapped in :class:`Scored` with facts about the training (the networks' epochs), which the
+    table keeps.
 
     Args:
         prepared: One split, or a function that builds it (called only if a setting must be
@@ -115,7 +136,8 @@ def grid_search(prepared: PreparedData | Callable[[], PreparedData] | None, grid
 
     Returns:
         One row per setting: ``setting`` (JSON), ``valid_score`` and ``chosen`` (the lowest;
-        the first on ties); with criteria, also ``criteria`` (JSON ``{"task metric": value}``).
+        the first on ties); with criteria, also ``criteria`` (JSON ``{"task metric": value}``);
+        where scores came as :class:`Scored`, also ``trained`` (JSON, or None for the others).
         A grid of one setting is chosen without training (score NaN).
 
     Raises:
@@ -137,6 +159,8 @@ def grid_search(prepared: PreparedData | Callable[[], PreparedData] | None, grid
         if view is None:
             view = validation_view(prepared() if callable(prepared) else prepared)
         raw.append(score(view, dict(setting)))
+    trained = [r.trained if isinstance(r, Scored) else None for r in raw]
+    raw = [r.value if isinstance(r, Scored) else r for r in raw]
     several = [isinstance(r, Mapping) for r in raw]
     read_back = " (some were read back from an earlier search: run it again with --fresh)" if \
         any(n in known for n in names) else ""
@@ -163,6 +187,8 @@ def grid_search(prepared: PreparedData | Callable[[], PreparedData] | None, grid
                           "chosen": [i == best for i in range(len(grid))]})
     if several[0]:
         table["criteria"] = [json.dumps({f"{t} {m}": v for (t, m), v in c.items()}) for c in criteria]
+    if any(t is not None for t in trained):
+        table["trained"] = [None if t is None else json.dumps(t, sort_keys=True) for t in trained]
     return table
 
 
@@ -226,10 +252,11 @@ def tune_splits(splits: dict[str, Callable[[], PreparedData]], grids: dict[str, 
 
 
 def _columns(table: pd.DataFrame) -> pd.DataFrame:
-    return table[["split", "model", "setting", "valid_score", "chosen", *(["criteria"] if "criteria" in table else [])]]
+    return table[["split", "model", "setting", "valid_score", "chosen", *(c for c in ("criteria", "trained") if c in table)]]
 
 
-def stored_scores(stored: pd.DataFrame | None, split: str, model: str) -> dict[str, float | dict[tuple[str, str], float]]:
+def stored_scores(stored: pd.DataFrame | None, split: str, model: str,
+                  ) -> dict[str, float | dict[tuple[str, str], float] | Scored]:
     """What an earlier search's score function returned for ``model`` on ``split``, by setting.
 
     Args:
@@ -239,21 +266,26 @@ def stored_scores(stored: pd.DataFrame | None, split: str, model: str) -> dict[s
         ``{json.dumps(setting, sort_keys=True): score}``, the score as :func:`grid_search`'s
         score function gave it: the criteria ``{(task, metric): value}`` where the row has them
         (its ``valid_score`` is relative to its grid's first setting, so it is recomputed), else
-        ``valid_score``. A row without a score (a grid of one setting, never trained) is left out.
+        ``valid_score``; wrapped in :class:`Scored` where the row records how it trained. A row
+        without a score (a grid of one setting, never trained) is left out.
 
     Used by mtrec_study.study.tuning.
     """
     if stored is None or stored.empty:
         return {}
     rows = stored[(stored["split"] == split) & (stored["model"] == model)]
-    out: dict[str, float | dict[tuple[str, str], float]] = {}
+    out: dict[str, float | dict[tuple[str, str], float] | Scored] = {}
     for r in rows.to_dict("records"):
         name = json.dumps(json.loads(r["setting"]), sort_keys=True)
         criteria = r.get("criteria")
         if isinstance(criteria, str):
-            out[name] = {tuple(k.split(" ", 1)): float(v) for k, v in json.loads(criteria).items()}
+            value = {tuple(k.split(" ", 1)): float(v) for k, v in json.loads(criteria).items()}
         elif r.get("valid_score") is not None and np.isfinite(r["valid_score"]):
-            out[name] = float(r["valid_score"])
+            value = float(r["valid_score"])
+        else:
+            continue
+        trained = r.get("trained")
+        out[name] = Scored(value, json.loads(trained)) if isinstance(trained, str) else value
     return out
 
 
@@ -336,7 +368,7 @@ def grid_edges(grids: dict[str, Sequence[dict]], chosen: dict[str, dict[str, dic
 
 
 # Columns of the validation table held as JSON strings (mappings in params/tuned.yaml).
-_JSON_COLUMNS = ("setting", "criteria")
+_JSON_COLUMNS = ("setting", "criteria", "trained")
 
 
 def save_tuned(path: str | Path, table: pd.DataFrame, key: dict[str, Any], grids: dict[str, Sequence[dict]],
@@ -439,15 +471,50 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def rows_under_new_cap(doc: dict, key: dict[str, Any], epoch_free: Collection[str] = ()) -> pd.DataFrame | None:
+    """The rows of a search stored under another epoch cap that are the same runs under ``key``'s cap.
+
+    Training is deterministic and early stopping decides at each epoch from the epochs so far, so a
+    run that stopped by its patience before both caps is the same run under either; so is the
+    score of a model that does not train by epochs at all (``epoch_free``: the peers, BPR's own
+    ``epochs`` setting aside). A network row kept must say how many epochs it ran (its ``trained``
+    column, :class:`Scored`); rows stored before that was recorded are trained again.
+
+    Returns:
+        Those rows (possibly none), or ``None`` when the stored key differs from ``key`` in anything
+        but ``epochs``, or not at all (then the ordinary read-back applies).
+
+    Used by mtrec_study.study.tuning.
+    """
+    old, new = doc.get("key", {}), json.loads(json.dumps(key))
+    if set(old) != set(new) or old.get("epochs") == new.get("epochs") or \
+            any(old[k] != new[k] for k in new if k != "epochs"):
+        return None
+    cap = min(old["epochs"], new["epochs"])
+
+    def same_run(row: dict) -> bool:
+        if row["model"] in epoch_free:
+            return True
+        trained = row.get("trained")
+        return isinstance(trained, str) and json.loads(trained).get("epochs_run", cap) < cap
+
+    rows = validation_rows(doc)
+    return rows[[same_run(r) for r in rows.to_dict("records")]] if len(rows) else rows
+
+
 def run_search(path: str | Path, key: dict[str, Any], splits: dict[str, Callable[[], PreparedData]],
                grids: dict[str, Sequence[dict]], scores: dict[str, dict[str, Callable[[PreparedData, dict], Any]]],
-               merge: bool = False, fresh: bool = False, progress: bool = True) -> Path:
+               merge: bool = False, fresh: bool = False, progress: bool = True,
+               epoch_free: Collection[str] = ()) -> Path:
     """Run a search and store it at ``path``: incremental, resumable, and never leaving ``path`` half-written.
 
     * **Incremental.** A setting that ``path`` already scored on a split, under the same ``key``,
       is read back instead of trained (:func:`stored_scores`), so a widened grid trains only its
       new settings. The key covers the data and the notebook parameters, not the code: after a
       change to how models train or are scored, pass ``fresh=True``.
+    * **Across epoch caps.** When ``path`` holds a search whose key differs only in ``epochs``,
+      the rows that are the same runs under the new cap are read back
+      (:func:`rows_under_new_cap`): a raised cap retrains only the runs the old one cut short.
     * **Resumable.** After each (split, model) the rows so far go to :func:`partial_path`, marked
       unfinished (:func:`load_tuned` refuses such a file). ``path`` itself is replaced only when the
       search ends, and the checkpoint is then removed. Running the same search again (``fresh``
@@ -457,6 +524,8 @@ def run_search(path: str | Path, key: dict[str, Any], splits: dict[str, Callable
         merge: ``tune --only``: ``path`` must exist with this ``key``; the other models' choices,
             grids and scores are kept (:func:`write_search`).
         fresh: Train every setting, reading back only an interrupted run's checkpoint.
+        epoch_free: Models whose score does not depend on the epoch cap (see
+            :func:`rows_under_new_cap`).
 
     Raises:
         FileNotFoundError: With ``merge``, if ``path`` does not exist.
@@ -467,12 +536,20 @@ def run_search(path: str | Path, key: dict[str, Any], splits: dict[str, Callable
     path = Path(path)
     # The file to merge into must exist and belong to this run before hours of tuning.
     stored = check_stored(path, key) if merge else stored_search(path, key)
+    carried = None
     if stored is None and path.exists():
-        print(f"{path} holds a search of another key: nothing in it is read back, and this search replaces it")
+        carried = None if fresh else rows_under_new_cap(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, key,
+                                                        epoch_free)
+        print(f"{path} holds a search of another key: " + (
+            "nothing in it is read back" if carried is None else
+            f"{len(carried)} of its scored settings are the same runs under epochs={key.get('epochs')} and are read "
+            f"back") + ", and this search replaces it")
     checkpoint = stored_search(partial_path(path), key)
     reuse = [validation_rows(doc) for doc in (checkpoint, None if fresh else stored) if doc is not None]
     if checkpoint is not None:
         print(f"resuming from {partial_path(path)} ({len(reuse[0])} scored settings)")
+    if carried is not None and len(carried):
+        reuse.append(carried)
     reuse = pd.concat(reuse, ignore_index=True).drop_duplicates(["split", "model", "setting"]) if reuse else None
 
     def save_checkpoint(rows: pd.DataFrame) -> None:

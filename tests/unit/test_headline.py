@@ -208,6 +208,81 @@ def test_an_interrupted_search_resumes_and_never_leaves_its_file_half_written(fo
     assert len(trained) == 6 and "another key" in capsys.readouterr().out
 
 
+def test_how_each_network_trained_is_stored_and_read_back_with_its_score(fold, tmp_path):
+    def score(view, setting):
+        value = float(setting["v"])
+        return value if setting["v"] == 3 else T.Scored(value, {"best_epoch": setting["v"], "epochs_run": 9})
+
+    grids = {"m": [{"v": 2}, {"v": 1}, {"v": 3}]}
+    table = T.tune_splits({"a": lambda: fold}, grids, {"m": {"a": score}}, progress=False)
+    assert [t if isinstance(t, str) else None for t in table["trained"]] == [
+        '{"best_epoch": 2, "epochs_run": 9}', '{"best_epoch": 1, "epochs_run": 9}', None]
+    assert T.chosen_settings(table) == {"m": {"a": {"v": 1}}}
+    key = {"seed": 1, "epochs": 20}
+    path = T.save_tuned(tmp_path / "tuned.yaml", table, key, grids)
+    doc = yaml.safe_load(path.read_text())
+    assert doc["validation"][0]["trained"] == {"best_epoch": 2, "epochs_run": 9} and "trained" not in doc["validation"][2]
+    stored = T.validation_rows(doc)
+    known = T.stored_scores(stored, "a", "m")
+    assert known['{"v": 1}'] == T.Scored(1.0, {"best_epoch": 1, "epochs_run": 9}) and known['{"v": 3}'] == 3.0
+    again = T.tune_splits({"a": lambda: fold}, grids, {"m": {"a": lambda v, s: pytest.fail("trained again")}},
+                          progress=False, stored=stored)
+    pd.testing.assert_frame_equal(again, table)  # read back, record included
+
+
+def test_a_changed_epoch_cap_reads_back_only_the_runs_that_are_the_same_under_it(fold, tmp_path, capsys):
+    """A run early stopping ended before both caps is the same run under either; a run the old cap cut is
+    not, nor one stored without its record; a model that does not train by epochs never depends on the cap."""
+    grids = {"net": [{"v": 1}, {"v": 2}, {"v": 3}, {"v": 4}], "peer": [{"k": 1}, {"k": 2}]}
+    ran = {1: 12, 2: 20, 3: 19}  # epochs each network setting runs under a cap of 20 (v=2: cut by it)
+    trained = []
+
+    def net(view, setting):
+        trained.append(("net", setting["v"]))
+        value = float(setting["v"])
+        return value if setting["v"] == 4 else T.Scored(value, {"best_epoch": ran[setting["v"]] - 3,
+                                                                "epochs_run": ran[setting["v"]]})
+
+    def peer(view, setting):
+        trained.append(("peer", setting["k"]))
+        return float(setting["k"])
+
+    splits, scores = {"a": lambda: fold}, {"net": {"a": net}, "peer": {"a": peer}}
+    path = tmp_path / "tuned.yaml"
+    T.run_search(path, {"seed": 1, "epochs": 20}, splits, grids, scores, progress=False, epoch_free=["peer"])
+    doc = yaml.safe_load(path.read_text())
+    kept = T.rows_under_new_cap(doc, {"seed": 1, "epochs": 60}, epoch_free=["peer"])
+    assert sorted(zip(kept["model"], kept["setting"], strict=True)) == [("net", '{"v": 1}'), ("net", '{"v": 3}'),
+                                                           ("peer", '{"k": 1}'), ("peer", '{"k": 2}')]
+    # A lower cap keeps only the runs that ended before it.
+    lower = T.rows_under_new_cap(doc, {"seed": 1, "epochs": 15}, epoch_free=["peer"])
+    assert sorted(lower.loc[lower["model"] == "net", "setting"]) == ['{"v": 1}']
+    assert T.rows_under_new_cap(doc, {"seed": 1, "epochs": 20}) is None  # the same key: ordinary read-back
+    assert T.rows_under_new_cap(doc, {"seed": 2, "epochs": 60}) is None  # another key in more than the cap
+    trained.clear()
+    T.run_search(path, {"seed": 1, "epochs": 60}, splits, grids, scores, progress=False, epoch_free=["peer"])
+    assert sorted(trained) == [("net", 2), ("net", 4)]
+    assert "4 of its scored settings are the same runs under epochs=60" in capsys.readouterr().out
+    # fresh trains everything.
+    trained.clear()
+    T.run_search(path, {"seed": 1, "epochs": 20}, splits, grids, scores, progress=False, epoch_free=["peer"], fresh=True)
+    assert len(trained) == 6
+
+
+def test_a_run_early_stopping_ended_is_the_same_run_under_a_larger_cap(fold):
+    """What lets a raised cap read back the runs that stopped before the old one (exact, not approximate)."""
+    setting = {**H.GRIDS["single_behaviour"][0], "learning_rate": 0.05}
+    short = H.fit_model("single_behaviour", fold, setting, epochs=30, patience=1)
+    stopped = short.extra["epochs_run"]
+    assert stopped < 30, "the fixture should stop early; raise the learning rate"
+    longer = H.fit_model("single_behaviour", fold, setting, epochs=stopped + 7, patience=1)
+    assert longer.extra == short.extra
+    a, b = short.predict(fold.test), longer.predict(fold.test)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert H.trains_by_epochs("mtl") and H.trains_by_epochs("single_item") and H.trains_by_epochs("two_tower_item")
+    assert not any(H.trains_by_epochs(m) for m in ("bpr", "ease", "logreg", "SVD"))
+
+
 def test_scores_read_back_that_no_longer_fit_the_score_function_are_named(fold):
     stored = T.tune_splits({"a": lambda: fold}, {"m": [{"v": 1}, {"v": 2}]},
                            {"m": {"a": lambda v, s: {("interest", "auc"): 0.5 + s["v"] / 10}}}, progress=False)
@@ -478,14 +553,18 @@ def test_score_functions_read_validation_auc_rmse_and_ndcg(fold):
     fitted = H.fit_model("single_behaviour", view, setting, epochs=1, patience=1)
     r = vs.masks["behaviour"] > 0
     rmse = mean_squared_error(vs.labels["behaviour"][r], fitted.predict(vs)["behaviour"][r]) ** 0.5
-    assert H.score_function("single_behaviour", "fold-0", epochs=1, patience=1)(view, setting) == pytest.approx(rmse, rel=1e-5)
+    assert H.score_function("single_behaviour", "fold-0", epochs=1, patience=1)(view, setting).value == \
+        pytest.approx(rmse, rel=1e-5)
 
     mtl = H.score_function("mtl", "per_user_recent", epochs=1, patience=1)(view, H.GRIDS["mtl"][0])
+    assert mtl.trained == {"best_epoch": 1, "epochs_run": 1}  # the networks say how they trained
+    mtl = mtl.value
     assert set(mtl) == {("interest", "auc"), ("behaviour", "rmse"), ("item", "ndcg@10")}
     net = H.fit_model("mtl", view, H.GRIDS["mtl"][0], epochs=1, patience=1)
     ndcg = H.ranking_metrics_on(H.validation_as_test(view), net, "random")["ndcg@10"].mean()
     assert mtl[("item", "ndcg@10")] == pytest.approx(ndcg, rel=1e-6) and 0 <= ndcg <= 1
-    assert H.score_function("mtl", "random", epochs=1, patience=1)(view, H.GRIDS["mtl"][0]) == pytest.approx(-ndcg, rel=1e-6)
+    assert H.score_function("mtl", "random", epochs=1, patience=1)(view, H.GRIDS["mtl"][0]).value == \
+        pytest.approx(-ndcg, rel=1e-6)
     # On the leave-one-out split the item criterion ranks each validation item among sampled negatives
     # (20 here: some users of this small world have rated most of its 200 items).
     bpr = {"factors": 8, "l2": 0.0, "epochs": 2}
