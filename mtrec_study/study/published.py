@@ -468,6 +468,34 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
     return score
 
 
+def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epochs: int | None = None) -> pd.DataFrame:
+    """One row per model and split: the chosen setting and, for a network, how it trained on validation.
+
+    ``best epoch`` and ``epochs run`` come from the search's record of the chosen setting's run
+    (:class:`mtrec_study.study.tuning.Scored`); ``cut by the cap`` says the run reached the cap
+    ``epochs`` (so a larger cap might have trained it further). They are blank for the models that
+    do not train by epochs, for a grid of one setting (never trained) and in a search stored before
+    the record existed.
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    record: dict[tuple[str, str], dict] = {}
+    if len(tuning) and "trained" in tuning:
+        for r in tuning[tuning["chosen"].astype(bool)].to_dict("records"):
+            if isinstance(r.get("trained"), str):
+                record[(r["model"], r["split"])] = json.loads(r["trained"])
+    rows = []
+    for model, by in chosen.items():
+        for split, setting in by.items():
+            t = record.get((model, split), {})
+            run = t.get("epochs_run")
+            rows.append({"model": model, "split": split, "chosen setting": json.dumps(setting),
+                         "best epoch": t.get("best_epoch"), "epochs run": run,
+                         "cut by the cap": None if run is None or epochs is None else bool(run >= epochs)})
+    frame = pd.DataFrame(rows, columns=["model", "split", "chosen setting", "best epoch", "epochs run", "cut by the cap"])
+    return frame.astype({"best epoch": "Int64", "epochs run": "Int64"})
+
+
 def criteria_table(tuning: pd.DataFrame, model: str = "mtl") -> pd.DataFrame:
     """What chose ``model``'s setting on each split: every setting's validation criteria.
 

@@ -283,6 +283,23 @@ def test_a_run_early_stopping_ended_is_the_same_run_under_a_larger_cap(fold):
     assert not any(H.trains_by_epochs(m) for m in ("bpr", "ease", "logreg", "SVD"))
 
 
+def test_the_chosen_table_shows_how_each_chosen_network_trained():
+    tuning = pd.DataFrame({
+        "split": ["a", "a", "a", "b", "a"], "model": ["net", "net", "bpr", "net", "old"],
+        "setting": ['{"v": 1}', '{"v": 2}', '{"k": 1}', '{"v": 1}', '{"w": 0}'],
+        "valid_score": [0.2, 0.1, 0.3, 0.1, 0.5], "chosen": [False, True, True, True, True],
+        "trained": [json.dumps({"best_epoch": 4, "epochs_run": 7}), json.dumps({"best_epoch": 17, "epochs_run": 20}),
+                    None, json.dumps({"best_epoch": 9, "epochs_run": 12}), None]})
+    chosen = {"net": {"a": {"v": 2}, "b": {"v": 1}}, "bpr": {"a": {"k": 1}}, "old": {"a": {"w": 0}}}
+    table = H.chosen_table(chosen, tuning, epochs=20).set_index(["model", "split"])
+    assert table.loc[("net", "a"), "best epoch"] == 17 and table.loc[("net", "a"), "cut by the cap"] is True
+    assert table.loc[("net", "b"), "epochs run"] == 12 and table.loc[("net", "b"), "cut by the cap"] is False
+    for blank in [("bpr", "a"), ("old", "a")]:  # no epochs, or a search stored before the record
+        assert pd.isna(table.loc[blank, "best epoch"]) and table.loc[blank, "cut by the cap"] is None
+    assert table.loc[("net", "a"), "chosen setting"] == '{"v": 2}'
+    assert H.chosen_table(chosen, tuning.drop(columns="trained"))["best epoch"].isna().all()
+
+
 def test_scores_read_back_that_no_longer_fit_the_score_function_are_named(fold):
     stored = T.tune_splits({"a": lambda: fold}, {"m": [{"v": 1}, {"v": 2}]},
                            {"m": {"a": lambda v, s: {("interest", "auc"): 0.5 + s["v"] / 10}}}, progress=False)
