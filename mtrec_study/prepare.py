@@ -548,6 +548,33 @@ def prepare_tasks(data: RatingsData, split: str = "per_user_recent", seed: int =
                         cleaning_log=log, indices=idx, **sets)
 
 
+def refit_split(prepared: PreparedData, seed: int = 0, neg_ratio: float = 1.0) -> PreparedData:
+    """The same split with its validation part moved into training: the data of the final fit.
+
+    After model selection on validation, the chosen model is fitted again on training +
+    validation for the epoch count chosen there (``train(..., patience=None)``), as the
+    Surprise peers and NCF's protocol train on everything but the test rows. Everything fitted on
+    training is fitted again on the larger part: the feature statistics, the id vocabulary and the
+    two-tower network's history, which therefore holds each user's validation items too. The test
+    positives are the same rows; the sampled negatives of every part are drawn again (``seed``,
+    ``neg_ratio``: as the split was made). The validation part is empty.
+
+    Raises:
+        ValueError: If the split has no validation rows to move (nothing would change).
+
+    Used by mtrec_study.study.published.
+    """
+    valid = prepared.indices.get("valid")
+    if valid is None or len(valid) == 0:
+        raise ValueError(f"split {prepared.split!r} has no validation rows: a refit on training + validation "
+                         f"would be the same fit")
+    idx = {"train": np.sort(np.concatenate([prepared.indices["train"], valid])),
+           "valid": np.array([], dtype=np.asarray(valid).dtype), "test": prepared.indices["test"]}
+    refit = prepare_tasks(prepared.data, seed=seed, neg_ratio=neg_ratio, indices=idx,
+                          lookup=isinstance(prepared.train.features, FeatureView))
+    return dataclasses.replace(refit, split=f"{prepared.split} (refit on train + valid)")
+
+
 def task_summary(prepared: PreparedData) -> pd.DataFrame:
     """Per part and task: labelled rows and the positive rate (binary) or mean (regression).
 

@@ -9,8 +9,10 @@ Four protocols, each on its own split of ml-100k (:func:`headline_splits`):
 * ``random``: a per-user random 80/10/10 split, full-catalogue ranking (RecBole's default protocol).
 
 Every model is tuned on each split's *validation* part with the same budget
-(:mod:`mtrec_study.study.tuning`), then trained once with its chosen setting and scored on the test
-part. :func:`headline_table` turns the scores into 09's results table with a generated "met?".
+(:mod:`mtrec_study.study.tuning`), then trained with its chosen setting and scored on the test
+part: on the folds, ``per_user_recent`` and ``loo`` refit on training + validation
+(:func:`refit_for_test`, the networks for the epoch count chosen on validation); on ``random``, as
+RecBole does, on the training part with early stopping on validation. :func:`headline_table` turns the scores into 09's results table with a generated "met?".
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mtrec_study.datasets import RatingsData
 from mtrec_study.evaluation.metrics import LOWER_IS_BETTER
 from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
-from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, unknown_split
+from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, refit_split, unknown_split
 from mtrec_study.study import peers as P
 from mtrec_study.study.tuning import Scored, grid_edges
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
@@ -468,6 +470,67 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
     return score
 
 
+def _chosen_records(tuning: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """``{(model, split): how the chosen setting trained}`` from a search's ``trained`` column (where recorded)."""
+    if not len(tuning) or "trained" not in tuning:
+        return {}
+    return {(r["model"], r["split"]): json.loads(r["trained"])
+            for r in tuning[tuning["chosen"].astype(bool)].to_dict("records") if isinstance(r.get("trained"), str)}
+
+
+def chosen_epochs(tuning: pd.DataFrame, chosen: dict[str, dict[str, dict]], split: str, models,
+                  selection: PreparedData | None = None, epochs: int = 20, patience: int = 3,
+                  seed: int = 0) -> dict[str, int]:
+    """How many epochs each network's refit trains: the epoch early stopping kept on validation.
+
+    For each network among ``models`` (:func:`trains_by_epochs`), the best epoch of its chosen
+    setting's validation run on ``split``, as the search recorded it. Where the search has no
+    record (a grid of one setting is chosen without training; a search stored before the record
+    existed), that run is trained now on ``selection``, the split before the refit, with the
+    same early stopping: the same run the search would have made. The other models need no
+    epoch count.
+
+    Raises:
+        ValueError: If a network has no record and no ``selection`` split is given.
+
+    Used by mtrec_study.study.published.
+    """
+    record, out = _chosen_records(tuning), {}
+    for name in models:
+        if not trains_by_epochs(name):
+            continue
+        best = record.get((name, split), {}).get("best_epoch")
+        if best is None:
+            if selection is None:
+                raise ValueError(f"{name!r} on {split!r}: the search recorded no best epoch, so the refit needs the "
+                                 f"split before the refit (selection=) to find it on validation")
+            best = fit_model(name, selection, chosen[name][split], epochs, patience, seed).extra["best_epoch"]
+        out[name] = int(best)
+    return out
+
+
+def refit_for_test(splits: dict[str, Callable[[], PreparedData]], split: str, tuning: pd.DataFrame,
+                   chosen: dict[str, dict[str, dict]], models, epochs: int = 20, patience: int = 3, seed: int = 0,
+                   neg_ratio: float = 1.0) -> tuple[PreparedData, dict[str, int]]:
+    """The data and epoch counts of ``split``'s test runs: the refit after model selection.
+
+    Settings and epoch counts are chosen on the split's validation part (:func:`chosen_epochs`);
+    the test runs then train on training + validation (:func:`mtrec_study.prepare.refit_split`),
+    the networks for exactly their chosen epoch count, as the peers and NCF's protocol train on
+    everything but the test rows.
+
+    Returns:
+        ``(the refit split, {network: epochs})`` for :func:`cv_fold_rows`,
+        :func:`holdout_predictions` and :func:`ranking_per_user` (their ``refit_epochs``).
+
+    Introduced in notebooks/09_headline_results.ipynb.
+    """
+    selection = splits[split]()
+    nets = [m for m in models if trains_by_epochs(m)]
+    counts = chosen_epochs(tuning, chosen, split, nets, selection, epochs, patience, seed)
+    return refit_split(selection, seed=seed, neg_ratio=neg_ratio), counts
+
+
 def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epochs: int | None = None) -> pd.DataFrame:
     """One row per model and split: the chosen setting and, for a network, how it trained on validation.
 
@@ -479,11 +542,7 @@ def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epoch
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    record: dict[tuple[str, str], dict] = {}
-    if len(tuning) and "trained" in tuning:
-        for r in tuning[tuning["chosen"].astype(bool)].to_dict("records"):
-            if isinstance(r.get("trained"), str):
-                record[(r["model"], r["split"])] = json.loads(r["trained"])
+    record = _chosen_records(tuning)
     rows = []
     for model, by in chosen.items():
         for split, setting in by.items():
@@ -539,10 +598,14 @@ def tuning_scores(split_names, models, epochs: int = 20, patience: int = 3, seed
 
 # --------------------------------------------------------------------------- the final runs
 def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], models, epochs: int = 20,
-                 patience: int = 3, seed: int = 0, protocol: str = "5-fold CV") -> tuple[pd.DataFrame, list[dict]]:
+                 patience: int = 3, seed: int = 0, protocol: str = "5-fold CV",
+                 refit_epochs: dict[str, int] | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Train every model of one fold with its chosen setting; tidy test rows and training times.
 
     Peers run twice, with Surprise's defaults (``<peer> (default)``) and their tuned setting.
+    With ``refit_epochs`` (:func:`chosen_epochs`), ``prepared`` is the fold's
+    :func:`mtrec_study.prepare.refit_split` and each network trains that many epochs on training
+    + validation; without, the networks stop early on the fold's validation part.
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
@@ -557,7 +620,7 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
                              "timed in this build": True})
                 rows += E.tidy_rows(vals, label, BEHAVIOUR, protocol, fold)
             continue
-        fitted = fit_model(name, prepared, chosen[name], epochs, patience, seed)
+        fitted = _final_fit(name, prepared, chosen[name], epochs, patience, seed, refit_epochs)
         preds = fitted.predict(ts)
         cost.append(_cost(name, f"fold-{fold}", fitted))
         values = E.primary_values(preds, ts, keys=[k for k in E.PRIMARY_METRICS if k[0] in preds])
@@ -566,14 +629,27 @@ def cv_fold_rows(prepared: PreparedData, fold: int, chosen: dict[str, dict], mod
     return E.as_tidy(rows), cost
 
 
+def _final_fit(name: str, prepared: PreparedData, setting: dict, epochs: int, patience: int, seed: int,
+               refit_epochs: dict[str, int] | None) -> Fitted:
+    """:func:`fit_model` for a test run: with ``refit_epochs``, ``prepared`` is a
+    :func:`mtrec_study.prepare.refit_split` and a network trains exactly its chosen epoch count."""
+    if refit_epochs is not None and trains_by_epochs(name):
+        if name not in refit_epochs:
+            raise ValueError(f"refit_epochs has no epoch count for {name!r}; it has {sorted(refit_epochs)} "
+                             f"(published.chosen_epochs gives one per network)")
+        return fit_model(name, prepared, setting, refit_epochs[name], None, seed)
+    return fit_model(name, prepared, setting, epochs, patience, seed)
+
+
 def _fit_per_seed(name: str, prepared: PreparedData, setting: dict, seeds: list[int], epochs: int, patience: int,
-                  every_seed: bool = True) -> list[Fitted]:
+                  every_seed: bool = True, refit_epochs: dict[str, int] | None = None) -> list[Fitted]:
     """One fitted model per training seed. A :data:`SEEDLESS` model is fitted once and that one fit
     stands for every seed (the same object, so it pairs with any seed); a model not trained with
     ``every_seed`` is fitted with the first seed only (a list of one, which pairs with nothing else)."""
     if name in SEEDLESS:
-        return [fit_model(name, prepared, setting, epochs, patience, seeds[0])] * len(seeds)
-    return [fit_model(name, prepared, setting, epochs, patience, s) for s in (seeds if every_seed else seeds[:1])]
+        return [_final_fit(name, prepared, setting, epochs, patience, seeds[0], refit_epochs)] * len(seeds)
+    return [_final_fit(name, prepared, setting, epochs, patience, s, refit_epochs)
+            for s in (seeds if every_seed else seeds[:1])]
 
 
 def distinct(per_seed_results: list) -> list:
@@ -602,7 +678,7 @@ def _require_same_users(indexes: list[pd.Index]) -> None:
 
 
 def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models, epochs: int = 20,
-                        patience: int = 3, seed: int = 0, rank=(), seeds=None,
+                        patience: int = 3, seed: int = 0, rank=(), seeds=None, refit_epochs: dict[str, int] | None = None,
                         ) -> tuple[dict[str, list[dict[str, np.ndarray]]], dict[str, list[pd.DataFrame]], list[dict]]:
     """Test predictions of every model on one split (the per-user recent holdout), plus training times.
 
@@ -616,6 +692,8 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
         rank: Models that also rank the catalogue.
         seeds: Training seeds (:func:`mtrec_study.reproducibility.training_seeds`); every model
             is trained once per seed, a :data:`SEEDLESS` one once in all.
+        refit_epochs: As in :func:`cv_fold_rows` (``prepared`` is then a refit split); every
+            seed's network trains the chosen epoch count.
 
     Returns:
         ``(predictions, per-user ranking metrics of the models in rank, cost rows)``; the first
@@ -627,7 +705,7 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
     seeds = list(seeds) if seeds is not None else [seed]
     preds, ranking, cost = {}, {}, []
     for name in models:
-        fitted = _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience)
+        fitted = _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, refit_epochs=refit_epochs)
         preds[name] = _once_per_fit(fitted, lambda f: f.predict(prepared.test))
         if name in rank:
             ranking[name] = _once_per_fit(fitted, lambda f: ranking_metrics_on(prepared, f, "random"))
@@ -637,7 +715,7 @@ def holdout_predictions(prepared: PreparedData, chosen: dict[str, dict], models,
 
 def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, dict], models, epochs: int = 20,
                      patience: int = 3, seed: int = 0, n_negatives: int = 99, seeds=None, seeded=None,
-                     ) -> tuple[dict[str, list[pd.DataFrame]], list[dict]]:
+                     refit_epochs: dict[str, int] | None = None) -> tuple[dict[str, list[pd.DataFrame]], list[dict]]:
     """Per-user HR/NDCG@10 of each model (and popularity) under ``loo`` or ``random``, per training.
 
     Every model is scored on the same candidates (sampled with ``seed``, whatever the training
@@ -648,6 +726,8 @@ def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, di
         seeded: The models trained with every seed (default: all); the others are trained with
             the first seed only (a list of one). A :data:`SEEDLESS` model and popularity are
             fitted once, their one result repeated for every seed.
+        refit_epochs: As in :func:`cv_fold_rows` (``prepared`` is then a refit split, and
+            popularity counts its training + validation part too).
 
     Returns:
         ``({model: [per-user frame per training seed]}, cost rows)``.
@@ -665,7 +745,7 @@ def ranking_per_user(prepared: PreparedData, protocol: str, chosen: dict[str, di
     for name in [*models, "popularity"]:
         every = seeded is None or name in seeded
         fitted = [fit_popularity(prepared)] * len(seeds) if name == "popularity" else \
-            _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, every)
+            _fit_per_seed(name, prepared, chosen[name], seeds, epochs, patience, every, refit_epochs)
         out[name] = _once_per_fit(fitted, lambda f: ranking_metrics_on(prepared, f, protocol, n_negatives, seed))
         cost += [_cost(name, protocol, f) for f in distinct(fitted)]
     return out, cost

@@ -340,7 +340,7 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "fixed", lambdas=None, epochs: int = 10,
-          batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int = 3,
+          batch_size: int = 1024, learning_rate: float = 1e-3, seed: int = 0, patience: int | None = 3,
           tasks: list[str] | None = None, weighting_kwargs: dict | None = None, output_dir: str | Path | None = None,
           verbose: int = 0, callbacks: list | None = None, progress: bool = True,
           distribution: tf.distribute.Strategy | None = None, steps_per_epoch: int | None = None,
@@ -356,6 +356,9 @@ def train(model: str, prepared: PreparedData | StreamedData, weighting: str = "f
         weighting: A name from :data:`mtrec_study.training.weighting.WEIGHTINGS`.
         lambdas: Fixed task weights λ, one per trained task (default: all 1).
         epochs, batch_size, learning_rate, patience: Optimisation settings (Adam).
+            ``patience=None`` trains exactly ``epochs`` epochs with no validation at all: the
+            refit after model selection (:func:`mtrec_study.prepare.refit_split`), whose
+            validation part is empty and whose epoch count was chosen on validation before.
         seed: Seeds everything; two runs with the same seed give identical weights on the CPU.
         tasks: For ``single_task``, the one task (``tasks=["interest"]``); for ``two_tower``, the
             article tasks it predicts (default all three; one gives its single-task baseline).
@@ -478,7 +481,9 @@ def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: Ta
     """
     epochs, batch_size = config["epochs"], config["batch_size"]
     guard, timer = WeightingCallback(trainer), _EpochTimer()
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True)
+    refit = config["patience"] is None  # a fixed number of epochs, nothing to validate on
+    early = [] if refit else [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"],
+                                                            restore_best_weights=True)]
     if isinstance(train_set, TaskSet) and isinstance(train_set.features, FeatureView):
         train_set, valid_set = PairSet.of(train_set), PairSet.of(valid_set)
     if isinstance(train_set, (ShardSet, PairSet)):
@@ -492,13 +497,15 @@ def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: Ta
         data = {"x": ArraySet(train_set.features, train_set.targets()).dataset(batch_size, seed=config["seed"]),
                 "validation_data": (valid_set.features, valid_set.targets()), "validation_batch_size": batch_size,
                 "shuffle": False}
+    if refit:
+        data = {k: v for k, v in data.items() if not k.startswith("validation_")}
     start = time.perf_counter()
-    hist = trainer.fit(**data, epochs=epochs, verbose=verbose, callbacks=[guard, timer, early, *(callbacks or []),
+    hist = trainer.fit(**data, epochs=epochs, verbose=verbose, callbacks=[guard, timer, *early, *(callbacks or []),
                                                    *([_EpochBar(epochs, config["model"])] if progress else [])])
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     val = history.get("val_loss", [])
-    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(val)
+    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(history.get("loss", val))
     return TrainResult(trainer.net, trainer, history, seconds, timer.times, best, config, guard.stopped)
 
 
