@@ -12,7 +12,8 @@ Every model is tuned on each split's *validation* part with the same budget
 (:mod:`mtrec_study.study.tuning`), then trained with its chosen setting and scored on the test
 part: on the folds, ``per_user_recent`` and ``loo`` refit on training + validation
 (:func:`refit_for_test`, the networks for the epoch count chosen on validation); on ``random``, as
-RecBole does, on the training part with early stopping on validation. :func:`headline_table` turns the scores into 09's results table with a generated "met?".
+RecBole does, on the training part with early stopping on validation. :func:`headline_table` turns
+the scores into 09's results table with a generated "met?".
 """
 
 from __future__ import annotations
@@ -1118,8 +1119,8 @@ def tune_preset(preset: str, out: str | Path, progress: bool = True, only: list[
     interrupted search goes on where it stopped when the command is run again. After a change of
     the epoch cap alone, the runs that are the same under the new cap are read back too: every
     model that does not train by epochs (:func:`trains_by_epochs`), and each network run that early
-    stopping ended before both caps. ``fresh=True``
-    trains every setting (after a change to how models train or are scored).
+    stopping ended before both caps. ``fresh=True`` trains every setting (after a change to how
+    models train or are scored).
 
     Raises:
         ValueError: If ``only`` names a model that is not in :data:`GRIDS` (listing the valid ones),
