@@ -39,7 +39,7 @@ from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, refit_split, unknown_split
 from mtrec_study.study import peers as P
-from mtrec_study.study.tuning import Scored, grid_edges
+from mtrec_study.study.tuning import Scored, cut_by_cap, grid_edges
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
 from mtrec_study.training.trainer import predict, train
 
@@ -532,12 +532,14 @@ def refit_for_test(splits: dict[str, Callable[[], PreparedData]], split: str, tu
     return refit_split(selection, seed=seed, neg_ratio=neg_ratio), counts
 
 
-def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epochs: int | None = None) -> pd.DataFrame:
+def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epochs: int | None = None,
+                 patience: int | None = None) -> pd.DataFrame:
     """One row per model and split: the chosen setting and, for a network, how it trained on validation.
 
     ``best epoch`` and ``epochs run`` come from the search's record of the chosen setting's run
-    (:class:`mtrec_study.study.tuning.Scored`); ``cut by the cap`` says the run reached the cap
-    ``epochs`` (so a larger cap might have trained it further). They are blank for the models that
+    (:class:`mtrec_study.study.tuning.Scored`); ``cut by the cap`` says the cap ``epochs`` ended
+    the run before early stopping with ``patience`` did (:func:`mtrec_study.study.tuning.cut_by_cap`),
+    so a larger cap might have trained it further. They are blank for the models that
     do not train by epochs, for a grid of one setting (never trained) and in a search stored before
     the record existed.
 
@@ -551,7 +553,7 @@ def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epoch
             run = t.get("epochs_run")
             rows.append({"model": model, "split": split, "chosen setting": json.dumps(setting),
                          "best epoch": t.get("best_epoch"), "epochs run": run,
-                         "cut by the cap": None if run is None or epochs is None else bool(run >= epochs)})
+                         "cut by the cap": None if run is None or epochs is None else cut_by_cap(t, epochs, patience)})
     frame = pd.DataFrame(rows, columns=["model", "split", "chosen setting", "best epoch", "epochs run", "cut by the cap"])
     return frame.astype({"best epoch": "Int64", "epochs run": "Int64"})
 

@@ -471,14 +471,34 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def cut_by_cap(trained: Mapping[str, Any], cap: int, patience: int | None) -> bool:
+    """Whether the cap ended a network run before early stopping did.
+
+    Keras's early stopping ends a run ``max(patience, 1)`` epochs after its best epoch. A run that
+    reached the cap sooner after its best was cut by the cap; one that stopped at the cap exactly
+    that many epochs after its best was ended by early stopping (the cap changed nothing).
+    Without ``patience`` a run that reached the cap counts as cut.
+
+    Args:
+        trained: ``{"best_epoch": ..., "epochs_run": ...}`` (:class:`Scored`).
+
+    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    """
+    run = int(trained["epochs_run"])
+    if run < cap:
+        return False
+    return patience is None or run - int(trained["best_epoch"]) < max(int(patience), 1)
+
+
 def rows_under_new_cap(doc: dict, key: dict[str, Any], epoch_free: Collection[str] = ()) -> pd.DataFrame | None:
     """The rows of a search stored under another epoch cap that are the same runs under ``key``'s cap.
 
     Training is deterministic and early stopping decides at each epoch from the epochs so far, so a
-    run that stopped by its patience before both caps is the same run under either; so is the
-    score of a model that does not train by epochs at all (``epoch_free``: the peers, BPR's own
-    ``epochs`` setting aside). A network row kept must say how many epochs it ran (its ``trained``
-    column, :class:`Scored`); rows stored before that was recorded are trained again.
+    run that early stopping ended (:func:`cut_by_cap` is false under the old cap, with the key's
+    ``patience``) is the same run under any cap it did not reach beyond; so is the score of a model
+    that does not train by epochs at all (``epoch_free``: the peers, BPR's own ``epochs`` setting
+    aside). A network row kept must say how it trained (its ``trained`` column, :class:`Scored`);
+    rows stored before that was recorded are trained again.
 
     Returns:
         Those rows (possibly none), or ``None`` when the stored key differs from ``key`` in anything
@@ -490,13 +510,15 @@ def rows_under_new_cap(doc: dict, key: dict[str, Any], epoch_free: Collection[st
     if set(old) != set(new) or old.get("epochs") == new.get("epochs") or \
             any(old[k] != new[k] for k in new if k != "epochs"):
         return None
-    cap = min(old["epochs"], new["epochs"])
 
     def same_run(row: dict) -> bool:
         if row["model"] in epoch_free:
             return True
         trained = row.get("trained")
-        return isinstance(trained, str) and json.loads(trained).get("epochs_run", cap) < cap
+        if not isinstance(trained, str):
+            return False
+        trained = json.loads(trained)
+        return not cut_by_cap(trained, old["epochs"], new.get("patience")) and trained["epochs_run"] <= new["epochs"]
 
     rows = validation_rows(doc)
     return rows[[same_run(r) for r in rows.to_dict("records")]] if len(rows) else rows

@@ -470,7 +470,8 @@ def _per_call(rows: int, batch_size: int, epochs: int, steps_per_epoch: int | No
 
 def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: TaskSet | ShardSet, config: dict,
          verbose: int, callbacks: list | None, progress: bool) -> TrainResult:
-    """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged.
+    """``trainer.fit`` with early stopping on ``val_loss`` (best weights restored), timed and logged;
+    with ``patience`` None (a refit), exactly ``epochs`` epochs with no validation.
 
     Every kind of training data is fed as a ``tf.data`` pipeline whose epochs are seeded
     permutations, a new one each epoch, and validated in batches of the same size: materialised task sets as
@@ -505,7 +506,10 @@ def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: Ta
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     val = history.get("val_loss", [])
-    best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(history.get("loss", val))
+    if refit:  # the last epoch's weights, or the last good epoch's when the NaN guard stopped training
+        best = len(history.get("loss", [])) - (1 if guard.stopped else 0)
+    else:
+        best = int(np.nanargmin(val)) + 1 if val and not np.all(np.isnan(val)) else len(val)
     return TrainResult(trainer.net, trainer, history, seconds, timer.times, best, config, guard.stopped)
 
 

@@ -269,6 +269,23 @@ def test_a_changed_epoch_cap_reads_back_only_the_runs_that_are_the_same_under_it
     assert len(trained) == 6
 
 
+def test_cut_by_the_cap_by_hand():
+    """Keras's early stopping ends a run max(patience, 1) epochs after its best epoch."""
+    assert not T.cut_by_cap({"best_epoch": 5, "epochs_run": 8}, 20, 3)  # stopped early
+    assert not T.cut_by_cap({"best_epoch": 17, "epochs_run": 20}, 20, 3)  # early stopping fired at the cap
+    assert T.cut_by_cap({"best_epoch": 18, "epochs_run": 20}, 20, 3)  # two epochs after the best: cut
+    assert T.cut_by_cap({"best_epoch": 19, "epochs_run": 20}, 20, 0) is False  # patience 0 waits one epoch
+    assert T.cut_by_cap({"best_epoch": 20, "epochs_run": 20}, 20, 0)
+    assert T.cut_by_cap({"best_epoch": 17, "epochs_run": 20}, 20, None)  # without patience, reaching the cap counts
+    # With the key's patience, a run early stopping ended at the old cap is read back under a larger one.
+    rows = [{"split": "a", "model": "net", "setting": {"v": v}, "valid_score": 0.1, "chosen": v == 1,
+             "trained": {"best_epoch": best, "epochs_run": 20}} for v, best in ((1, 17), (2, 18))]
+    doc = {"key": {"epochs": 20, "patience": 3}, "validation": rows}
+    kept = T.rows_under_new_cap(doc, {"epochs": 60, "patience": 3})
+    assert kept["setting"].tolist() == ['{"v": 1}']
+    assert T.rows_under_new_cap(doc, {"epochs": 19, "patience": 3}).empty  # a lower cap would cut both
+
+
 def test_a_run_early_stopping_ended_is_the_same_run_under_a_larger_cap(fold):
     """What lets a raised cap read back the runs that stopped before the old one (exact, not approximate)."""
     setting = {**H.GRIDS["single_behaviour"][0], "learning_rate": 0.05}
@@ -288,12 +305,13 @@ def test_the_chosen_table_shows_how_each_chosen_network_trained():
         "split": ["a", "a", "a", "b", "a"], "model": ["net", "net", "bpr", "net", "old"],
         "setting": ['{"v": 1}', '{"v": 2}', '{"k": 1}', '{"v": 1}', '{"w": 0}'],
         "valid_score": [0.2, 0.1, 0.3, 0.1, 0.5], "chosen": [False, True, True, True, True],
-        "trained": [json.dumps({"best_epoch": 4, "epochs_run": 7}), json.dumps({"best_epoch": 17, "epochs_run": 20}),
-                    None, json.dumps({"best_epoch": 9, "epochs_run": 12}), None]})
+        "trained": [json.dumps({"best_epoch": 4, "epochs_run": 7}), json.dumps({"best_epoch": 18, "epochs_run": 20}),
+                    None, json.dumps({"best_epoch": 17, "epochs_run": 20}), None]})
     chosen = {"net": {"a": {"v": 2}, "b": {"v": 1}}, "bpr": {"a": {"k": 1}}, "old": {"a": {"w": 0}}}
-    table = H.chosen_table(chosen, tuning, epochs=20).set_index(["model", "split"])
-    assert table.loc[("net", "a"), "best epoch"] == 17 and table.loc[("net", "a"), "cut by the cap"] is True
-    assert table.loc[("net", "b"), "epochs run"] == 12 and table.loc[("net", "b"), "cut by the cap"] is False
+    table = H.chosen_table(chosen, tuning, epochs=20, patience=3).set_index(["model", "split"])
+    assert table.loc[("net", "a"), "best epoch"] == 18 and table.loc[("net", "a"), "cut by the cap"] is True
+    # Best at 17 with patience 3: early stopping itself ended the run at the cap, which cut nothing.
+    assert table.loc[("net", "b"), "epochs run"] == 20 and table.loc[("net", "b"), "cut by the cap"] is False
     for blank in [("bpr", "a"), ("old", "a")]:  # no epochs, or a search stored before the record
         assert pd.isna(table.loc[blank, "best epoch"]) and table.loc[blank, "cut by the cap"] is None
     assert table.loc[("net", "a"), "chosen setting"] == '{"v": 2}'

@@ -48,6 +48,18 @@ def test_a_refit_training_runs_exactly_its_epochs_without_validation(loo):
     assert not [k for k in res.history if k.startswith("val_")] and len(res.history["loss"]) == 3
 
 
+def test_a_refit_stopped_by_a_nan_reports_the_epoch_whose_weights_it_kept(loo):
+    import warnings
+
+    broken = refit_split(loo, seed=0, neg_ratio=1.0)
+    broken.train.labels["behaviour"][:] = np.nan
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        res = train("shared_bottom", broken, epochs=3, patience=None, batch_size=256, seed=0, progress=False)
+    assert res.stopped is not None and "epoch 1" in res.stopped
+    assert len(res.history["loss"]) == 1 and res.best_epoch == 0  # the start's weights, not epoch 1's
+
+
 def test_the_refit_epochs_come_from_the_search_record_or_from_the_validation_run(loo):
     setting = {**H.GRIDS["single_item"][0]}
     chosen = {"single_item": {"loo": setting}, "bpr": {"loo": {"factors": 8, "l2": 0.0, "epochs": 2}}}
