@@ -527,8 +527,7 @@ def refit_for_test(splits: dict[str, Callable[[], PreparedData]], split: str, tu
     Introduced in notebooks/09_headline_results.ipynb.
     """
     selection = splits[split]()
-    nets = [m for m in models if trains_by_epochs(m)]
-    counts = chosen_epochs(tuning, chosen, split, nets, selection, epochs, patience, seed)
+    counts = chosen_epochs(tuning, chosen, split, models, selection, epochs, patience, seed)
     return refit_split(selection, seed=seed, neg_ratio=neg_ratio), counts
 
 
@@ -1052,8 +1051,9 @@ def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: in
     and, given the cap ``epochs`` and the early-stopping ``patience``, ``runs cut by the cap``:
     runs whose best epoch came later than ``epochs - patience``, so the cap ended them before
     early stopping had waited its ``patience`` epochs without improvement (a larger cap might
-    have trained them further). Early stopping waits at least one epoch, so with ``patience`` 0
-    or 1 these are the runs best in their last allowed epoch.
+    have trained them further: :func:`mtrec_study.study.tuning.cut_by_cap`, the rule 09's table of
+    choices uses too). Early stopping waits at least one epoch, so with ``patience`` 0 or 1 these
+    are the runs best in their last allowed epoch.
 
     Raises:
         ValueError: If ``epochs`` is given without ``patience`` (the count needs both).
@@ -1066,11 +1066,14 @@ def cost_table(cost: list[dict], quality: pd.DataFrame | None = None, epochs: in
     if epochs and patience is None:
         raise ValueError("cost_table: counting the runs the cap cut short needs the early-stopping patience "
                          f"as well as epochs={epochs}")
-    last_stop = None if not epochs else epochs - max(patience, 1)  # early stopping waits at least one epoch
+    def cut(best: pd.Series) -> float:
+        if not epochs or not best.notna().any():
+            return np.nan
+        return int(sum(cut_by_cap({"best_epoch": b}, epochs, patience) for b in best.dropna()))
+
     df = frame.groupby("model", sort=False).agg(
         train_seconds=("seconds", "mean"), runs=("seconds", "count"), timed=("timed in this build", "all"),
-        low=("best epoch", "min"), high=("best epoch", "max"),
-        cut=("best epoch", lambda b: int((b > last_stop).sum()) if last_stop is not None and b.notna().any() else np.nan))
+        low=("best epoch", "min"), high=("best epoch", "max"), cut=("best epoch", cut))
     df["best epochs"] = [f"{lo:.0f}" if lo == hi else f"{lo:.0f}–{hi:.0f}" if np.isfinite(lo) else "—"
                          for lo, hi in zip(df["low"], df["high"], strict=True)]
     df = df.rename(columns={"timed": "timed in this build", "cut": "runs cut by the cap"})

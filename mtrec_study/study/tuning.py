@@ -474,20 +474,25 @@ def partial_path(path: str | Path) -> Path:
 def cut_by_cap(trained: Mapping[str, Any], cap: int, patience: int | None) -> bool:
     """Whether the cap ended a network run before early stopping did.
 
-    Keras's early stopping ends a run ``max(patience, 1)`` epochs after its best epoch. A run that
-    reached the cap sooner after its best was cut by the cap; one that stopped at the cap exactly
-    that many epochs after its best was ended by early stopping (the cap changed nothing).
-    Without ``patience`` a run that reached the cap counts as cut.
+    Keras's early stopping ends a run ``max(patience, 1)`` epochs after its best epoch, so the cap
+    cut the run exactly when its best epoch came later than ``cap - max(patience, 1)``; a run that
+    stopped at the cap that many epochs after its best was ended by early stopping (the cap changed
+    nothing). The best epoch alone decides, so the rule also reads a refit's chosen epoch count
+    (the best epoch of its validation run). A run that did not reach the cap was not cut (one that
+    the NaN guard stopped, whatever its best epoch). Without ``patience`` a run that reached the cap
+    counts as cut.
 
     Args:
-        trained: ``{"best_epoch": ..., "epochs_run": ...}`` (:class:`Scored`).
+        trained: ``{"best_epoch": ...}``, with ``"epochs_run"`` where known (:class:`Scored`).
 
     Used by mtrec_study.study.tuning, mtrec_study.study.published.
     """
-    run = int(trained["epochs_run"])
-    if run < cap:
+    run = trained.get("epochs_run")
+    if run is not None and int(run) < cap:
         return False
-    return patience is None or run - int(trained["best_epoch"]) < max(int(patience), 1)
+    if patience is None:
+        return run is not None
+    return int(trained["best_epoch"]) > cap - max(int(patience), 1)
 
 
 def rows_under_new_cap(doc: dict, key: dict[str, Any], epoch_free: Collection[str] = ()) -> pd.DataFrame | None:

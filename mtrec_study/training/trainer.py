@@ -490,16 +490,16 @@ def _fit(trainer: MultiTaskTrainer, train_set: TaskSet | ShardSet, valid_set: Ta
     if isinstance(train_set, (ShardSet, PairSet)):
         # An epoch of steps_per_epoch batches runs on into the next pass instead of stopping short.
         data = {"x": train_set.dataset(batch_size, seed=config["seed"], repeat="steps_per_epoch" in config),
-                "validation_data": valid_set.dataset(batch_size, shuffle=False), "shuffle": False,  # shuffled already
-                "steps_per_epoch": config.get("steps_per_epoch")}
+                "shuffle": False, "steps_per_epoch": config.get("steps_per_epoch")}  # shuffled already
+        if not refit:
+            data["validation_data"] = valid_set.dataset(batch_size, shuffle=False)
     else:  # Keras's shuffle of arrays repeats one order every epoch under a fixed seed: ArraySet draws one per epoch
-        # Validation stays arrays, in batches of the training size: tf.distribute splits arrays between workers
-        # as one evaluation, where a generator's batches would be dealt out to the workers.
         data = {"x": ArraySet(train_set.features, train_set.targets()).dataset(batch_size, seed=config["seed"]),
-                "validation_data": (valid_set.features, valid_set.targets()), "validation_batch_size": batch_size,
                 "shuffle": False}
-    if refit:
-        data = {k: v for k, v in data.items() if not k.startswith("validation_")}
+        if not refit:
+            # Validation stays arrays, in batches of the training size: tf.distribute splits arrays between workers
+            # as one evaluation, where a generator's batches would be dealt out to the workers.
+            data.update(validation_data=(valid_set.features, valid_set.targets()), validation_batch_size=batch_size)
     start = time.perf_counter()
     hist = trainer.fit(**data, epochs=epochs, verbose=verbose, callbacks=[guard, timer, *early, *(callbacks or []),
                                                    *([_EpochBar(epochs, config["model"])] if progress else [])])

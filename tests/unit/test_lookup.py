@@ -8,7 +8,7 @@ import pytest
 
 from mtrec_study.datasets.synthetic import make_recsys_world
 from mtrec_study.features import FeatureView
-from mtrec_study.prepare import prepare_tasks
+from mtrec_study.prepare import prepare_tasks, refit_split
 from mtrec_study.streaming import PairSet, _batched
 from mtrec_study.text import TextFeatures, with_text_features
 from mtrec_study.training import predict, train
@@ -95,6 +95,17 @@ def test_lookup_training_is_the_materialised_training(pair):
     got, want = predict(b.net, view.test), predict(b.net, dense.test)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6)
+
+
+def test_a_refit_looks_features_up_as_the_materialised_refit_reads_them(pair):
+    """A refit keeps the lookup and trains without validation either way: the same training."""
+    dense, view = (refit_split(p, seed=3) for p in pair)
+    assert isinstance(view.train.features, FeatureView) and len(view.valid) == len(dense.valid) == 0
+    settings = dict(epochs=2, patience=None, batch_size=256, seed=0, progress=False)
+    a, b = train("shared_bottom", dense, **settings), train("shared_bottom", view, **settings)
+    assert b.history.keys() == a.history.keys() and not any(k.startswith("val_") for k in b.history)
+    for w, v in zip(a.trainer.get_weights(), b.trainer.get_weights(), strict=True):
+        np.testing.assert_allclose(v, w, rtol=1e-5, atol=1e-6)
 
 
 def test_validation_runs_in_training_sized_batches(pair, monkeypatch):
