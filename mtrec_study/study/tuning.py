@@ -485,7 +485,7 @@ def cut_by_cap(trained: Mapping[str, Any], cap: int, patience: int | None) -> bo
     Args:
         trained: ``{"best_epoch": ...}``, with ``"epochs_run"`` where known (:class:`Scored`).
 
-    Used by mtrec_study.study.tuning, mtrec_study.study.published.
+    Used by mtrec_study.study.tuning, mtrec_study.study.misses, mtrec_study.study.published.
     """
     run = trained.get("epochs_run")
     if run is not None and int(run) < cap:

@@ -451,6 +451,20 @@ def test_09_headline_results(fast_report, fast_data):
                 assert len(paired) == 1, (target, s["ranking_differences"])
                 ok = ok and paired[0]["ci_low"] > 0
             assert row["met?"].startswith("yes") == ok, (row, target)
+    # Every missed target shows what was tried, once per task and protocol: this build's search first,
+    # then the benchmarks that tried other designs for it (the committed results files), all in full.
+    missed: dict[str, list[str]] = {}
+    for r in results:
+        if not r["met?"].startswith("yes"):
+            missed.setdefault(f"{r['task']}, {r['protocol']}", []).append(r["metric"])
+    evidence = s["miss_evidence"]
+    assert missed and list(dict.fromkeys(e["target"] for e in evidence)) == [f"{k}: {', '.join(v)}"
+                                                                          for k, v in missed.items()]
+    for target in {e["target"] for e in evidence}:
+        assert [e["source"] for e in evidence if e["target"] == target][0] == "this build's validation search"
+    assert all(any(e["source"] == "retrieval_variants.json" for e in evidence if e["target"] == target)
+               for target in {e["target"] for e in evidence} if target.startswith("item, LOO"))
+    _assert_shown_in_full(fast_report, "09_headline_results", evidence, ["what was tried", "test", "difference to BPR"])
     # Δm% counts the item ranking too: four terms. Each training seed's estimate is what that seed's
     # recorded values give, and the row's estimate is their mean over seeds.
     held = {(r["model"], r["task"], r["metric"]): r["value"] for r in s["holdout_values"]}
