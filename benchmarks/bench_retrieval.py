@@ -199,6 +199,12 @@ def main() -> dict:
                         help="instead: what else was tried for the two-tower network (block retrieval-variants)")
     parser.add_argument("--readme-only", action="store_true", help="rewrite the README block from the stored JSON")
     args = parser.parse_args()
+    if args.readme_only and args.variants:
+        stored = json.loads((RESULTS / "retrieval_variants.json").read_text())
+        update_readme("retrieval-variants", pd.DataFrame([r for r in stored["rows"] if "difference" not in r]),
+                      stored["checks"], more=(pd.DataFrame([r for r in stored["rows"] if "difference" in r]),),
+                      stamp=stored["machine"])
+        return stored
     if args.readme_only:
         stored = json.loads((RESULTS / "retrieval.json").read_text())
         rows = [r for r in stored["rows"] if "difference" not in r]

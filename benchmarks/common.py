@@ -60,9 +60,13 @@ def update_readme(name: str, table: pd.DataFrame, checks: dict, more: tuple[pd.D
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (3 significant digits for floats, whole numbers from 1,000 on)."""
+    """A GitHub-flavoured Markdown table (3 significant digits for floats, whole numbers from 1,000 on;
+    a value rounded to zero reads 0, not -0)."""
     def sig3(v):
-        return (f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}") if isinstance(v, float) and v == v else v
+        if not (isinstance(v, float) and v == v):
+            return v
+        v += 0.0  # -0.0 + 0.0 is +0.0: a result stored as round(-0.00004, 4) shows as 0
+        return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     return report_index.markdown_table(table.map(sig3), "{:.3g}")
 
 

@@ -80,7 +80,8 @@ def search_evidence(tuning: pd.DataFrame, model: str, split_prefix: str, epochs:
 
 
 def _ci(estimate: float, low: float, high: float) -> str:
-    return f"{estimate:+.4f} [{low:+.4f}, {high:+.4f}]"
+    """``+e [+l, +h]``; a bound stored rounded to -0.0 reads +0.0000 (-0.0 + 0.0 is +0.0)."""
+    return f"{estimate + 0.0:+.4f} [{low + 0.0:+.4f}, {high + 0.0:+.4f}]"
 
 
 def benchmark_evidence(name: str, protocol: str, metrics: list[str], results_dir: Path = BENCHMARK_RESULTS) -> list[dict]:

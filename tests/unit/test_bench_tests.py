@@ -35,3 +35,6 @@ def test_benchmark_tables_write_large_seconds_as_whole_numbers():
     text = markdown_table(pd.DataFrame({"part": ["suite", "test"], "seconds": [1673.9, 12.54]}))
     assert "| suite | 1674 |" in text and "| test | 12.5 |" in text
     assert "e+" not in text
+    # A difference stored as round(-0.00004, 4) is -0.0; the table says 0.
+    zero = markdown_table(pd.DataFrame({"difference": ["a − b"], "ci_high": [round(-0.00004, 4)]}))
+    assert "| a − b | 0 |" in zero and "-0" not in zero

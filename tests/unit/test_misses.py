@@ -55,7 +55,7 @@ def test_benchmark_evidence_joins_each_model_with_its_difference_to_bpr(tmp_path
         {"protocol": "LOO + 99 sampled", "difference": "two_tower, variant − ease", "trained on": "train",
          "metric": "ndcg@10", "estimate": -0.05, "ci_low": -0.07, "ci_high": -0.03},  # not the target's baseline
         {"protocol": "LOO + 99 sampled", "difference": "unnamed − bpr", "metric": "ndcg@10",
-         "estimate": 0.0, "ci_low": -0.01, "ci_high": 0.01},
+         "estimate": -0.0, "ci_low": -0.01, "ci_high": 0.01},  # round(-0.00004, 4) reads +0.0000
         {"protocol": "random 80/10/10, full ranking", "model": "other protocol", "ndcg@10": 0.3},
     ])
     got = misses.benchmark_evidence("b", "LOO + 99 sampled", ["ndcg@10"], tmp_path)
