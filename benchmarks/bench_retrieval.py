@@ -185,9 +185,11 @@ def variants(epochs: int = 60, patience: int = 3) -> tuple[list[dict], list[dict
     return rows, diffs
 
 
-def readme(rows: list[dict], diffs: list[dict], checks: dict, stamp: dict | None = None) -> None:
-    """The ``retrieval`` block of benchmarks/README.md: the models, then the paired differences."""
-    update_readme("retrieval", pd.DataFrame(rows), checks, more=(pd.DataFrame(diffs),), stamp=stamp)
+def readme(rows: list[dict], diffs: list[dict], checks: dict, stamp: dict | None = None,
+           block: str = "retrieval") -> None:
+    """A block of benchmarks/README.md (``retrieval``, ``retrieval-variants``): the models, then the
+    paired differences."""
+    update_readme(block, pd.DataFrame(rows), checks, more=(pd.DataFrame(diffs),), stamp=stamp)
 
 
 def main() -> dict:
@@ -199,16 +201,12 @@ def main() -> dict:
                         help="instead: what else was tried for the two-tower network (block retrieval-variants)")
     parser.add_argument("--readme-only", action="store_true", help="rewrite the README block from the stored JSON")
     args = parser.parse_args()
-    if args.readme_only and args.variants:
-        stored = json.loads((RESULTS / "retrieval_variants.json").read_text())
-        update_readme("retrieval-variants", pd.DataFrame([r for r in stored["rows"] if "difference" not in r]),
-                      stored["checks"], more=(pd.DataFrame([r for r in stored["rows"] if "difference" in r]),),
-                      stamp=stored["machine"])
-        return stored
     if args.readme_only:
-        stored = json.loads((RESULTS / "retrieval.json").read_text())
+        name = "retrieval_variants" if args.variants else "retrieval"
+        stored = json.loads((RESULTS / f"{name}.json").read_text())
         rows = [r for r in stored["rows"] if "difference" not in r]
-        readme(rows, [r for r in stored["rows"] if "difference" in r], stored["checks"], stored["machine"])
+        readme(rows, [r for r in stored["rows"] if "difference" in r], stored["checks"], stored["machine"],
+               block=name.replace("_", "-"))
         return stored
     if args.folds:
         rows = rmse_folds(args.folds, args.epochs)
@@ -229,7 +227,7 @@ def main() -> dict:
                      f"ml-100k, seed {SEED}, up to {args.epochs} epochs with patience 3 on validation; each variant "
                      "changes one thing in the two-tower setting chosen in params/tuned.yaml: "
                      + "; ".join(f"{label} {tuned_choice('two_tower', p)}" for p, label in PROTOCOLS.items()))
-        update_readme("retrieval-variants", pd.DataFrame(rows), checks, more=(pd.DataFrame(diffs),))
+        readme(rows, diffs, checks, block="retrieval-variants")
         return {"rows": rows, "differences": diffs, "checks": checks}
     rows, diffs = run(args.epochs)
     loo = {d["metric"]: d for d in diffs if d["protocol"] == PROTOCOLS["loo"] and d["difference"] == "two_tower − bpr"}
