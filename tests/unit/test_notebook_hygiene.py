@@ -20,6 +20,16 @@ def test_no_notebook_forces_a_matplotlib_backend(path):
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids; a cell without one makes every reader of the file (the
+    # notebook's own parameter check among them) print a MissingIDFieldWarning into the report.
+    nb = json.loads(path.read_text())
+    ids = [c.get("id") for c in nb["cells"]]
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5), path.name
+    assert None not in ids and len(set(ids)) == len(ids), (path.name, [i for i, x in enumerate(ids) if x is None])
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_defaults_are_the_quick_settings(path):
     """Run as opened in JupyterLab, a notebook uses the fast preset's values, not the full study's."""
     fast = yaml.safe_load((PARAMS_DIR / "fast.yaml").read_text())
