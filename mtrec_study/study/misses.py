@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec_study.config import PROJECT_ROOT
-from mtrec_study.study.tuning import cut_by_cap
+from mtrec_study.study.tuning import chosen_records, cut_by_cap
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK
 
 BENCHMARK_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -68,8 +68,7 @@ def search_evidence(tuning: pd.DataFrame, model: str, split_prefix: str, epochs:
     n = f"{per_split.max()}" if per_split.min() == per_split.max() else f"{per_split.min()}–{per_split.max()}"
     text = (f"{model}: {n} setting(s) on each of {len(per_split)} split(s)"
             + (f", varying {', '.join(varied)}" if varied else ", nothing varied (one setting)"))
-    chosen = rows[rows["chosen"].astype(bool)]
-    records = [json.loads(t) for t in chosen.get("trained", pd.Series(dtype=object)) if isinstance(t, str)]
+    records = list(chosen_records(rows).values())
     if records:
         best = [int(r["best_epoch"]) for r in records]
         text += f"; the chosen runs kept epoch {min(best)}" + (f"–{max(best)}" if max(best) > min(best) else "")

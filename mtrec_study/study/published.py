@@ -39,7 +39,7 @@ from mtrec_study.models.classic import BPR, EASE
 from mtrec_study.models.layers import ENCODER_DEFAULTS
 from mtrec_study.prepare import PreparedData, TaskSet, prepare_tasks, refit_split, unknown_split
 from mtrec_study.study import peers as P
-from mtrec_study.study.tuning import Scored, cut_by_cap, grid_edges
+from mtrec_study.study.tuning import Scored, chosen_records, cut_by_cap, grid_edges
 from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, TASKS
 from mtrec_study.training.trainer import predict, train
 
@@ -471,14 +471,6 @@ def score_function(name: str, split: str, epochs: int = 20, patience: int = 3, s
     return score
 
 
-def _chosen_records(tuning: pd.DataFrame) -> dict[tuple[str, str], dict]:
-    """``{(model, split): how the chosen setting trained}`` from a search's ``trained`` column (where recorded)."""
-    if not len(tuning) or "trained" not in tuning:
-        return {}
-    return {(r["model"], r["split"]): json.loads(r["trained"])
-            for r in tuning[tuning["chosen"].astype(bool)].to_dict("records") if isinstance(r.get("trained"), str)}
-
-
 def chosen_epochs(tuning: pd.DataFrame, chosen: dict[str, dict[str, dict]], split: str, models,
                   selection: PreparedData | None = None, epochs: int = 20, patience: int = 3,
                   seed: int = 0) -> dict[str, int]:
@@ -496,7 +488,7 @@ def chosen_epochs(tuning: pd.DataFrame, chosen: dict[str, dict[str, dict]], spli
 
     Used by mtrec_study.study.published.
     """
-    record, out = _chosen_records(tuning), {}
+    record, out = chosen_records(tuning), {}
     for name in models:
         if not trains_by_epochs(name):
             continue
@@ -544,7 +536,7 @@ def chosen_table(chosen: dict[str, dict[str, dict]], tuning: pd.DataFrame, epoch
 
     Introduced in notebooks/09_headline_results.ipynb.
     """
-    record = _chosen_records(tuning)
+    record = chosen_records(tuning)
     rows = []
     for model, by in chosen.items():
         for split, setting in by.items():

@@ -300,6 +300,21 @@ def chosen_settings(table: pd.DataFrame) -> dict[str, dict[str, dict]]:
     return out
 
 
+def chosen_records(table: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """``{(model, split): how the chosen setting trained}``, from a search's ``trained`` column.
+
+    Only the chosen rows that recorded their training (:class:`Scored`) appear: not the models
+    that do not train by epochs, a grid of one setting (never trained), or a search stored before
+    the record existed.
+
+    Used by mtrec_study.study.misses, mtrec_study.study.published.
+    """
+    if not len(table) or "trained" not in table:
+        return {}
+    return {(r["model"], r["split"]): json.loads(r["trained"])
+            for r in table[table["chosen"].astype(bool)].to_dict("records") if isinstance(r.get("trained"), str)}
+
+
 # A setting at its lower limit cannot be searched lower (a weight of 0 is no regularisation at all),
 # so a choice there is not an open edge of the search.
 LOWER_LIMITS: dict[str, float] = {"l2": 0.0, "emb_l2": 0.0, "dropout": 0.0, "reg_all": 0.0, "reg_i": 0.0,
