@@ -869,8 +869,8 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
     A numeric target is met when the best multi-task model's estimate reaches it; one that also
     names a model it ``beats`` needs ``against``, the paired difference to that model, with a CI
     above 0 (the cell then gives every reason it is not met). A target without a number (interest
-    AUC) is met when every difference's CI lies above 0. Δm% is met when its estimate is above 0;
-    the cell says whether its CI excludes 0.
+    AUC) is met when every difference's CI lies above 0. Δm% is met when its CI lies above 0 (an
+    estimate above 0 whose CI includes 0 is not met, and the cell says so).
 
     Used by mtrec_study.study.published.
     """
@@ -883,7 +883,7 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
     if target["metric"] == "Δm%":
         if est <= 0:
             return "no"
-        return "yes (CI excludes 0)" if best["ci_low"] > 0 else "yes, but the CI includes 0"
+        return "yes" if best["ci_low"] > 0 else f"no (above 0, but the CI includes 0: {fmt_ci(best)})"
     ok = est >= target["target"] if target["higher"] else est <= target["target"]
     missed = [] if ok else [f"gap {abs(est - target['target']):.3f}"]
     if target.get("beats"):
@@ -897,7 +897,7 @@ def target_met(target: dict, best: dict | None, differences: list[dict] | None =
 
 def _goal(target: dict) -> str:
     if target["metric"] == "Δm%":
-        return "> 0 (bootstrap CI)"
+        return "> 0, CI excluding 0"
     if target["target"] is None:
         return "above logistic regression and single-task (CI of difference > 0)"
     goal = f"{'≥' if target['higher'] else '≤'} {target['target']:.2f}"

@@ -768,8 +768,10 @@ def test_target_met_rules_on_hand_worked_cells():
     random_ndcg = next(t for t in H.TARGETS if t["protocol"].startswith("random"))
     assert random_ndcg["target"] == 0.31 and random_ndcg["beats"] == "bpr"
     assert H.target_met(random_ndcg, {"estimate": 0.2951}, against=above) == "no (gap 0.015)"
-    assert H.target_met(delta, {"estimate": 0.4, "ci_low": 0.1}) == "yes (CI excludes 0)"
-    assert H.target_met(delta, {"estimate": 0.4, "ci_low": -0.1}) == "yes, but the CI includes 0"
+    assert H.target_met(delta, {"estimate": 0.4, "ci_low": 0.1, "ci_high": 0.7}) == "yes"
+    # Above 0 is not enough: the target asks for a CI that excludes 0.
+    assert H.target_met(delta, {"estimate": 0.4, "ci_low": -0.1, "ci_high": 0.9}) == \
+        "no (above 0, but the CI includes 0: 0.4000 [-0.1000, 0.9000])"
     assert H.target_met(delta, {"estimate": -0.2, "ci_low": -0.5}) == "no"
     assert H.target_met(H.TARGETS[4], {"estimate": 0.8}, [{"ci_low": 0.01}, {"ci_low": 0.002}]) == "yes"
     assert H.target_met(H.TARGETS[4], {"estimate": 0.8}, [{"ci_low": 0.01}, {"ci_low": -0.002}]) == "no"
