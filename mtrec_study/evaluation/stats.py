@@ -127,7 +127,9 @@ def paired_test(tidy: pd.DataFrame, model_a: str, model_b: str, task: str, metri
     Args:
         tidy, model_a, model_b, task, metric, protocol, segment: Which rows to pair, by fold.
         test_train_ratio: ``n_test / n_train`` of a fold; ``"kfold"`` (default) is ``1 / (k - 1)``
-            for the k folds paired; 0 for independent replicates.
+            for the k folds paired, right when each fold trains on all the others (pass
+            :func:`mtrec_study.study.experiment.cross_validate`'s ``test_train_ratio`` when a
+            validation part is held out of them); 0 for independent replicates.
 
     Returns:
         ``n, mean_a, mean_b, mean_diff, t, p_t, t_corrected, p_corrected, w, p_wilcoxon``

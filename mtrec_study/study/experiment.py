@@ -44,12 +44,18 @@ class RunOutcome:
 class ProtocolResult:
     """Tidy metrics of every run and fold, plus the per-fold outcomes.
 
+    ``test_train_ratio`` is set by :func:`cross_validate`: the folds' mean ratio of test to
+    training interactions, the ``n_test / n_train`` of Nadeau and Bengio's corrected t-test
+    (:func:`mtrec_study.evaluation.paired_tests`). Each fold's training part holds out 10% for
+    validation, so it is above the ``1 / (k - 1)`` of folds that train on everything else.
+
     Used by mtrec_study.study.experiment.
     """
 
     tidy: pd.DataFrame
     outcomes: dict[tuple[str, int], RunOutcome] = field(default_factory=dict)
     prepared: dict[int, PreparedData] = field(default_factory=dict)
+    test_train_ratio: float | None = None
 
 
 def evaluate_runs(prepared: PreparedData, runs: dict[str, dict], protocol: str, fold: int = 0,
@@ -135,14 +141,16 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
             ``users`` is the fold's ranked sample of users (``None``: all).
 
     Returns:
-        Tidy rows with ``protocol = "{k}-fold CV"`` and ``fold`` = 0..k-1.
+        Tidy rows with ``protocol = "{k}-fold CV"`` and ``fold`` = 0..k-1, and the folds' ratio
+        of test to training interactions (``test_train_ratio``, for the corrected t-test).
 
     Introduced in notebooks/05_evaluation.ipynb.
     """
     protocol = f"{k}-fold CV"
-    frames, outcomes, prepared_by_fold = [], {}, {}
+    frames, outcomes, prepared_by_fold, ratios = [], {}, {}, []
     for fold in tqdm(range(k), desc=protocol, unit="fold", disable=not show_progress(progress)):
         prepared = prepare_tasks(data, "kfold", seed=seed, neg_ratio=neg_ratio, fold=fold, k=k)
+        ratios.append(prepared.indices["test"].size / prepared.indices["train"].size)
         res = evaluate_runs(prepared, runs, protocol, fold, common, segments, progress, keep, views, ranked, ks,
                             rank_users, seed + fold)
         frames.append(res.tidy)
@@ -151,4 +159,4 @@ def cross_validate(data: RatingsData, runs: dict[str, dict], k: int = 5, seed: i
         outcomes.update(res.outcomes)
         if keep:
             prepared_by_fold[fold] = prepared
-    return ProtocolResult(pd.concat(frames, ignore_index=True), outcomes, prepared_by_fold)
+    return ProtocolResult(pd.concat(frames, ignore_index=True), outcomes, prepared_by_fold, float(np.mean(ratios)))

@@ -203,6 +203,12 @@ def test_05_evaluation(fast_report, recent_baseline, fast_data):
     for r in defined:
         assert r["p_t"] == pytest.approx(2 * stats.t.sf(abs(r["t"]), r["n"] - 1), rel=1e-6, abs=1e-12)
     assert {r["task"] for r in s["paired_tests"]} == {"interest", "item", "behaviour"}
+    # The corrected t widens the plain one's variance s²/n to (1/n + n_test/n_train) s², with the folds'
+    # own ratio: above 1/(k - 1), because each fold's training part holds 10% out for validation.
+    ratio = s["cv_test_train_ratio"]
+    assert ratio == pytest.approx(1 / (0.9 * (s["cv_folds"] - 1)), rel=0.02)
+    for r in defined:
+        assert r["t_corrected"] == pytest.approx(r["t"] * math.sqrt((1 / r["n"]) / (1 / r["n"] + ratio)), rel=1e-6)
     # The three tasks' tests are one family: p_holm is Holm's step-down adjustment of p_corrected, by hand.
     rows = sorted((r for r in s["paired_tests"] if r["p_corrected"] is not None), key=lambda r: r["p_corrected"])
     running = 0.0

@@ -205,6 +205,11 @@ def test_cross_validation_runs_two_models_with_paired_folds(small_world):
     assert set(res.tidy["fold"]) == {0, 1} and set(res.tidy["protocol"]) == {"2-fold CV"}
     out = E.paired_test(res.tidy, "sb", "single_interest", "interest", "auc")
     assert out["n"] == 2
+    # The corrected t-test's n_test / n_train: each fold trains on the other folds less their 10%
+    # validation part, so the ratio is about 1 / (0.9 (k - 1)), not the 1 / (k - 1) of "kfold".
+    folds = [prepare_tasks(small_world.data, "kfold", seed=0, fold=f, k=2).indices for f in (0, 1)]
+    assert res.test_train_ratio == pytest.approx(np.mean([f["test"].size / f["train"].size for f in folds]))
+    assert res.test_train_ratio == pytest.approx(1 / 0.9, rel=0.05) and res.test_train_ratio > 1
     summary = E.summarise(res.tidy)
     assert (summary["n"] == 2).all()
 
