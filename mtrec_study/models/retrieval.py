@@ -287,6 +287,11 @@ class Catalogue(_Table):
         return {**super().get_config(), "spec": self.spec_dict, "n_items": self.n_items,
                 "format_version": self.format_version}
 
+    @classmethod
+    def from_config(cls, config):
+        # A file whose catalogue records no format was saved before the format existed: format 0.
+        return cls(**{"format_version": 0, **config})
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CosineScore(layers.Layer):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import zipfile
 
 import keras
 import numpy as np
@@ -180,9 +182,32 @@ def test_large_catalogue_switches_to_the_in_batch_softmax(prepared, caplog):
     np.testing.assert_allclose(together, apart, rtol=1e-5)
 
 
-def test_a_file_of_another_tower_format_names_the_version(prepared):
+def _with_catalogue_config(path, out, change) -> None:
+    """Copy the .keras file ``path`` to ``out`` with its catalogue layer's config changed by ``change``."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                layer = next(x for x in config["config"]["layers"] if x["class_name"] == "Catalogue")
+                change(layer["config"])
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+
+
+def test_a_file_of_another_tower_format_names_the_version(prepared, tmp_path):
     with pytest.raises(R.RetrievalInputError, match="format 0.*reads format 1"):
         R.Catalogue(prepared.spec.to_dict(), 5, format_version=0)
+    # Real files: the current one loads; one of an older format, or from before the format was
+    # recorded (no format_version: format 0), fails naming the format it has and the one it needs.
+    net = build_model("two_tower", prepared.spec, **model_data("two_tower", prepared))
+    net.save(tmp_path / "now.keras")
+    assert keras.saving.load_model(tmp_path / "now.keras").count_params() == net.count_params()
+    for name, change in (("older", lambda c: c.update(format_version=0)),
+                         ("unversioned", lambda c: c.pop("format_version"))):
+        _with_catalogue_config(tmp_path / "now.keras", tmp_path / f"{name}.keras", change)
+        with pytest.raises(Exception, match="tower format 0; this version of mtrec_study reads format 1"):
+            keras.saving.load_model(tmp_path / f"{name}.keras")
 
 
 def test_two_tower_needs_its_data():
