@@ -88,10 +88,17 @@ def test_a_training_negative_can_be_a_test_positive(small_world):
     d = small_world.data
     prepared = prepare.prepare_tasks(d, "per_user_recent", seed=0, neg_ratio=5.0)
     inter = prepared.data.interactions
-    held_back = inter.iloc[np.concatenate([prepared.indices["valid"], prepared.indices["test"]])]
-    held = set(zip(held_back.user_id, held_back.item_id, strict=True))
+
+    def pairs(part: str) -> set:
+        rows = inter.iloc[prepared.indices[part]]
+        return set(zip(rows.user_id, rows.item_id, strict=True))
+
     neg = prepared.train.pairs[~prepared.train.pairs["observed"]]
-    assert set(zip(neg.user_id, neg.item_id, strict=True)) & held
+    negatives = set(zip(neg.user_id, neg.item_id, strict=True))
+    # Each held-back part on its own: a test positive, and a validation positive, can be a training negative ...
+    assert negatives & pairs("test") and negatives & pairs("valid")
+    # ... while a training positive never is one.
+    assert not negatives & pairs("train")
 
 
 def test_no_cold_item_among_training_negatives(small_world):
