@@ -8,8 +8,8 @@ The shape of industrial multi-task recommenders (YouTube's, the TFRS multi-task 
 * the **item task is retrieval**: :math:`s(u, i) = \tau\,\hat u^\top \hat v_i + b_i` (cosine with a
   learnt temperature :math:`\tau` and an item bias), trained with a softmax over the catalogue,
   :math:`-\log p(i \mid u) = -s(u,i) + \log\sum_j e^{s(u,j)}`; the full catalogue when it fits
-  (:data:`FULL_SOFTMAX_MAX_ITEMS`), otherwise the in-batch sampled softmax with log-Q correction and
-  accidental hits removed (``keras_rs.layers``);
+  (:data:`FULL_SOFTMAX_MAX_ITEMS`), otherwise the in-batch sampled softmax with log-Q correction
+  (``keras_rs.layers``) and accidental hits removed (:class:`InBatchLogProb`);
 * the **interest and rating heads** sit on a ranking part that sees :math:`u`, :math:`v`,
   :math:`u \odot v` and the features, through the same sharing mechanisms as the other models
   (shared-bottom, MMoE or PLE). So retrieval shares its towers with ranking.
@@ -356,7 +356,10 @@ class InBatchLogProb(layers.Layer):
     The batch's items are a sample from the item popularity, so each logit is corrected by
     :math:`-\log q_j` (``keras_rs.layers.SamplingProbabilityCorrection``, with :math:`q` from the
     items' training counts) and another row's copy of the same item is removed from the
-    normaliser (``keras_rs.layers.RemoveAccidentalHits``).
+    normaliser. The removal is ours: ``keras_rs.layers.RemoveAccidentalHits`` (0.4.0) adds
+    ``finfo.smallest_normal / 100``, about 1e-40, to the hits' logits, which leaves them
+    unchanged (keras-team/keras-rs pull request #206, open), so it removes nothing; a unit test
+    works a batch by hand.
 
     Used by mtrec_study.models.retrieval.
     """
@@ -366,13 +369,14 @@ class InBatchLogProb(layers.Layer):
         import keras_rs
 
         self.correction = keras_rs.layers.SamplingProbabilityCorrection()
-        self.hits = keras_rs.layers.RemoveAccidentalHits()
 
     def call(self, batch_scores, item_idx, item_log_count):
         q = ops.maximum(ops.expm1(ops.cast(item_log_count, "float32")), 1.0)
         logits = self.correction(batch_scores, q / ops.sum(q))
-        labels = ops.eye(ops.shape(logits)[0])
-        logits = self.hits(labels, logits, ops.cast(item_idx, "int32"))
+        ids = ops.reshape(ops.cast(item_idx, "int32"), (-1,))
+        same = ops.equal(ops.expand_dims(ids, 1), ops.expand_dims(ids, 0))
+        hit = ops.logical_and(same, ops.logical_not(ops.cast(ops.eye(ops.shape(ids)[0]), "bool")))
+        logits = ops.where(hit, -1e9, logits)  # another row's copy of this row's item is not a negative
         return ops.diagonal(logits) - ops.logsumexp(logits, axis=-1)
 
 

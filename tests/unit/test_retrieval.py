@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zipfile
 
 import keras
@@ -290,3 +291,24 @@ def test_top_k_by_blocked_dot_products_matches_a_full_sort():
         top_k_dot(users, items[:, :3])
     with pytest.raises(ValueError, match=r"k must lie in 1\.\.90"):
         top_k_dot(users, items, k=91)
+
+
+def test_in_batch_log_prob_by_hand():
+    """The sampled softmax on a hand-worked batch: log-Q correction, then another row's copy of the same item removed."""
+    scores = np.array([[2.0, 0.5, 1.0], [0.3, 1.5, -0.2], [1.2, 0.1, 0.7]], "float32")
+    items = np.array([5, 7, 5], "int32")  # rows 0 and 2 hold the same item: an accidental hit for each other
+    counts = np.array([3.0, 1.0, 3.0])  # the items' training counts; the layer reads log1p of them
+    got = np.asarray(R.InBatchLogProb()(scores, items, np.log1p(counts).astype("float32")))
+    q = counts / counts.sum()  # the probability that a batch row holds item j: 3/7, 1/7, 3/7
+    expected = []
+    for i in range(3):
+        kept = [j for j in range(3) if j == i or items[j] != items[i]]
+        logits = {j: scores[i, j] - math.log(q[j]) for j in kept}
+        expected.append(logits[i] - math.log(sum(math.exp(v) for v in logits.values())))
+    # Row 1 by hand: logits 0.3 - log(3/7), 1.5 - log(1/7), -0.2 - log(3/7); nothing removed.
+    assert expected[1] == pytest.approx(1.5 + math.log(7) - math.log(
+        math.exp(0.3 + math.log(7 / 3)) + math.exp(1.5 + math.log(7)) + math.exp(-0.2 + math.log(7 / 3))))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Without the removal, row 0 would also normalise over its copy of item 5 in row 2 (a lower log p).
+    assert got[0] > scores[0, 0] - math.log(q[0]) - math.log(sum(math.exp(scores[0, j] - math.log(q[j]))
+                                                               for j in range(3)))
