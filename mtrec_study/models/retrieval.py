@@ -12,7 +12,8 @@ The shape of industrial multi-task recommenders (YouTube's, the TFRS multi-task 
   (``keras_rs.layers``) and accidental hits removed (:class:`InBatchLogProb`);
 * the **interest and rating heads** sit on a ranking part that sees :math:`u`, :math:`v`,
   :math:`u \odot v` and the features, through the same sharing mechanisms as the other models
-  (shared-bottom, MMoE or PLE). So retrieval shares its towers with ranking.
+  (shared-bottom, MMoE, PLE, or ESMM's entire-space product). So retrieval shares its towers with
+  ranking.
 
 Scoring a catalogue is one matrix product of tower outputs (:func:`tower_scores`), not a network
 pass per (user, item). The model's ``item`` output stays the article's sigmoid: with negatives drawn
@@ -41,12 +42,13 @@ from mtrec_study.models.layers import (
     mlp,
 )
 from mtrec_study.prepare import PreparedData, time_order
-from mtrec_study.tasks import BEHAVIOUR, INTEREST, ITEM_TASK, RETRIEVAL, TASKS, get_task
+from mtrec_study.tasks import BEHAVIOUR, CTCVR, INTEREST, ITEM_TASK, RETRIEVAL, TASKS, get_task
 
 log = logging.getLogger(__name__)
 
 FULL_SOFTMAX_MAX_ITEMS = 50_000  # logits (batch × catalogue) of 4096 × 50k floats: 0.8 GB, the most we allow
 MAX_HISTORY = 100  # the user's most recent training items that the history bag keeps
+TOWER_ARCHS = ("shared_bottom", "mmoe", "ple", "esmm")  # the ranking parts the towers can share
 TOWER_FORMAT = 1  # bumped when the saved layout of the towers changes; old files then name the version
 
 
@@ -421,7 +423,10 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
             empty (``history_width`` wide) for weights loaded later.
         catalogue: :func:`catalogue_features`; ``None`` with ``n_catalogue`` likewise.
         neg_ratio: Uniform negatives per positive in the item task's rows (for its sigmoid).
-        arch: The ranking part: ``shared_bottom``, ``mmoe`` or ``ple``.
+        arch: The ranking part (:data:`TOWER_ARCHS`): ``shared_bottom``, ``mmoe`` or ``ple``; or
+            ``esmm``, a shared bottom whose ``ctcvr`` output, the retrieval head's p(interact) times
+            the interest head's p(like | interact), is trained over every row in place of interest
+            (Ma et al., SIGIR 2018; :func:`mtrec_study.models.zoo.build_esmm` without the towers).
         dim: Width of the tower outputs ``u`` and ``v``.
         tower_units, ranking, tower: Hidden widths of each tower, the ranking part and the heads.
         full_softmax_max_items: Catalogues larger than this train with the in-batch softmax.
@@ -440,8 +445,8 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
     tasks = tuple(tasks)
     for t in tasks:
         get_task(t)
-    if arch not in ("shared_bottom", "mmoe", "ple"):
-        raise ValueError(f"unknown arch {arch!r}; valid: shared_bottom, mmoe, ple")
+    if arch not in TOWER_ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; valid: {', '.join(TOWER_ARCHS)}")
     n_items = spec.categorical["item_idx"]
     if ITEM_TASK in tasks and catalogue is None and n_catalogue is None:
         raise ValueError("build_two_tower needs catalogue (from catalogue_features) or n_catalogue for the item task")
@@ -492,7 +497,7 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
     if ranked:
         h = layers.Concatenate(name="shared_ranking_input")([u, v, layers.Multiply(name="shared_uv")([u, v]),
                                                              enc(inputs)])
-        if arch == "shared_bottom":
+        if arch in ("shared_bottom", "esmm"):
             hs = [mlp(list(ranking), dropout, l2, name="shared_ranking")(h)] * len(ranked)
         elif arch == "mmoe":
             hs = MixtureOfExperts(n_experts, list(ranking), len(ranked), dropout, l2, name="shared_moe")(h)[:len(ranked)]
@@ -502,7 +507,11 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
             hs = out[:len(ranked)]
         for k, t in enumerate(ranked):
             outputs[t] = _head(t, hs[k], list(tower), dropout, l2)
-    order = [t for t in (INTEREST, ITEM_TASK, BEHAVIOUR, RETRIEVAL) if t in outputs]
+    if arch == "esmm" and INTEREST in outputs and ITEM_TASK in outputs:
+        # ESMM over the entire space: p(interact ∧ like) = p(interact) · p(like | interact), with the
+        # retrieval posterior as p(interact); ctcvr is trained in place of interest (tasks.trained_tasks).
+        outputs[CTCVR] = layers.Multiply(name=CTCVR)([outputs[ITEM_TASK], outputs[INTEREST]])
+    order = [t for t in (INTEREST, ITEM_TASK, BEHAVIOUR, CTCVR, RETRIEVAL) if t in outputs]
     return keras.Model(inputs, {t: outputs[t] for t in order}, name="two_tower")
 
 

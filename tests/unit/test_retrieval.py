@@ -19,7 +19,7 @@ from mtrec_study.models import retrieval as R
 from mtrec_study.models.classic import EASE
 from mtrec_study.models.zoo import build_model, model_data
 from mtrec_study.prepare import prepare_tasks
-from mtrec_study.tasks import ITEM_TASK, RETRIEVAL
+from mtrec_study.tasks import CTCVR, INTEREST, ITEM_TASK, RETRIEVAL, trained_tasks
 from mtrec_study.training.trainer import MultiTaskTrainer, labelled, predict, train
 from mtrec_study.training.weighting import make_weighting
 
@@ -312,3 +312,33 @@ def test_in_batch_log_prob_by_hand():
     # Without the removal, row 0 would also normalise over its copy of item 5 in row 2 (a lower log p).
     assert got[0] > scores[0, 0] - math.log(q[0]) - math.log(sum(math.exp(scores[0, j] - math.log(q[j]))
                                                                for j in range(3)))
+
+
+@pytest.mark.parametrize("arch", R.TOWER_ARCHS)
+def test_every_sharing_mechanism_runs_on_the_towers(prepared, arch, tmp_path):
+    """Shared-bottom, MMoE, PLE and ESMM each sit on the towers, train a step and survive a .keras round trip."""
+    keras.utils.set_random_seed(0)
+    net = build_model("two_tower", prepared.spec, arch=arch, **model_data("two_tower", prepared))
+    outputs = set(net.output)
+    assert {ITEM_TASK, RETRIEVAL, INTEREST} <= outputs and (CTCVR in outputs) == (arch == "esmm")
+    # ESMM trains p(interact ∧ like) over every row in place of interest; the others train interest.
+    assert (CTCVR in trained_tasks(list(net.output)), INTEREST in trained_tasks(list(net.output))) == \
+        ((True, False) if arch == "esmm" else (False, True))
+    trainer = MultiTaskTrainer(net, make_weighting("fixed"))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
+    part = labelled(prepared.train, trainer.tasks).subset(np.arange(128))
+    logs = trainer.train_step((part.features, {k: keras.ops.convert_to_tensor(v) for k, v in part.targets().items()}))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    x = prepared.test.subset(np.arange(50)).features
+    out = {k: np.asarray(v) for k, v in net(x, training=False).items()}
+    if arch == "esmm":  # the entire-space product, exactly
+        np.testing.assert_allclose(out[CTCVR], out[ITEM_TASK] * out[INTEREST], rtol=1e-6)
+    net.save(tmp_path / f"{arch}.keras")
+    again = keras.saving.load_model(tmp_path / f"{arch}.keras")
+    for k, v in again(x, training=False).items():
+        np.testing.assert_array_equal(np.asarray(v), out[k], err_msg=k)
+
+
+def test_an_unknown_tower_arch_names_the_valid_ones(prepared):
+    with pytest.raises(ValueError, match="unknown arch 'moe'; valid: shared_bottom, mmoe, ple, esmm"):
+        build_model("two_tower", prepared.spec, arch="moe", **model_data("two_tower", prepared))
