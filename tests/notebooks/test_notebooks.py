@@ -292,6 +292,9 @@ def test_07_article_claims(fast_report, fast_data):
     n = preset["SEEDS"]
     verdicts = {r["claim"].split(" (")[0]: r for r in s["verdicts"]}
     assert len(verdicts) == 6
+    # The multi-task and single-task models of the accuracy comparison stop early with the same patience.
+    assert s["patience_by_run"] == {m: preset["PATIENCE"] for m in ("shared_bottom", "single_behaviour", "single_interest",
+                                                                    "single_item")}
     assert all(r["verdict"] in ("supported", "refuted", "inconclusive") for r in verdicts.values())
     # Verdicts are generated from each claim's primary comparison by the stated rule, never typed in.
     from mtrec_study.study.claims import (ALL_SINGLES, ONE_SINGLE, SECONDARY_IN_FULL, claim_text, overfitting_verdict,
