@@ -80,17 +80,48 @@ def test_tower_scores_rank_a_users_items_like_the_item_head(prepared, trained):
 
 # --------------------------------------------------------------------------- history
 def test_history_and_catalogue_use_the_training_part_only(small_world):
+    """Every test interaction changed (its item, rating and time): nothing the model trains on or is
+    scored with moves."""
+    from mtrec_study import text
+
     base = prepare_tasks(small_world.data, "per_user_recent", seed=0)
     inter = base.data.interactions.copy()
     test = base.indices["test"]
     rng = np.random.default_rng(1)
+    had = inter.groupby("user_id")["item_id"].agg(set).to_dict()
+    catalogue = base.data.items.index.to_numpy()
+    for row, user in zip(test, inter["user_id"].to_numpy()[test], strict=True):  # another item the user never had
+        item = rng.choice([i for i in catalogue if i not in had[user]])
+        had[user].add(item)
+        inter.loc[inter.index[row], "item_id"] = item
     inter.loc[inter.index[test], "rating"] = rng.integers(1, 6, size=test.size)
     inter.loc[inter.index[test], "timestamp"] = inter["timestamp"].max() + rng.integers(1, 100, size=test.size)
     changed = prepare_tasks(type(base.data)(**{**base.data.__dict__, "interactions": inter}), indices=base.indices,
                             seed=0)
+    assert not np.array_equal(base.test.features["item_idx"], changed.test.features["item_idx"])
+    # The training rows, their sampled negatives and every feature of them.
+    pd.testing.assert_frame_equal(base.train.pairs, changed.train.pairs)
+    for name, arr in base.train.features.items():
+        np.testing.assert_array_equal(arr, changed.train.features[name], err_msg=name)
+    # The history, the catalogue and the behaviour-text vectors (TF-IDF here: no model to fetch).
     np.testing.assert_array_equal(R.user_history(base), R.user_history(changed))
     for name, table in R.catalogue_features(base).items():
         np.testing.assert_array_equal(table, R.catalogue_features(changed)[name], err_msg=name)
+    pd.testing.assert_frame_equal(text.build_text_features(base, "tfidf").users,
+                                  text.build_text_features(changed, "tfidf").users)
+    # Evaluation features: the same (user, item) pairs get the same features, validation's observed rows
+    # included. (Validation and test negatives avoid every observed pair, test ones too, as NCF's do.)
+    pairs = base.test.pairs
+    for name, arr in changed.builder.transform(pairs["user_id"], pairs["item_id"]).items():
+        np.testing.assert_array_equal(arr, base.test.features[name], err_msg=name)
+    def observed(ts):  # the observed validation rows, in (user, item) order
+        rows = ts.pairs.reset_index(drop=True)
+        rows = rows[rows["observed"]].sort_values(["user_id", "item_id"]).index.to_numpy()
+        return {name: arr[rows] for name, arr in ts.features.items()}
+
+    before, after = observed(base.valid), observed(changed.valid)
+    for name, arr in before.items():
+        np.testing.assert_array_equal(arr, after[name], err_msg=name)
     # Every (user, item) in the history is a training pair, and the catalogue's counts are training counts.
     hist, b = R.user_history(base), base.builder
     train = base.interactions("train")
