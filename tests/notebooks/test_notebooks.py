@@ -329,6 +329,10 @@ def test_07_article_claims(fast_report, fast_data):
     counted = f"{n_none} more with no difference" if n_shown else f"{n_none} comparisons, all with no difference"
     assert (f"{counted} (07 shows each)" in cell) if n_none else "07 shows" not in cell
     assert {r["segment"] for r in s["cold_table"]} == {"new user", "new item", "both new"}
+    # The claim is about new users: its verdict row reads new-user comparisons only (new items are in §3's table).
+    cold_row = verdicts[claim_text("cold_start").split(" (")[0]]
+    assert "new item" not in cold_row["other comparisons (95% CI)"] + cold_row["experiment"]
+    assert cold_row["primary comparison (95% CI)"].startswith("new user, item, with text: ")
     assert all(n > 0 for n in s["cold_segments"].values())
     assert all(0.3 < r["single AUC"] < 1 for r in s["cold_table"])
     div = {r["model"]: r for r in s["diversity"]}
