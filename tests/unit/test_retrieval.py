@@ -205,8 +205,10 @@ def test_large_catalogue_switches_to_the_in_batch_softmax(prepared, caplog):
     trainer = MultiTaskTrainer(net, make_weighting("fixed"))
     trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
     part = labelled(prepared.train, trainer.tasks).subset(np.arange(64))
-    logs = trainer.train_step((part.features, {k: keras.ops.convert_to_tensor(v) for k, v in part.targets().items()}))
-    assert np.isfinite(float(logs["retrieval_loss"])) and float(logs["retrieval_loss"]) > 0
+    batch = (part.features, {k: keras.ops.convert_to_tensor(v) for k, v in part.targets().items()})
+    losses = [float(trainer.train_step(batch)["retrieval_loss"]) for _ in range(5)]
+    # The sampled softmax learns: a loss that did not move (a layer that dropped the logits) fails here.
+    assert all(np.isfinite(losses)) and losses[0] > 0 and losses[-1] < losses[0] - 0.1, losses
     # The item head is σ(s) there: a row's value does not depend on which rows share its batch.
     rows = prepared.test.subset(np.arange(40))
     together = predict(net, rows)[ITEM_TASK]
