@@ -344,6 +344,7 @@ def test_the_two_tower_network_trains_on_shards_from_their_history(shards, tmp_p
     assert runs[0].history == runs[1].history
     assert runs[0].history["val_retrieval_loss"][1] < runs[0].history["val_retrieval_loss"][0]
     assert np.isfinite(runs[2].history["val_loss"]).all()
+    assert runs[2].history["val_retrieval_loss"][1] < runs[2].history["val_retrieval_loss"][0]  # it learns too
 
 
 def test_a_shard_history_that_does_not_fit_its_counts_names_the_file(shards, tmp_path):
