@@ -197,6 +197,13 @@ class _Table(layers.Layer):
         return self.add_weight(shape=shape, dtype=dtype, initializer="zeros", trainable=False, name=name)
 
 
+def _check_format(format_version: int) -> None:
+    """Refuse a saved two-tower layout other than :data:`TOWER_FORMAT`, naming both."""
+    if format_version != TOWER_FORMAT:
+        raise RetrievalInputError(f"this two-tower model was saved with tower format {format_version}; this "
+                                  f"version of mtrec_study reads format {TOWER_FORMAT}: retrain it")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class UserHistory(_Table):
     r"""The user's training items as a masked mean of their own embeddings (SVD++'s :math:`|N(u)|^{-1}\sum_j y_j`).
@@ -209,9 +216,12 @@ class UserHistory(_Table):
     Used by mtrec_study.models.retrieval.
     """
 
-    def __init__(self, n_users: int, width: int, n_items: int, dim: int, l2: float = 0.0, **kwargs):
+    def __init__(self, n_users: int, width: int, n_items: int, dim: int, l2: float = 0.0,
+                 format_version: int = TOWER_FORMAT, **kwargs):
         super().__init__(**kwargs)
+        _check_format(format_version)  # every two-tower model has a history, whatever its softmax
         self.n_users, self.width, self.n_items, self.dim, self.l2 = n_users, width, n_items, dim, l2
+        self.format_version = format_version
         self.items = self._table("items", (n_users, width), "int32")
         self.embedding = layers.Embedding(n_items, dim, embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
                                           name="history_embedding")
@@ -242,7 +252,12 @@ class UserHistory(_Table):
 
     def get_config(self):
         return {**super().get_config(), "n_users": self.n_users, "width": self.width, "n_items": self.n_items,
-                "dim": self.dim, "l2": self.l2}
+                "dim": self.dim, "l2": self.l2, "format_version": self.format_version}
+
+    @classmethod
+    def from_config(cls, config):
+        # The history recorded no format before it held one; every file of that time was format 1.
+        return super().from_config({"format_version": 1, **config})
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -257,9 +272,7 @@ class Catalogue(_Table):
 
     def __init__(self, spec: dict, n_items: int, format_version: int = TOWER_FORMAT, **kwargs):
         super().__init__(**kwargs)
-        if format_version != TOWER_FORMAT:
-            raise RetrievalInputError(f"this two-tower model was saved with tower format {format_version}; this "
-                                      f"version of mtrec_study reads format {TOWER_FORMAT}: retrain it")
+        _check_format(format_version)
         self.spec_dict, self.n_items, self.format_version = spec, n_items, format_version
         spec = FeatureSpec.from_dict(spec)
         self.tables = {}
@@ -291,8 +304,8 @@ class Catalogue(_Table):
 
     @classmethod
     def from_config(cls, config):
-        # A file whose catalogue records no format was saved before the format existed: format 0.
-        return cls(**{"format_version": 0, **config})
+        # The catalogue has recorded its format from the start: a file without one is not ours, or older.
+        return super().from_config({"format_version": 0, **config})
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -370,11 +383,14 @@ class InBatchLogProb(layers.Layer):
         super().__init__(**kwargs)
         import keras_rs
 
-        self.correction = keras_rs.layers.SamplingProbabilityCorrection()
+        # keras-rs floors a probability at its epsilon (1e-6 by default); a batch of 4096 rows over a
+        # catalogue of 50k+ items gives a once-seen item about 1e-7, so the floor would under-correct
+        # every rare item. A probability here is never below 1 / (the batch's total count).
+        self.correction = keras_rs.layers.SamplingProbabilityCorrection(epsilon=1e-30)
 
     def call(self, batch_scores, item_idx, item_log_count):
-        q = ops.maximum(ops.expm1(ops.cast(item_log_count, "float32")), 1.0)
-        logits = self.correction(batch_scores, q / ops.sum(q))
+        q = ops.maximum(ops.expm1(ops.reshape(ops.cast(item_log_count, "float32"), (-1,))), 1.0)
+        logits = self.correction(batch_scores, q / ops.sum(q))  # a constant factor of q cancels in the softmax
         ids = ops.reshape(ops.cast(item_idx, "int32"), (-1,))
         same = ops.equal(ops.expand_dims(ids, 1), ops.expand_dims(ids, 0))
         hit = ops.logical_and(same, ops.logical_not(ops.cast(ops.eye(ops.shape(ids)[0]), "bool")))
@@ -424,9 +440,12 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
         catalogue: :func:`catalogue_features`; ``None`` with ``n_catalogue`` likewise.
         neg_ratio: Uniform negatives per positive in the item task's rows (for its sigmoid).
         arch: The ranking part (:data:`TOWER_ARCHS`): ``shared_bottom``, ``mmoe`` or ``ple``; or
-            ``esmm``, a shared bottom whose ``ctcvr`` output, the retrieval head's p(interact) times
+            ``esmm``, a shared bottom whose ``ctcvr`` output, the item head's p(interact) times
             the interest head's p(like | interact), is trained over every row in place of interest
             (Ma et al., SIGIR 2018; :func:`mtrec_study.models.zoo.build_esmm` without the towers).
+            ESMM needs the item and interest tasks. With the full softmax p(interact) is the
+            retrieval posterior; with the in-batch softmax it is σ(s), which ranks but is not
+            calibrated.
         dim: Width of the tower outputs ``u`` and ``v``.
         tower_units, ranking, tower: Hidden widths of each tower, the ranking part and the heads.
         full_softmax_max_items: Catalogues larger than this train with the in-batch softmax.
@@ -447,6 +466,8 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
         get_task(t)
     if arch not in TOWER_ARCHS:
         raise ValueError(f"unknown arch {arch!r}; valid: {', '.join(TOWER_ARCHS)}")
+    if arch == "esmm" and not {ITEM_TASK, INTEREST} <= set(tasks):
+        raise ValueError(f"arch 'esmm' multiplies the item and interest heads, so it needs both tasks; got {tasks}")
     n_items = spec.categorical["item_idx"]
     if ITEM_TASK in tasks and catalogue is None and n_catalogue is None:
         raise ValueError("build_two_tower needs catalogue (from catalogue_features) or n_catalogue for the item task")
@@ -509,7 +530,7 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
             outputs[t] = _head(t, hs[k], list(tower), dropout, l2)
     if arch == "esmm" and INTEREST in outputs and ITEM_TASK in outputs:
         # ESMM over the entire space: p(interact ∧ like) = p(interact) · p(like | interact), with the
-        # retrieval posterior as p(interact); ctcvr is trained in place of interest (tasks.trained_tasks).
+        # item head as p(interact); ctcvr is trained in place of interest (tasks.trained_tasks).
         outputs[CTCVR] = layers.Multiply(name=CTCVR)([outputs[ITEM_TASK], outputs[INTEREST]])
     order = [t for t in (INTEREST, ITEM_TASK, BEHAVIOUR, CTCVR, RETRIEVAL) if t in outputs]
     return keras.Model(inputs, {t: outputs[t] for t in order}, name="two_tower")

@@ -216,14 +216,14 @@ def test_large_catalogue_switches_to_the_in_batch_softmax(prepared, caplog):
     np.testing.assert_allclose(together, apart, rtol=1e-5)
 
 
-def _with_catalogue_config(path, out, change) -> None:
-    """Copy the .keras file ``path`` to ``out`` with its catalogue layer's config changed by ``change``."""
+def _with_layer_config(path, out, class_name, change) -> None:
+    """Copy the .keras file ``path`` to ``out`` with the config of its ``class_name`` layer changed by ``change``."""
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == "config.json":
                 config = json.loads(data)
-                layer = next(x for x in config["config"]["layers"] if x["class_name"] == "Catalogue")
+                layer = next(x for x in config["config"]["layers"] if x["class_name"] == class_name)
                 change(layer["config"])
                 data = json.dumps(config).encode()
             dst.writestr(item, data)
@@ -232,16 +232,28 @@ def _with_catalogue_config(path, out, change) -> None:
 def test_a_file_of_another_tower_format_names_the_version(prepared, tmp_path):
     with pytest.raises(R.RetrievalInputError, match="format 0.*reads format 1"):
         R.Catalogue(prepared.spec.to_dict(), 5, format_version=0)
-    # Real files: the current one loads; one of an older format, or from before the format was
-    # recorded (no format_version: format 0), fails naming the format it has and the one it needs.
+    message = "tower format 0; this version of mtrec_study reads format 1"
+    # Real files: the current one loads; one whose catalogue has an older format, or none, fails naming
+    # the format it has and the one it needs.
     net = build_model("two_tower", prepared.spec, **model_data("two_tower", prepared))
     net.save(tmp_path / "now.keras")
     assert keras.saving.load_model(tmp_path / "now.keras").count_params() == net.count_params()
     for name, change in (("older", lambda c: c.update(format_version=0)),
                          ("unversioned", lambda c: c.pop("format_version"))):
-        _with_catalogue_config(tmp_path / "now.keras", tmp_path / f"{name}.keras", change)
-        with pytest.raises(Exception, match="tower format 0; this version of mtrec_study reads format 1"):
+        _with_layer_config(tmp_path / "now.keras", tmp_path / f"{name}.keras", "Catalogue", change)
+        with pytest.raises(Exception, match=message):
             keras.saving.load_model(tmp_path / f"{name}.keras")
+    # A model without a catalogue (the in-batch softmax) carries its format on the history, which every
+    # two-tower model has; a history saved before it recorded one was format 1 and still loads.
+    in_batch = build_model("two_tower", prepared.spec, full_softmax_max_items=10, **model_data("two_tower", prepared))
+    in_batch.save(tmp_path / "in_batch.keras")
+    _with_layer_config(tmp_path / "in_batch.keras", tmp_path / "old.keras", "UserHistory",
+                       lambda c: c.update(format_version=0))
+    with pytest.raises(Exception, match=message):
+        keras.saving.load_model(tmp_path / "old.keras")
+    _with_layer_config(tmp_path / "in_batch.keras", tmp_path / "before.keras", "UserHistory",
+                       lambda c: c.pop("format_version"))
+    assert keras.saving.load_model(tmp_path / "before.keras").count_params() == in_batch.count_params()
 
 
 def test_two_tower_needs_its_data():
@@ -357,7 +369,7 @@ def test_in_batch_log_prob_by_hand():
     items = np.array([5, 7, 5], "int32")  # rows 0 and 2 hold the same item: an accidental hit for each other
     counts = np.array([3.0, 1.0, 3.0])  # the items' training counts; the layer reads log1p of them
     got = np.asarray(R.InBatchLogProb()(scores, items, np.log1p(counts).astype("float32")))
-    q = counts / counts.sum()  # the probability that a batch row holds item j: 3/7, 1/7, 3/7
+    q = counts / counts.sum()  # the items' counts normalised over the batch: 3/7, 1/7, 3/7
     expected = []
     for i in range(3):
         kept = [j for j in range(3) if j == i or items[j] != items[i]]
@@ -367,6 +379,13 @@ def test_in_batch_log_prob_by_hand():
     assert expected[1] == pytest.approx(1.5 + math.log(7) - math.log(
         math.exp(0.3 + math.log(7 / 3)) + math.exp(1.5 + math.log(7)) + math.exp(-0.2 + math.log(7 / 3))))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Rare items in a large batch: normalised counts far below keras-rs's default floor of 1e-6 are corrected in full.
+    big = np.array([1.0, 1e8, 1.0])
+    rare = np.asarray(R.InBatchLogProb()(scores, np.array([1, 2, 3], "int32"), np.log1p(big).astype("float32")))
+    qb = big / big.sum()
+    for i in range(3):
+        logits = [scores[i, j] - math.log(qb[j]) for j in range(3)]
+        assert rare[i] == pytest.approx(logits[i] - math.log(sum(math.exp(v) for v in logits)), rel=1e-4, abs=1e-4)
     # Without the removal, row 0 would also normalise over its copy of item 5 in row 2 (a lower log p).
     assert got[0] > scores[0, 0] - math.log(q[0]) - math.log(sum(math.exp(scores[0, j] - math.log(q[j]))
                                                                for j in range(3)))
@@ -400,3 +419,6 @@ def test_every_sharing_mechanism_runs_on_the_towers(prepared, arch, tmp_path):
 def test_an_unknown_tower_arch_names_the_valid_ones(prepared):
     with pytest.raises(ValueError, match="unknown arch 'moe'; valid: shared_bottom, mmoe, ple, esmm"):
         build_model("two_tower", prepared.spec, arch="moe", **model_data("two_tower", prepared))
+    with pytest.raises(ValueError, match="'esmm' multiplies the item and interest heads, so it needs both tasks"):
+        build_model("two_tower", prepared.spec, arch="esmm", tasks=("interest", "behaviour"),
+                    **model_data("two_tower", prepared))
