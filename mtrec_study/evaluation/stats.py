@@ -69,7 +69,9 @@ def corrected_ttest(differences: np.ndarray, test_train_ratio: float) -> tuple[f
               \qquad p = 2\,P(T_{k-1} > |t|)
 
     ``test_train_ratio = 0`` gives the plain paired t-test (for independent replicates, such as
-    models trained on separate synthetic worlds). For k-fold CV the ratio is ``1 / (k - 1)``.
+    models trained on separate synthetic worlds). For k-fold CV that trains on all the other folds
+    the ratio is ``1 / (k - 1)``; holding a validation part out of them raises it
+    (:func:`mtrec_study.study.experiment.cross_validate` records the folds' mean).
 
     Args:
         differences: The k paired differences ``a - b``.
