@@ -528,7 +528,7 @@ def build_two_tower(spec: FeatureSpec, tasks=TASKS, history: np.ndarray | None =
             hs = out[:len(ranked)]
         for k, t in enumerate(ranked):
             outputs[t] = _head(t, hs[k], list(tower), dropout, l2)
-    if arch == "esmm" and INTEREST in outputs and ITEM_TASK in outputs:
+    if arch == "esmm":  # both heads exist: arch "esmm" refused a model without either task above
         # ESMM over the entire space: p(interact ∧ like) = p(interact) · p(like | interact), with the
         # item head as p(interact); ctcvr is trained in place of interest (tasks.trained_tasks).
         outputs[CTCVR] = layers.Multiply(name=CTCVR)([outputs[ITEM_TASK], outputs[INTEREST]])
