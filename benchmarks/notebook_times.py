@@ -4,6 +4,8 @@ Each notebook's first markdown cell carries one line (after the marker ``<!-- ru
 with its reading time and its run time on its own defaults (the fast preset's values) and on the
 full preset; its ``parameters`` cell starts with a comment saying the same and how to run the
 full study. The run times come from ``results/report.json`` (``bench_report``), never typed in.
+The first line of ``params/fast.yaml`` and ``params/full.yaml`` carries the same preset's total build
+time in the same way (``PRESET_LINE``).
 
 ``python -m benchmarks.notebook_times`` rewrites the notes (run it after each ``bench_report``
 measurement); ``--check`` exits 1 naming each notebook whose notes are stale.
@@ -18,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from mtrec_study.config import NOTEBOOKS_DIR
+from mtrec_study.config import NOTEBOOKS_DIR, PARAMS_DIR
 from mtrec_study.params import notebooks
 from mtrec_study.results import atomic_write_text
 
@@ -26,8 +28,19 @@ RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 MARKER = "<!-- run-time -->"
 PARAMS_NOTE = "# Defaults:"
 PARAMS_NOTE_2 = "# Full study:"
+PRESET_LINE = {  # the generated first line of each preset file; {timing} comes from report.json
+    "fast": "# Fast preset: small grids and few epochs; {timing}.",
+    "full": "# Full preset: what `make report` runs; {timing}.",
+}
 WORDS_PER_MINUTE = 200  # prose
 CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
+
+
+def _rows() -> dict[str, dict]:
+    """The rows of ``report.json`` by preset (empty before the first measurement)."""
+    if not RESULTS.exists():
+        return {}
+    return {r["preset"]: r for r in json.loads(RESULTS.read_text())["rows"]}
 
 
 def measured() -> tuple[dict[str, dict[str, float]], dict]:
@@ -54,6 +67,29 @@ def _duration(seconds: float | None) -> str:
     if seconds < 90:
         return f"about {max(5, round(seconds / 5) * 5):.0f} s"
     return f"about {math.ceil(seconds / 60):.0f} min"
+
+
+def preset_line(preset: str) -> str:
+    """The first line of ``params/<preset>.yaml``: what the preset is and its last measured build time."""
+    row = _rows().get(preset)
+    if row is None:
+        timing = "build time not measured yet (`python -m benchmarks.bench_report`)"
+    else:
+        cpus = json.loads(RESULTS.read_text())["machine"].get("cpus", "?")
+        slowest = row.get("slowest_notebook")
+        longest = (f"; the longest notebook, {slowest}, {_duration(row['slowest_notebook_s']).removeprefix('about ')}"
+                   if slowest and row.get("slowest_notebook_s") else "")
+        timing = (f"{_duration(row['seconds'])} from scratch on {cpus} CPU cores, {row.get('jobs', '?')} notebooks "
+                  f"at a time{longest} (benchmarks/results/report.json, copied here by "
+                  "`python -m benchmarks.notebook_times`)")
+    return PRESET_LINE[preset].format(timing=timing)
+
+
+def _preset_text(path: Path) -> tuple[str, str]:
+    """The preset file's text, and the same text with its first line generated."""
+    text = path.read_text(encoding="utf-8")
+    first, _, rest = text.partition("\n")
+    return text, preset_line(path.stem) + "\n" + rest
 
 
 def notes(stem: str, nb: dict, times: dict, machine: dict) -> tuple[str, str]:
@@ -86,10 +122,19 @@ def apply(path: Path, times: dict, machine: dict) -> bool:
     return changed
 
 
-def stale(folder: Path = NOTEBOOKS_DIR) -> list[str]:
-    """Notebooks whose notes differ from what the measured times give."""
+def apply_preset(path: Path) -> bool:
+    """Write the generated first line into one preset file; return whether it changed."""
+    old, new = _preset_text(path)
+    if new != old:
+        atomic_write_text(path, new)
+    return new != old
+
+
+def stale(folder: Path = NOTEBOOKS_DIR, params: Path | None = PARAMS_DIR) -> list[str]:
+    """Notebooks and preset files (in ``params``; None skips them) whose notes differ from the measured times."""
     times, machine = measured()
-    out = []
+    out = [f"params/{p}.yaml" for p in PRESET_LINE
+           if params is not None and len(set(_preset_text(params / f"{p}.yaml"))) == 2]
     for path in notebooks(folder):
         nb = json.loads(path.read_text(encoding="utf-8"))
         line, comment = notes(path.stem, nb, times, machine)
@@ -111,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in notebooks():
         if apply(path, times, machine):
             print(f"updated {path.name}")
+    for preset in PRESET_LINE:
+        if apply_preset(PARAMS_DIR / f"{preset}.yaml"):
+            print(f"updated params/{preset}.yaml")
     return 0
 
 

@@ -54,10 +54,31 @@ def test_run_time_notes_come_from_the_measured_times(tmp_path, monkeypatch):
         {"preset": "fast", "notebook_seconds": {nb.stem: 61.0}},
         {"preset": "full", "notebook_seconds": {nb.stem: 1234.0}}]}))
     monkeypatch.setattr(notebook_times, "RESULTS", results)
-    assert notebook_times.stale(tmp_path) == [nb.name]
+    assert notebook_times.stale(tmp_path, params=None) == [nb.name]
     times, machine = notebook_times.measured()
     assert notebook_times.apply(copy, times, machine)
     first = "".join(json.loads(copy.read_text())["cells"][0]["source"])
     assert "about 60 s with the defaults" in first and "about 21 min with the full preset" in first
-    assert notebook_times.stale(tmp_path) == []
+    assert notebook_times.stale(tmp_path, params=None) == []
     assert notebook_parameters(copy) == notebook_parameters(nb)  # the comment leaves the parameters alone
+
+
+def test_preset_build_times_come_from_the_measured_build(tmp_path, monkeypatch):
+    """The first line of fast.yaml and full.yaml states the last measured build time, rewritten from it."""
+    for preset in ("fast", "full"):
+        (tmp_path / f"{preset}.yaml").write_text((PARAMS_DIR / f"{preset}.yaml").read_text())
+    results = tmp_path / "report.json"
+    results.write_text(json.dumps({"machine": {"cpus": 2}, "rows": [
+        {"preset": "fast", "seconds": 100.0, "jobs": 2},
+        {"preset": "full", "seconds": 4000.0, "jobs": 2, "slowest_notebook": "09_x", "slowest_notebook_s": 3000.0}]}))
+    monkeypatch.setattr(notebook_times, "RESULTS", results)
+    empty = tmp_path / "nb"
+    empty.mkdir()
+    assert notebook_times.stale(empty, params=tmp_path) == ["params/fast.yaml", "params/full.yaml"]
+    assert all(notebook_times.apply_preset(tmp_path / f"{p}.yaml") for p in ("fast", "full"))
+    full = (tmp_path / "full.yaml").read_text()
+    assert full.splitlines()[0].startswith("# Full preset") and "about 67 min from scratch" in full
+    assert "09_x, 50 min" in full
+    assert "about 2 min from scratch" in (tmp_path / "fast.yaml").read_text()
+    assert notebook_times.stale(empty, params=tmp_path) == []
+    assert yaml.safe_load(full) == yaml.safe_load((PARAMS_DIR / "full.yaml").read_text())
