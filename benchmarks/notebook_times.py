@@ -36,20 +36,18 @@ WORDS_PER_MINUTE = 200  # prose
 CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
 
 
-def _rows() -> dict[str, dict]:
-    """The rows of ``report.json`` by preset (empty before the first measurement)."""
+def _report() -> tuple[dict[str, dict], dict]:
+    """The rows of ``report.json`` by preset, and its machine (both empty before the first measurement)."""
     if not RESULTS.exists():
-        return {}
-    return {r["preset"]: r for r in json.loads(RESULTS.read_text())["rows"]}
+        return {}, {}
+    res = json.loads(RESULTS.read_text())
+    return {r["preset"]: r for r in res["rows"]}, res["machine"]
 
 
 def measured() -> tuple[dict[str, dict[str, float]], dict]:
     """Per-notebook seconds of the ``fast`` and ``full`` builds, and the machine they ran on."""
-    if not RESULTS.exists():
-        return {}, {}
-    res = json.loads(RESULTS.read_text())
-    rows = {r["preset"]: r.get("notebook_seconds", {}) for r in res["rows"]}
-    return {p: rows.get(p, {}) for p in ("fast", "full")}, res["machine"]
+    rows, machine = _report()
+    return {p: rows.get(p, {}).get("notebook_seconds", {}) for p in ("fast", "full")}, machine
 
 
 def reading_minutes(nb: dict) -> int:
@@ -71,11 +69,12 @@ def _duration(seconds: float | None) -> str:
 
 def preset_line(preset: str) -> str:
     """The first line of ``params/<preset>.yaml``: what the preset is and its last measured build time."""
-    row = _rows().get(preset)
+    rows, machine = _report()
+    row = rows.get(preset)
     if row is None:
         timing = "build time not measured yet (`python -m benchmarks.bench_report`)"
     else:
-        cpus = json.loads(RESULTS.read_text())["machine"].get("cpus", "?")
+        cpus = machine.get("cpus", "?")
         slowest = row.get("slowest_notebook")
         longest = (f"; the longest notebook, {slowest}, {_duration(row['slowest_notebook_s']).removeprefix('about ')}"
                    if slowest and row.get("slowest_notebook_s") else "")
@@ -88,8 +87,14 @@ def preset_line(preset: str) -> str:
 def _preset_text(path: Path) -> tuple[str, str]:
     """The preset file's text, and the same text with its first line generated."""
     text = path.read_text(encoding="utf-8")
-    first, _, rest = text.partition("\n")
+    _, _, rest = text.partition("\n")
     return text, preset_line(path.stem) + "\n" + rest
+
+
+def _preset_stale(path: Path) -> bool:
+    """Whether the preset file's first line differs from the generated one."""
+    old, new = _preset_text(path)
+    return old != new
 
 
 def notes(stem: str, nb: dict, times: dict, machine: dict) -> tuple[str, str]:
@@ -124,17 +129,17 @@ def apply(path: Path, times: dict, machine: dict) -> bool:
 
 def apply_preset(path: Path) -> bool:
     """Write the generated first line into one preset file; return whether it changed."""
-    old, new = _preset_text(path)
-    if new != old:
-        atomic_write_text(path, new)
-    return new != old
+    if not _preset_stale(path):
+        return False
+    atomic_write_text(path, _preset_text(path)[1])
+    return True
 
 
 def stale(folder: Path = NOTEBOOKS_DIR, params: Path | None = PARAMS_DIR) -> list[str]:
     """Notebooks and preset files (in ``params``; None skips them) whose notes differ from the measured times."""
     times, machine = measured()
     out = [f"params/{p}.yaml" for p in PRESET_LINE
-           if params is not None and len(set(_preset_text(params / f"{p}.yaml"))) == 2]
+           if params is not None and _preset_stale(params / f"{p}.yaml")]
     for path in notebooks(folder):
         nb = json.loads(path.read_text(encoding="utf-8"))
         line, comment = notes(path.stem, nb, times, machine)
