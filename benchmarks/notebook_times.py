@@ -28,9 +28,10 @@ RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 MARKER = "<!-- run-time -->"
 PARAMS_NOTE = "# Defaults:"
 PARAMS_NOTE_2 = "# Full study:"
-PRESET_LINE = {  # the generated first line of each preset file; {timing} comes from report.json
-    "fast": "# Fast preset: small grids and few epochs; {timing}.",
-    "full": "# Full preset: what `make report` runs; {timing}.",
+PRESET_LINE = {  # the generated first line of each preset file; {timing} comes from report.json.
+    # The index page quotes it after "Preset <name>:", so it does not name the preset again.
+    "fast": "# Small grids and few epochs, for a first look and for the tests; {timing}.",
+    "full": "# What `make report` runs; {timing}.",
 }
 WORDS_PER_MINUTE = 200  # prose
 CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
