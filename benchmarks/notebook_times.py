@@ -29,9 +29,10 @@ MARKER = "<!-- run-time -->"
 PARAMS_NOTE = "# Defaults:"
 PARAMS_NOTE_2 = "# Full study:"
 PRESET_LINE = {  # the generated first line of each preset file; {timing} comes from report.json.
-    # The index page quotes it after "Preset <name>:", so it does not name the preset again.
+    # The index page quotes it as plain text after "Preset <name>:", so it neither names the preset
+    # again nor uses Markdown.
     "fast": "# Small grids and few epochs, for a first look and for the tests; {timing}.",
-    "full": "# What `make report` runs; {timing}.",
+    "full": "# What make report runs; {timing}.",
 }
 WORDS_PER_MINUTE = 200  # prose
 CODE_LINES_PER_MINUTE = 25  # reading code is slower than prose
@@ -73,15 +74,15 @@ def preset_line(preset: str) -> str:
     rows, machine = _report()
     row = rows.get(preset)
     if row is None:
-        timing = "build time not measured yet (`python -m benchmarks.bench_report`)"
+        timing = "build time not measured yet (python -m benchmarks.bench_report measures it)"
     else:
         cpus = machine.get("cpus", "?")
         slowest = row.get("slowest_notebook")
         longest = (f"; the longest notebook, {slowest}, {_duration(row['slowest_notebook_s']).removeprefix('about ')}"
                    if slowest and row.get("slowest_notebook_s") else "")
         timing = (f"{_duration(row['seconds'])} from scratch on {cpus} CPU cores, {row.get('jobs', '?')} notebooks "
-                  f"at a time{longest} (benchmarks/results/report.json, copied here by "
-                  "`python -m benchmarks.notebook_times`)")
+                  f"at a time{longest} (measured in benchmarks/results/report.json, copied here by "
+                  "python -m benchmarks.notebook_times)")
     return PRESET_LINE[preset].format(timing=timing)
 
 

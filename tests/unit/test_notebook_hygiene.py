@@ -77,7 +77,7 @@ def test_preset_build_times_come_from_the_measured_build(tmp_path, monkeypatch):
     assert notebook_times.stale(empty, params=tmp_path) == ["params/fast.yaml", "params/full.yaml"]
     assert all(notebook_times.apply_preset(tmp_path / f"{p}.yaml") for p in ("fast", "full"))
     full = (tmp_path / "full.yaml").read_text()
-    assert full.splitlines()[0].startswith("# What `make report` runs") and "about 67 min from scratch" in full
+    assert full.splitlines()[0].startswith("# What make report runs") and "about 67 min from scratch" in full
     assert "09_x, 50 min" in full
     assert "about 2 min from scratch" in (tmp_path / "fast.yaml").read_text()
     assert notebook_times.stale(empty, params=tmp_path) == []
