@@ -131,10 +131,10 @@ def apply(path: Path, times: dict, machine: dict) -> bool:
 
 def apply_preset(path: Path) -> bool:
     """Write the generated first line into one preset file; return whether it changed."""
-    if not _preset_stale(path):
-        return False
-    atomic_write_text(path, _preset_text(path)[1])
-    return True
+    old, new = _preset_text(path)
+    if new != old:
+        atomic_write_text(path, new)
+    return new != old
 
 
 def stale(folder: Path = NOTEBOOKS_DIR, params: Path | None = PARAMS_DIR) -> list[str]:
