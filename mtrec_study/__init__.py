@@ -16,3 +16,7 @@ imports only from its own layer or the layers below (``tests/unit/test_layout.py
 """
 
 __version__ = "0.1.0"
+
+from mtrec_study.config import pin_numerics  # noqa: E402 (the module docstring and version come first)
+
+pin_numerics()  # before any module below loads numpy or TensorFlow

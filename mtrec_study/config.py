@@ -16,6 +16,31 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = PROJECT_ROOT / "params"
 REPORTS_DIR = Path(os.environ.get("MTREC_REPORTS_DIR", PROJECT_ROOT / "reports"))
 
+# The settings that decide floating-point results beyond the code and the seed. A sum split between
+# threads adds up in another order with another thread count: TensorFlow's intra-op pool and OpenBLAS
+# (numpy, scipy, scikit-learn) then give other, equally valid, numbers (a trained network's
+# predictions moved by up to 0.02 with 1 thread instead of 2; benchmarks/results/fold.json). oneDNN's
+# kernels are chosen by the CPU they run on. The published numbers were made with these values, so
+# the package sets them when it is imported, before numpy or TensorFlow start their threads.
+NUMERIC_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+
+
+def pin_numerics() -> dict[str, str]:
+    """Set :data:`NUMERIC_ENV` in the environment where it is not set already; return what is in effect.
+
+    ``import mtrec_study`` calls it, and so does every process the study starts through the package
+    (the ``mtrec`` kernel, ``python -m mtrec_study``, the tests), so the same seed gives the same
+    numbers on a machine with any number of cores. A value set beforehand wins (for example
+    ``TF_ENABLE_ONEDNN_OPTS=1``, faster and with other rounding; see benchmarks/README.md), and the
+    report's environment stamp and the training cache's key record it. The values take effect only
+    in a process that has not yet loaded numpy or started TensorFlow.
+
+    Introduced in notebooks/00_overview.ipynb.
+    """
+    for key, value in NUMERIC_ENV.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ[key] for key in NUMERIC_ENV}
+
 
 def cache_dir() -> Path:
     """Return the data and model cache folder (``MTREC_CACHE_DIR`` or ``<root>/data/cache``).

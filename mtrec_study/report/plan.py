@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mtrec_study.config import PROJECT_ROOT
+from mtrec_study.config import NUMERIC_ENV, PROJECT_ROOT
 from mtrec_study.report.errors import ReportError
 
 PACKAGES = ("tensorflow", "keras", "keras-hub", "numpy", "pandas", "scikit-learn", "scipy",
@@ -92,20 +92,25 @@ def check_data(preset_values: dict) -> None:
 
 
 def environment_stamp(preset: str, values: dict, jobs: int) -> dict:
-    """What a report was built with: preset, seed, commit, time, machine and package versions.
+    """What a report was built with: preset, seed, commit, time, machine, the numeric settings
+    (:data:`mtrec_study.config.NUMERIC_ENV`) and package versions.
 
     Used by mtrec_study.report.build.
     """
     return {"preset": preset, "seed": values.get("SEED"), "git commit": git_commit(),
             "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "notebooks at a time": jobs, **versions()}
+            "notebooks at a time": jobs, **{key.lower(): os.environ.get(key, "unset") for key in NUMERIC_ENV},
+            **versions()}
 
 
 def default_jobs() -> int:
-    """How many notebooks run at once: ``MTREC_REPORT_JOBS``, else 2 when there are 2+ CPUs.
+    """How many notebooks run at once: ``MTREC_REPORT_JOBS``, else one per two CPUs, at least 2 when
+    there are 2+ CPUs.
 
     The notebooks are independent (each reads the data itself), and much of a fast-preset run is
     single-threaded Python (kernel start, imports, graph tracing), so two at a time use two cores.
+    Each notebook's TensorFlow uses 2 threads (:data:`mtrec_study.config.NUMERIC_ENV`, which keeps
+    every machine to the same numbers), so a machine with more cores runs more notebooks at once.
 
     Used by mtrec_study.report.build.
     """
@@ -114,7 +119,10 @@ def default_jobs() -> int:
         if not env.isdigit() or int(env) < 1:
             raise ReportError(f"MTREC_REPORT_JOBS={env!r} is not valid: use a whole number of notebooks, 1 or more")
         return int(env)
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    cpus = os.cpu_count() or 1
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    threads = int(threads) if threads.isdigit() and int(threads) > 0 else int(NUMERIC_ENV["TF_NUM_INTRAOP_THREADS"])
+    return max(2, cpus // threads) if cpus >= 2 else 1
 
 
 def _expected_seconds(preset: str, old_manifest: dict) -> dict[str, float]:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from mtrec_study.config import NO_CACHE_ENV, TRAIN_CACHE_ENV
+from mtrec_study.config import NO_CACHE_ENV, NUMERIC_ENV, TRAIN_CACHE_ENV
 from mtrec_study.reproducibility import package_hash
 
 FORMAT = 1  # bump when an entry's layout changes
@@ -107,7 +107,8 @@ def content_hash(*parts: Any) -> str:
 
 
 def _versions() -> dict[str, str]:
-    """What else decides the floating-point results: libraries, oneDNN, Python and the CPU."""
+    """What else decides the floating-point results: libraries, oneDNN and thread counts
+    (:data:`mtrec_study.config.NUMERIC_ENV`), Python and the CPU."""
     import platform
     import sys
 
@@ -115,7 +116,7 @@ def _versions() -> dict[str, str]:
     import tensorflow as tf
 
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""), "python": sys.version,
+            "numerics": {key: os.environ.get(key, "") for key in NUMERIC_ENV}, "python": sys.version,
             "machine": platform.machine(), "processor": platform.processor()}
 
 

@@ -81,6 +81,13 @@ def test_00_overview(fast_report):
     assert s["n_questions"] == 10 and {"01_data_preprocessing", "10_scaling"} <= set(s["notebooks_present"])
     assert [q["in this build"] for q in s["questions"]] == ["yes"] * 10
     assert s["versions"]["tensorflow"] != "not installed"
+    # The kernel ran with the settings that decide the rounding (pinned by `import mtrec_study`, as in
+    # this process, unless the environment set them first).
+    import os
+
+    from mtrec_study.config import NUMERIC_ENV
+
+    assert s["numerics"] == {k: os.environ.get(k, v) for k, v in NUMERIC_ENV.items()}
 
 
 def test_01_data_preprocessing(fast_report):

@@ -27,7 +27,7 @@ def test_index_links_and_images_resolve(fast_report):
     for link in links:
         assert (fast_report / link).exists(), link
     text = index.read_text()
-    for key in ("tensorflow", "git commit", "preset", "run time"):
+    for key in ("tensorflow", "git commit", "preset", "run time", "tf_num_intraop_threads", "tf_enable_onednn_opts"):
         assert key in text
     # Tables that notebooks mark as highlights: 07's verdicts first, 08's comparison with the paper later.
     assert "The article's claims: verdicts" in text and "More comparisons" in text and "paper check" in text
@@ -124,6 +124,29 @@ def test_report_jobs_setting_is_checked(monkeypatch):
         report.default_jobs()
     monkeypatch.setenv("MTREC_REPORT_JOBS", "3")
     assert report.default_jobs() == 3
+
+
+@pytest.mark.parametrize("cpus,threads,jobs", [(1, "2", 1), (2, "2", 2), (4, "2", 2), (16, "2", 8), (16, "4", 4),
+                                               (16, "x", 8)])
+def test_notebooks_at_a_time_follow_the_cores(monkeypatch, cpus, threads, jobs):
+    """One notebook per TensorFlow's thread count of cores (2 pinned), at least 2 on 2+ cores; a
+    thread count that is not a whole number falls back to the pinned 2."""
+    from mtrec_study.report import plan
+
+    monkeypatch.delenv("MTREC_REPORT_JOBS", raising=False)
+    monkeypatch.setattr(plan.os, "cpu_count", lambda: cpus)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", threads)
+    assert report.default_jobs() == jobs
+
+
+def test_the_stamp_records_the_settings_that_decide_the_rounding(monkeypatch):
+    from mtrec_study.config import NUMERIC_ENV
+    from mtrec_study.report.plan import environment_stamp
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    stamp = environment_stamp("fast", {"SEED": 42}, 2)
+    assert stamp["tf_num_intraop_threads"] == "3"
+    assert {k.lower() for k in NUMERIC_ENV} <= set(stamp)
 
 
 def test_papermill_run_with_an_unknown_or_mistyped_parameter_names_it(tmp_path):

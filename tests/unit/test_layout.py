@@ -60,7 +60,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 def _layer(module: str) -> int:
     parts = module.split(".")
     if len(parts) < 2:
-        return -1  # the package itself (its __init__ holds only the version)
+        return 0  # the package itself: its __init__ holds the version and pins the numerics from core
     if parts[1] not in RANK:
         raise AssertionError(f"{module}: its top-level name {parts[1]!r} is in no layer of {LAYERS}")
     return RANK[parts[1]]

@@ -114,3 +114,30 @@ def test_kernel_env_sets_keeps_and_restores(monkeypatch):
             assert os.environ["MPLBACKEND"] == INLINE_BACKEND
         assert os.environ["MPLBACKEND"] == INLINE_BACKEND  # the inner exit did not undo the outer
     assert os.environ["MPLBACKEND"] == "Agg" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def _env_after_import(env: dict[str, str]) -> dict[str, str]:
+    """The numeric settings a fresh Python sees after ``import mtrec_study``, started with ``env``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mtrec_study.config import NUMERIC_ENV
+
+    base = {k: v for k, v in os.environ.items() if k not in NUMERIC_ENV}
+    code = ("import json, os, mtrec_study; "
+            f"print(json.dumps({{k: os.environ.get(k) for k in {sorted(NUMERIC_ENV)!r}}}))")
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                         check=True, timeout=120, cwd=PROJECT_ROOT)
+    return json.loads(out.stdout)
+
+
+def test_import_pins_the_settings_that_decide_the_rounding():
+    """A fresh process gets 2 threads and no oneDNN from ``import mtrec_study``; a value set before wins."""
+    from mtrec_study.config import NUMERIC_ENV
+
+    assert NUMERIC_ENV == {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+    assert _env_after_import({}) == NUMERIC_ENV
+    assert _env_after_import({"TF_NUM_INTRAOP_THREADS": "8"}) == {**NUMERIC_ENV, "TF_NUM_INTRAOP_THREADS": "8"}
+

@@ -117,13 +117,18 @@ def test_content_hash_is_by_content_type_and_order():
         cache.content_hash({"callback": object()})
 
 
-def test_the_key_follows_the_numerics_settings(monkeypatch):
-    """oneDNN on or off changes floating-point results, so it changes the key."""
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    off = cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)})
-    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) == off
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) != off
+@pytest.mark.parametrize("key,other", [("TF_ENABLE_ONEDNN_OPTS", "1"), ("TF_NUM_INTRAOP_THREADS", "1"),
+                                       ("OPENBLAS_NUM_THREADS", "4")])
+def test_the_key_follows_the_numerics_settings(monkeypatch, key, other):
+    """oneDNN on or off, and the thread counts, change floating-point results, so they change the key."""
+    from mtrec_study.config import NUMERIC_ENV
+
+    for k, v in NUMERIC_ENV.items():
+        monkeypatch.setenv(k, v)
+    pinned = cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)})
+    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) == pinned
+    monkeypatch.setenv(key, other)
+    assert cache.training_key({"model": "mmoe"}, {"train": np.zeros(3)}) != pinned
 
 
 def test_a_concurrent_store_of_the_same_key_is_silent(tmp_path, monkeypatch, caplog):
