@@ -5,6 +5,13 @@ included, 20 epochs, patience 3) on fold 0 of the 5-fold split (seed 42). Each v
 ``fit`` runs the graph trains the same network; a variant counts only if its predictions equal
 one batch per call's byte for byte (no result may change through speed). Variants alternate and repeat;
 the best repeat counts.
+
+Three more variants change how the arithmetic is done, each in a fresh process (the settings act
+only before TensorFlow starts): oneDNN's kernels, XLA (``jit_compile``, which Keras allows only with
+TensorFlow's op determinism off) and one TensorFlow thread instead of the pinned 2
+(:data:`mtrec_study.config.NUMERIC_ENV`). Each is timed once per repeat, and the table says whether its
+predictions equal the pinned run's and whether two of its processes agree with each other. None
+is the study's default: they change the numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +21,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["MTREC_NO_CACHE"] = "1"  # every variant trains (the same key would otherwise be read back)
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -29,6 +42,12 @@ TARGET_S = 15
 # XLA is not among them: Keras turns jit_compile off while TensorFlow's op determinism is on (Keras's
 # model_supports_jit), and determinism is what makes a seed reproduce the study's numbers.
 VARIANTS = {"one batch per call": 1, "steps_per_execution 16": 16, "steps_per_execution 64": 64}
+# Variants of the arithmetic, each a fresh process with these environment settings (and, for XLA,
+# jit_compile with op determinism off), all with steps_per_execution 16.
+KERNELS = {"oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+           "XLA (jit_compile, op determinism off)": {"MTREC_BENCH_XLA": "1"},
+           "1 TensorFlow thread (TF_NUM_INTRAOP_THREADS=1)": {"TF_NUM_INTRAOP_THREADS": "1"}}
+KERNEL_SPE = 16
 
 
 def fold0():
@@ -51,36 +70,97 @@ def train_once(prepared, setting, spe: int):
     return seconds, res, preds
 
 
+def _info(res, preds: dict, reference: dict) -> dict:
+    """A training's epochs and epoch times, and how its predictions compare with ``reference``'s."""
+    return {"epochs": len(res.epoch_seconds), "best_epoch": res.best_epoch,
+            "identical": all(np.array_equal(preds[k], reference[k]) for k in reference),
+            "max_abs_diff": max(float(np.max(np.abs(preds[k] - reference[k]))) for k in reference),
+            "first_epoch_s": res.epoch_seconds[0], "later_epoch_s": float(np.median(res.epoch_seconds[1:]))}
+
+
+def one_kernel_run(out: Path) -> None:
+    """Train once in this process (its environment chooses the arithmetic); predictions and times into ``out``."""
+    if os.environ.get("MTREC_BENCH_XLA") == "1":  # Keras turns jit_compile off under op determinism
+        from functools import partial
+
+        from mtrec_study.reproducibility import set_seed
+
+        T.set_seed = partial(set_seed, deterministic_ops=False)
+        compile_ = T.MultiTaskTrainer.compile
+
+        def compile_xla(self, *args, **kwargs):
+            return compile_(self, *args, **{**kwargs, "jit_compile": True})
+
+        T.MultiTaskTrainer.compile = compile_xla
+    prepared, setting = fold0()
+    seconds, res, preds = train_once(prepared, setting, KERNEL_SPE)
+    np.savez(out / "preds.npz", **preds)
+    (out / "run.json").write_text(json.dumps({"seconds": seconds, "epochs": len(res.epoch_seconds),
+                                              "best_epoch": res.best_epoch, "epoch_seconds": res.epoch_seconds}))
+
+
+def kernel_run(env: dict[str, str], folder: Path) -> tuple[float, dict, dict]:
+    """:func:`one_kernel_run` in a fresh process with ``env`` added; (seconds, run log, predictions)."""
+    folder.mkdir(parents=True)
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_fold", "--kernel-run", str(folder)], cwd=root, check=True,
+                   env={**os.environ, "PYTHONPATH": str(root), **env})
+    run = json.loads((folder / "run.json").read_text())
+    with np.load(folder / "preds.npz") as z:
+        return run["seconds"], run, {k: z[k] for k in z.files}
+
+
+class _Run:
+    """A subprocess's training log with the attributes :func:`_info` reads."""
+
+    def __init__(self, run: dict):
+        self.epoch_seconds, self.best_epoch = run["epoch_seconds"], run["best_epoch"]
+
+
 def main(repeats: int = 2) -> dict:
     spe_default = T.STEPS_PER_EXECUTION, T.MIN_STEPS_FOR_LOOP
     prepared, setting = fold0()
     best: dict[str, float] = {}
     info: dict[str, dict] = {}
     reference = None
-    for _ in range(repeats):
-        for name, spe in VARIANTS.items():
-            seconds, res, preds = train_once(prepared, setting, spe)
-            if reference is None:
-                reference = preds
-            same = all(np.array_equal(preds[k], reference[k]) for k in reference)
-            diff = max(float(np.max(np.abs(preds[k] - reference[k]))) for k in reference)
-            best[name] = min(best.get(name, np.inf), seconds)
-            info[name] = {"epochs": len(res.epoch_seconds), "best_epoch": res.best_epoch,
-                          "identical": bool(same), "max_abs_diff": diff,
-                          "first_epoch_s": res.epoch_seconds[0], "later_epoch_s": float(np.median(res.epoch_seconds[1:]))}
-            print(name, round(seconds, 1), info[name], flush=True)
+    kernel_preds: dict[str, list[dict]] = {n: [] for n in KERNELS}
+    with tempfile.TemporaryDirectory(prefix="bench-fold-") as tmp:
+        for r in range(repeats):
+            for name, spe in VARIANTS.items():
+                seconds, res, preds = train_once(prepared, setting, spe)
+                if reference is None:
+                    reference = preds
+                best[name] = min(best.get(name, np.inf), seconds)
+                info[name] = _info(res, preds, reference)
+                print(name, round(seconds, 1), info[name], flush=True)
+            for k, (name, env) in enumerate(KERNELS.items()):
+                seconds, run, preds = kernel_run(env, Path(tmp) / f"{r}-{k}")
+                kernel_preds[name].append(preds)
+                best[name] = min(best.get(name, np.inf), seconds)
+                info[name] = _info(_Run(run), preds, reference)
+                print(name, round(seconds, 1), info[name], flush=True)
+    for name, runs in kernel_preds.items():  # two processes with the same settings: the same numbers?
+        info[name]["same_in_two_processes"] = (all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+                                               if len(runs) > 1 else None)
     base = best["one batch per call"]
-    rows = [{"variant": n, "seconds": round(best[n], 1), "ratio": round(best[n] / base, 2), **info[n]} for n in VARIANTS]
+    rows = [{"variant": n, "seconds": round(best[n], 1), "ratio": round(best[n] / base, 2), **info[n]}
+            for n in [*VARIANTS, *KERNELS]]
     usable = [r for r in rows if r["identical"]]
     fastest = min(usable, key=lambda r: r["seconds"])
     checks = {f"one fold, fastest identical variant ({fastest['variant']}), s (target <= {TARGET_S})":
               check(fastest["seconds"], fastest["seconds"] <= TARGET_S, "{:.1f}")}
     write_result("fold", rows, checks, f"ml-100k fold 0 of 5, {len(prepared.train):,} training rows; "
-                 f"setting {setting}; best of {repeats} alternating repeats")
+                 f"setting {setting}; best of {repeats} alternating repeats; the last {len(KERNELS)} rows each "
+                 f"train in a fresh process with other arithmetic (steps_per_execution {KERNEL_SPE}), compared "
+                 f"with the pinned settings' predictions: none counts towards the target, since each changes "
+                 f"the numbers")
     T.STEPS_PER_EXECUTION, T.MIN_STEPS_FOR_LOOP = spe_default
     update_readme("fold", pd.DataFrame(rows), checks)
     return {"rows": rows, "checks": checks}
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--kernel-run"]:
+        one_kernel_run(Path(sys.argv[2]))
+    else:
+        main()
