@@ -73,6 +73,8 @@ def run(preset: str) -> dict:
     return _row(preset, seconds, manifest)
 
 
+_THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS")
+
 # Run inside the checkout under test (its own package first on sys.path): build, then print the timings.
 _CHILD = """
 import hashlib, json, sys, tempfile, time
@@ -95,7 +97,10 @@ def _build_in(checkout: Path, preset: str) -> dict:
     """Build ``preset`` (a key of :data:`PRESETS`) from scratch with the package and notebooks of ``checkout``,
     in a fresh process."""
     source, only, jobs = PRESETS[preset]
-    env = {**os.environ, "PYTHONPATH": str(checkout), "MTREC_CACHE_DIR": str(cache_dir().resolve())}
+    # The thread counts that `import mtrec_study` set in this process are left to each checkout: this one
+    # pins them itself, and a commit from before the pin runs with TensorFlow's and OpenBLAS's defaults.
+    env = {**{k: v for k, v in os.environ.items() if k not in _THREAD_ENV}, "PYTHONPATH": str(checkout),
+           "MTREC_CACHE_DIR": str(cache_dir().resolve())}
     env.pop(TRAIN_CACHE_ENV, None)  # each build starts with an empty training cache in its temporary folder
     arg = json.dumps({"source": source, "only": only, "jobs": jobs})
     proc = subprocess.run([sys.executable, "-c", _CHILD, arg], cwd=checkout, env=env, capture_output=True,
