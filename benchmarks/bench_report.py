@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import RESULTS, check, update_readme, write_result
-from mtrec_study.config import PROJECT_ROOT, TRAIN_CACHE_ENV, cache_dir
+from mtrec_study.config import NUMERIC_ENV, PROJECT_ROOT, TRAIN_CACHE_ENV, cache_dir
 from mtrec_study.report.build import build_report
 
 LIMITS = {"fast": 180, "full": 1200, "ablations-full": None, "fast-one-at-a-time": None}  # the speed targets
@@ -73,7 +73,7 @@ def run(preset: str) -> dict:
     return _row(preset, seconds, manifest)
 
 
-_THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS")
+_THREAD_ENV = tuple(k for k in NUMERIC_ENV if k.endswith("_THREADS"))  # the pinned thread counts
 
 # Run inside the checkout under test (its own package first on sys.path): build, then print the timings.
 _CHILD = """

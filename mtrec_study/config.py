@@ -18,8 +18,8 @@ REPORTS_DIR = Path(os.environ.get("MTREC_REPORTS_DIR", PROJECT_ROOT / "reports")
 
 # The settings that decide floating-point results beyond the code and the seed. A sum split between
 # threads adds up in another order with another thread count: TensorFlow's intra-op pool and OpenBLAS
-# (numpy, scipy, scikit-learn) then give other, equally valid, numbers (a trained network's
-# predictions moved by up to 0.02 with 1 thread instead of 2; benchmarks/results/fold.json). oneDNN's
+# (numpy, scipy, scikit-learn) then give other, equally valid, numbers (09's fold-0 network
+# predicts up to 0.47 away with 1 thread instead of 2; benchmarks/results/fold.json). oneDNN's
 # kernels are chosen by the CPU they run on. The published numbers were made with these values, so
 # the package sets them when it is imported, before numpy or TensorFlow start their threads.
 NUMERIC_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
